@@ -1,0 +1,36 @@
+/* A network: the top-level sequence of layers built from a checked ModelSpec.
+ * A residual layer holds a sub-network of its body, so nesting costs nothing here. */
+#ifndef BNNI_NET_H
+#define BNNI_NET_H
+
+#include "layer.h"
+
+typedef struct Net {
+    Layer *layers; /* owned */
+    int n;
+    Shape in, out;
+    int batch;     /* current batch size of every buffer; 0 before net_resize */
+    Rng rng;       /* dropout masks; saved in checkpoints for an exact resume */
+} Net;
+
+/* One parameter or buffer of the network, with the name of the layer that holds it. */
+typedef struct NetParam {
+    const LayerSpec *layer; /* layer->name is the checkpoint group */
+    Param p;
+} NetParam;
+
+/* Builds and initialises the layers of `specs` (borrowed: must outlive the net); the init stream is seeded from seed.
+ * Returns 0, or -1 with err. The caller frees *out with net_free. */
+int net_create(const LayerSpec *specs, int n, Shape in, uint64_t seed, Net **out, char *err, size_t errlen);
+/* Sizes every buffer for `batch` images; a no-op when already that size. Returns 0 or -1 with err. */
+int net_resize(Net *net, int batch, char *err, size_t errlen);
+/* x is batch x in; returns the output (owned by the last layer). */
+const Tensor *net_forward(Net *net, const Tensor *x, int train);
+/* dout is the gradient w.r.t. the output; writes the input gradient to dx when not NULL. */
+void net_backward(Net *net, const Tensor *x, const Tensor *dout, Tensor *dx);
+void net_zero_grad(Net *net);
+/* Every parameter and buffer in network order (residual bodies flattened). Caller frees *out with free(). Returns count or -1. */
+int net_params(Net *net, NetParam **out);
+void net_free(Net *net);
+
+#endif

@@ -1,0 +1,20 @@
+/* Float32 tensors in NCHW layout. A dense activation is N x C with h = w = 1.
+ * A tensor does not own its data unless made by tensor_alloc; the layer that
+ * produces an activation owns it and reuses it for every step at one batch size. */
+#ifndef BNNI_TENSOR_H
+#define BNNI_TENSOR_H
+
+#include <stddef.h>
+
+typedef struct Tensor {
+    float *data;
+    int n, c, h, w;
+} Tensor;
+
+static inline size_t tensor_size(const Tensor *t) { return (size_t)t->n * t->c * t->h * t->w; }
+
+/* Allocates n*c*h*w zeroed floats (64-byte aligned) into t; returns 0, or -1 when out of memory. Free with tensor_free. */
+int tensor_alloc(Tensor *t, int n, int c, int h, int w);
+void tensor_free(Tensor *t);
+
+#endif
