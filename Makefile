@@ -7,7 +7,7 @@ OPT      ?= -O3
 SANITIZE ?= 0
 BUILD    ?= build
 
-PKGS      = gcc make flex bison pkg-config libhdf5-dev hdf5-tools libopenblas-dev zlib1g-dev libcriterion-dev dataset-fashion-mnist
+PKGS      = gcc make flex bison pkg-config libhdf5-dev hdf5-tools libopenblas-dev zlib1g-dev libcriterion-dev dataset-fashion-mnist time
 PKG_CFLAGS := $(shell pkg-config --cflags hdf5 openblas 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs hdf5 openblas 2>/dev/null)
 
@@ -28,7 +28,9 @@ GEN_SRC  = $(BUILD)/gen/lexer.c $(BUILD)/gen/parser.c
 LIB_SRC  = $(filter-out interp/main.c,$(wildcard interp/*.c)) $(wildcard runtime/*.c runtime/layers/*.c runtime/data/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:.c=.o)
 TEST_SRC = $(wildcard tests/test_*.c)
-TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
+# Test support code shared by several test files (tests/gradcheck.c), linked into run_tests.
+TEST_LIB_SRC = $(filter-out tests/test_%.c,$(wildcard tests/*.c))
+TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o) $(TEST_LIB_SRC:%.c=$(BUILD)/%.o)
 BIN      = bnni
 ifeq ($(SANITIZE),1)
   BIN    = $(BUILD)/bnni
@@ -84,6 +86,11 @@ test: deps
 
 sanitize: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 test
+
+# The performance benchmark (bench/README.md): PyTorch reference, sgemm probe and bnni side by side.
+bench: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	BUILD=$(BUILD) BNNI=./$(BIN) bash bench/run.sh
 
 clean:
 	rm -rf build build-san bnni
