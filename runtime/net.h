@@ -33,4 +33,14 @@ void net_zero_grad(Net *net);
 int net_params(Net *net, NetParam **out);
 void net_free(Net *net);
 
+/* For a residual layer's body: builds the layers of specs into an existing *net (not heap-allocated by this call),
+ * drawing initial values from `init` and using `stream` (borrowed) for dropout masks. Returns 0 or -1 with err;
+ * on success or failure the caller releases the contents with net_release. */
+int net_init(Net *net, const LayerSpec *specs, int n, Shape in, Rng *init, Rng *stream, char *err, size_t errlen);
+/* Frees everything inside *net that net_init and net_resize allocated, but not net itself. */
+void net_release(Net *net);
+/* Returns 0 when every parameter and buffer is finite, else -1 with "non-finite value in <layer>/<param>[index]"
+ * for the first NaN or Inf in network order (runtime/finite.c). */
+int net_check_finite(Net *net, char *err, size_t errlen);
+
 #endif

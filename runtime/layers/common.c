@@ -1,0 +1,68 @@
+/* Buffers and initialisation shared by every layer kind (see common.h). */
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int alloc_like_out(Tensor *t, const Shape *s, int batch)
+{
+    return tensor_alloc(t, batch, s->c, s->h, s->w);
+}
+
+int layer_alloc_io(Layer *l, int batch, char *err, size_t errlen)
+{
+    char buf[64];
+    const Shape *out = &l->spec->out;
+    if (batch < 1) {
+        snprintf(err, errlen, "batch size must be at least 1, got %d", batch);
+        return -1;
+    }
+    layer_free_io(l);
+    if (alloc_like_out(&l->y, out, batch) || alloc_like_out(&l->dy, out, batch)) {
+        snprintf(err, errlen, "out of memory for the %s activations of a batch of %d", shape_str(*out, buf, sizeof buf),
+                 batch);
+        layer_free_io(l);
+        return -1;
+    }
+    l->batch = batch;
+    return 0;
+}
+
+void layer_free_io(Layer *l)
+{
+    tensor_free(&l->y);
+    tensor_free(&l->dy);
+    l->batch = 0;
+}
+
+int layer_resize_io(Layer *l, int batch, char *err, size_t errlen)
+{
+    return l->batch == batch && l->y.data ? 0 : layer_alloc_io(l, batch, err, errlen);
+}
+
+int layer_create_none(Layer *l, Rng *init, char *err, size_t errlen)
+{
+    (void)l, (void)init, (void)err, (void)errlen;
+    return 0;
+}
+
+float *layer_alloc_floats(size_t n, const char *what, char *err, size_t errlen)
+{
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    float *p = NULL;
+    if (n <= SIZE_MAX / sizeof(float) - 64)
+        p = aligned_alloc(64, bytes ? bytes : 64);
+    if (!p) {
+        snprintf(err, errlen, "out of memory for %s (%zu values)", what, n);
+        return NULL;
+    }
+    memset(p, 0, bytes);
+    return p;
+}
+
+void layer_init_uniform(float *w, size_t n, float bound, Rng *r)
+{
+    for (size_t i = 0; i < n; i++)
+        w[i] = (2.0f * rng_uniform(r) - 1.0f) * bound;
+}

@@ -1,0 +1,31 @@
+/* What every layer kind shares: its output and output-gradient buffers sized for one batch,
+ * the checked allocation of per-batch scratch, and PyTorch's default uniform initialisation. */
+#ifndef BNNI_LAYERS_COMMON_H
+#define BNNI_LAYERS_COMMON_H
+
+#include <stddef.h>
+
+#include "../layer.h"
+
+/* Frees l->y and l->dy and allocates them as batch x spec->out (zeroed); sets l->batch on success.
+ * Returns 0, or -1 with err (batch < 1, or out of memory). */
+int layer_alloc_io(Layer *l, int batch, char *err, size_t errlen);
+void layer_free_io(Layer *l);
+/* The resize of a layer that needs only y and dy: a no-op when already sized for batch. */
+int layer_resize_io(Layer *l, int batch, char *err, size_t errlen);
+/* The create of a layer without parameters or state. */
+int layer_create_none(Layer *l, Rng *init, char *err, size_t errlen);
+/* Forward runs on x->n <= l->batch images: records that count in y and dy. */
+static inline void layer_set_count(Layer *l, int n) { l->y.n = l->dy.n = n; }
+
+/* A zeroed, 64-byte aligned array of n floats for buffers whose size comes from the model, or NULL with err
+ * naming `what`. Caller frees with free(). */
+float *layer_alloc_floats(size_t n, const char *what, char *err, size_t errlen);
+
+/* w[0..n) ~ U(-bound, bound), drawn in index order: torch.nn.init.uniform_ as kaiming_uniform_(a=sqrt(5)) uses it. */
+void layer_init_uniform(float *w, size_t n, float bound, Rng *r);
+
+/* Values per sample of a shape (c*h*w). */
+static inline size_t shape_size(Shape s) { return (size_t)s.c * s.h * s.w; }
+
+#endif

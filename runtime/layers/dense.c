@@ -1,0 +1,130 @@
+/* dense: fully connected layer y = x W^T + b over a flat N x in input, on sgemm.
+ * W is [out, in] (PyTorch's order); parameters live in one block [W | b], their gradients in another. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../layer.h"
+#include "common.h"
+
+static int dense_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
+                           size_t errlen)
+{
+    char buf[64];
+    if (in.rank != 1) {
+        snprintf(err, errlen, "dense needs a flat input, but its input is %s; add 'flatten' before it",
+                 shape_str(in, buf, sizeof buf));
+        return -1;
+    }
+    *out = (Shape){1, s->units, 1, 1};
+    *np = (long long)s->units * in.c + (s->bias ? s->units : 0);
+    *nb = 0;
+    return 0;
+}
+
+typedef struct DenseState {
+    float *w, *b;   /* (out, in), (out) or NULL; b follows w in one allocation */
+    float *dw, *db; /* the same layout */
+    int in, out;
+} DenseState;
+
+/* PyTorch's nn.Linear defaults: W ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with a = sqrt(5)), then
+ * b ~ U(-1/sqrt(in), 1/sqrt(in)), each drawn in memory order from init. */
+static int dense_create(Layer *l, Rng *init, char *err, size_t errlen)
+{
+    const LayerSpec *s = l->spec;
+    DenseState *st;
+    size_t nw, nb;
+    if (s->units < 1) {
+        snprintf(err, errlen, "dense needs units >= 1, got %d", s->units);
+        return -1;
+    }
+    if (!(st = l->state = calloc(1, sizeof *st))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    st->in = (int)shape_size(s->in), st->out = s->units;
+    nw = (size_t)st->out * st->in, nb = s->bias ? (size_t)st->out : 0;
+    if (!(st->w = layer_alloc_floats(nw + nb, "the dense weights", err, errlen)) ||
+        !(st->dw = layer_alloc_floats(nw + nb, "the dense gradients", err, errlen)))
+        return -1;
+    st->b = nb ? st->w + nw : NULL;
+    st->db = nb ? st->dw + nw : NULL;
+    float bound = 1.0f / sqrtf((float)st->in);
+    layer_init_uniform(st->w, nw, bound, init);
+    if (st->b)
+        layer_init_uniform(st->b, nb, bound, init);
+    return 0;
+}
+
+/* x is (N, C), w is (OC, C), b is (OC) or NULL; y is (N, OC) = x w^T + b */
+static void dense_forward(float *y, const float *x, const float *w, const float *b, int N, int C, int OC)
+{
+    if (b)
+        for (int n = 0; n < N; n++)
+            memcpy(y + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x, C, w, C, b ? 1.0f : 0.0f, y, OC);
+}
+
+/* dy is (N, OC), x is (N, C): dw (OC, C) += dy^T x; db (OC) += column sums of dy; dx (N, C) = dy w (when not NULL) */
+static void dense_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N,
+                           int C, int OC)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dy, OC, x, C, 1.0f, dw, C);
+    if (db)
+        for (int o = 0; o < OC; o++) {
+            double sum = 0.0;
+            for (int n = 0; n < N; n++)
+                sum += dy[(size_t)n * OC + o];
+            db[o] += (float)sum;
+        }
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dy, OC, w, C, 0.0f, dx, C);
+}
+
+static void dense_layer_forward(Layer *l, const Tensor *x, int train)
+{
+    DenseState *st = l->state;
+    (void)train;
+    layer_set_count(l, x->n);
+    dense_forward(l->y.data, x->data, st->w, st->b, x->n, st->in, st->out);
+}
+
+static void dense_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
+{
+    DenseState *st = l->state;
+    dense_backward(dx ? dx->data : NULL, st->dw, st->db, l->dy.data, x->data, st->w, x->n, st->in, st->out);
+}
+
+static int dense_params(Layer *l, Param *out)
+{
+    DenseState *st = l->state;
+    out[0] = (Param){"weight", st->w, st->dw, 2, {st->out, st->in}, (size_t)st->out * st->in, 1};
+    if (!st->b)
+        return 1;
+    out[1] = (Param){"bias", st->b, st->db, 1, {st->out}, (size_t)st->out, 1};
+    return 2;
+}
+
+static void dense_destroy(Layer *l)
+{
+    DenseState *st = l->state;
+    if (st)
+        free(st->w), free(st->dw);
+    free(st);
+    l->state = NULL;
+    layer_free_io(l);
+}
+
+const LayerOps dense_ops = {
+    .type = "dense",
+    .out_shape = dense_out_shape,
+    .create = dense_create,
+    .resize = layer_resize_io,
+    .forward = dense_layer_forward,
+    .backward = dense_layer_backward,
+    .params = dense_params,
+    .destroy = dense_destroy,
+};

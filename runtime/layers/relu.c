@@ -1,0 +1,49 @@
+/* relu: elementwise activation; the shape passes through unchanged. */
+#include "../layer.h"
+#include "common.h"
+
+static int relu_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
+                            size_t errlen)
+{
+    (void)s, (void)err, (void)errlen;
+    *out = in;
+    *np = *nb = 0;
+    return 0;
+}
+
+/* Written so that NaN passes through (a diverged run must stay visible). x, y are (n) */
+static void relu_forward(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+/* The gradient at 0 is 0, as in PyTorch. dx, x, dy are (n) */
+static void relu_backward(float *dx, const float *x, const float *dy, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+static void relu_layer_forward(Layer *l, const Tensor *x, int train)
+{
+    (void)train;
+    layer_set_count(l, x->n);
+    relu_forward(l->y.data, x->data, tensor_size(x));
+}
+
+static void relu_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
+{
+    if (dx)
+        relu_backward(dx->data, x->data, l->dy.data, tensor_size(x));
+}
+
+const LayerOps relu_ops = {
+    .type = "relu",
+    .out_shape = relu_out_shape,
+    .create = layer_create_none,
+    .resize = layer_resize_io,
+    .forward = relu_layer_forward,
+    .backward = relu_layer_backward,
+    .destroy = layer_free_io,
+};

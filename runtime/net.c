@@ -1,0 +1,258 @@
+/* The network: one Layer per LayerSpec, their buffers sized per batch, forward and backward chained through them.
+ *
+ * Initialisation order (fixed, so one seed always gives the same network): a single init stream, rng_seed(seed),
+ * is handed to every layer's create in network order. conv2d and dense draw their weight in memory order
+ * ([out, in, kh, kw] / [out, in]), then their bias; batchnorm draws nothing; a residual layer builds its body,
+ * in order, from the same stream at its own place in the sequence. Dropout masks come from a second stream,
+ * net->rng, seeded with seed ^ NET_STREAM_SALT, so adding a dropout layer changes no initial weight.
+ *
+ * Residual design: a residual layer's state is a heap-allocated Net of its body (net_init / net_release). The
+ * body's layers borrow the top network's net->rng, so one stream (one checkpointed state) drives every mask.
+ * Forward: y = body(x) + x; backward: net_backward through the body into dx, then dx += dy. net_params and
+ * net_zero_grad descend into these bodies, so the optimizer and the checkpoint walk one flat list in network order.
+ *
+ * Backward chaining: layer i's backward reads layers[i].dy and writes its input gradient straight into
+ * layers[i-1].dy (or the caller's dx for layer 0), so no gradient is copied between layers. */
+#include "net.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NET_STREAM_SALT 0x5DEECE66DA3B9F1Dull
+
+static int shape_eq(Shape a, Shape b)
+{
+    if (a.rank != b.rank || a.c != b.c)
+        return 0;
+    return a.rank == 1 || (a.h == b.h && a.w == b.w);
+}
+
+/* "layer 'conv1' (line 4)" for error messages. */
+static const char *where(const LayerSpec *s, char *buf, size_t len)
+{
+    if (s->loc.line > 0)
+        snprintf(buf, len, "layer '%s' (line %d)", s->name, s->loc.line);
+    else
+        snprintf(buf, len, "layer '%s'", s->name);
+    return buf;
+}
+
+/* Checks that specs chain from `in`: each layer's recorded input is what it receives and its recorded output is
+ * what its shape rule gives; a residual body must end with the shape it starts with. *out gets the final shape. */
+static int check_specs(const LayerSpec *s, int n, Shape in, Shape *out, char *err, size_t errlen)
+{
+    char w[SPEC_NAME_MAX + 32], a[64], b[64], msg[256];
+    for (int i = 0; i < n; i++) {
+        Shape o, body_out;
+        long long np, nb;
+        where(&s[i], w, sizeof w);
+        if ((unsigned)s[i].kind >= LK_COUNT) {
+            snprintf(err, errlen, "%s: unknown layer kind %d", w, (int)s[i].kind);
+            return -1;
+        }
+        if (!shape_eq(s[i].in, in)) {
+            snprintf(err, errlen, "%s expects input %s, but receives %s", w, shape_str(s[i].in, a, sizeof a),
+                     shape_str(in, b, sizeof b));
+            return -1;
+        }
+        if (layer_out_shape(&s[i], in, &o, &np, &nb, msg, sizeof msg)) {
+            snprintf(err, errlen, "%s: %s", w, msg);
+            return -1;
+        }
+        if (s[i].kind == LK_RESIDUAL) {
+            if (s[i].nbody < 0 || (s[i].nbody > 0 && !s[i].body)) {
+                snprintf(err, errlen, "%s: its body has no layers array", w);
+                return -1;
+            }
+            if (check_specs(s[i].body, s[i].nbody, in, &body_out, err, errlen))
+                return -1;
+            if (!shape_eq(body_out, in)) {
+                snprintf(err, errlen, "%s: its body ends with %s, but a residual body must end with its input shape %s",
+                         w, shape_str(body_out, a, sizeof a), shape_str(in, b, sizeof b));
+                return -1;
+            }
+        }
+        if (!shape_eq(s[i].out, o)) {
+            snprintf(err, errlen, "%s records output %s, but its shape rule gives %s", w,
+                     shape_str(s[i].out, a, sizeof a), shape_str(o, b, sizeof b));
+            return -1;
+        }
+        in = o;
+    }
+    *out = in;
+    return 0;
+}
+
+int net_init(Net *net, const LayerSpec *specs, int n, Shape in, Rng *init, Rng *stream, char *err, size_t errlen)
+{
+    char w[SPEC_NAME_MAX + 32], msg[256];
+    net->layers = NULL;
+    net->n = 0;
+    net->in = net->out = in;
+    net->batch = 0;
+    if (n < 0 || (n > 0 && !specs)) {
+        snprintf(err, errlen, "a network needs a layer list (got %d layers)", n);
+        return -1;
+    }
+    if (check_specs(specs, n, in, &net->out, err, errlen))
+        return -1;
+    if (n > 0 && !(net->layers = calloc((size_t)n, sizeof *net->layers))) {
+        snprintf(err, errlen, "out of memory for %d layers", n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        Layer *l = &net->layers[i];
+        l->ops = layer_ops[specs[i].kind];
+        l->spec = &specs[i];
+        l->rng = stream;
+        net->n = i + 1; /* net_release destroys it even when create fails half-way */
+        if (!l->ops->create || l->ops->create(l, init, msg, sizeof msg)) {
+            snprintf(err, errlen, "%s: %s", where(&specs[i], w, sizeof w),
+                     l->ops->create ? msg : "this layer kind has no implementation");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int net_create(const LayerSpec *specs, int n, Shape in, uint64_t seed, Net **out, char *err, size_t errlen)
+{
+    Rng init;
+    Net *net = calloc(1, sizeof *net);
+    *out = NULL;
+    if (!net) {
+        snprintf(err, errlen, "out of memory for the network");
+        return -1;
+    }
+    rng_seed(&init, seed);
+    rng_seed(&net->rng, seed ^ NET_STREAM_SALT);
+    if (net_init(net, specs, n, in, &init, &net->rng, err, errlen)) {
+        net_free(net);
+        return -1;
+    }
+    *out = net;
+    return 0;
+}
+
+int net_resize(Net *net, int batch, char *err, size_t errlen)
+{
+    char w[SPEC_NAME_MAX + 32], msg[256];
+    if (batch < 1) {
+        snprintf(err, errlen, "batch size must be at least 1, got %d", batch);
+        return -1;
+    }
+    if (batch == net->batch)
+        return 0;
+    net->batch = 0; /* until every layer has its buffers */
+    for (int i = 0; i < net->n; i++) {
+        Layer *l = &net->layers[i];
+        if (l->ops->resize(l, batch, msg, sizeof msg)) {
+            snprintf(err, errlen, "%s: %s", where(l->spec, w, sizeof w), msg);
+            return -1;
+        }
+    }
+    net->batch = batch;
+    return 0;
+}
+
+const Tensor *net_forward(Net *net, const Tensor *x, int train)
+{
+    const Tensor *h = x;
+    Shape in = net->in;
+    int h_in = in.rank == 1 ? 1 : in.h, w_in = in.rank == 1 ? 1 : in.w;
+    if (x->n < 1 || x->n > net->batch || x->c != in.c || x->h != h_in || x->w != w_in)
+        return NULL;
+    for (int i = 0; i < net->n; i++) {
+        Layer *l = &net->layers[i];
+        l->ops->forward(l, h, train);
+        h = &l->y;
+    }
+    return h;
+}
+
+void net_backward(Net *net, const Tensor *x, const Tensor *dout, Tensor *dx)
+{
+    Layer *last;
+    float *own;
+    if (net->n == 0) {
+        if (dx)
+            memcpy(dx->data, dout->data, tensor_size(x) * sizeof(float));
+        return;
+    }
+    /* The last layer reads its output gradient from dout in place rather than from a copy. */
+    last = &net->layers[net->n - 1];
+    own = last->dy.data;
+    last->dy.data = dout->data;
+    for (int i = net->n - 1; i >= 0; i--) {
+        Layer *l = &net->layers[i];
+        l->ops->backward(l, i ? &net->layers[i - 1].y : x, i ? &net->layers[i - 1].dy : dx);
+    }
+    last->dy.data = own;
+}
+
+/* Appends the parameters of net (residual bodies flattened) to out from index k, or only counts when out is NULL. */
+static int collect(Net *net, NetParam *out, int k)
+{
+    for (int i = 0; i < net->n; i++) {
+        Layer *l = &net->layers[i];
+        Param p[LAYER_MAX_PARAMS];
+        int m;
+        if (l->spec->kind == LK_RESIDUAL) {
+            k = collect((Net *)l->state, out, k);
+            continue;
+        }
+        m = l->ops->params ? l->ops->params(l, p) : 0;
+        for (int j = 0; j < m; j++, k++)
+            if (out)
+                out[k] = (NetParam){l->spec, p[j]};
+    }
+    return k;
+}
+
+int net_params(Net *net, NetParam **out)
+{
+    int n = collect(net, NULL, 0);
+    *out = malloc((size_t)(n > 0 ? n : 1) * sizeof **out);
+    if (!*out)
+        return -1;
+    return collect(net, *out, 0);
+}
+
+static void zero_grad(Net *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        Layer *l = &net->layers[i];
+        Param p[LAYER_MAX_PARAMS];
+        int m;
+        if (l->spec->kind == LK_RESIDUAL) {
+            zero_grad((Net *)l->state);
+            continue;
+        }
+        m = l->ops->params ? l->ops->params(l, p) : 0;
+        for (int j = 0; j < m; j++)
+            if (p[j].grad)
+                memset(p[j].grad, 0, p[j].size * sizeof(float));
+    }
+}
+
+void net_zero_grad(Net *net) { zero_grad(net); }
+
+void net_release(Net *net)
+{
+    for (int i = 0; i < net->n; i++)
+        if (net->layers[i].ops->destroy)
+            net->layers[i].ops->destroy(&net->layers[i]);
+    free(net->layers);
+    net->layers = NULL;
+    net->n = 0;
+    net->batch = 0;
+}
+
+void net_free(Net *net)
+{
+    if (!net)
+        return;
+    net_release(net);
+    free(net);
+}
