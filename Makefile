@@ -1,7 +1,9 @@
 # bnni — build, test and run. `make train` and `make test` are the README's two commands:
 # each installs the Debian packages it needs (apt-get, via sudo when not root), builds, then runs.
 
-CC       ?= gcc
+ifeq ($(origin CC),default)
+  CC     = gcc
+endif
 MARCH    ?= -march=native
 OPT      ?= -O3
 SANITIZE ?= 0
@@ -15,6 +17,9 @@ WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wstrict-prototypes -Wmissing-
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(MARCH) -g $(WARN) -MMD -MP \
            -I. -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lz -lm
+# The layers split each batch across OpenMP threads (runtime/threads.h).
+CFLAGS  += -fopenmp
+LDFLAGS += -fopenmp
 
 ifeq ($(SANITIZE),1)
   BUILD   = build-san
@@ -74,6 +79,10 @@ $(BIN): $(BUILD)/interp/main.o $(BUILD)/libbnni.a
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbnni.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
+# Per-layer timing of LeNet-BN at batch 128, 1 and 2 threads (bench/README.md).
+$(BUILD)/layer_bench: $(BUILD)/bench/layer_bench.o $(BUILD)/libbnni.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # The README's main command.
 train: deps
 	@$(MAKE) --no-print-directory $(BIN)
@@ -95,4 +104,4 @@ bench: deps
 clean:
 	rm -rf build build-san bnni
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/interp/main.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/interp/main.d $(BUILD)/bench/layer_bench.d

@@ -124,8 +124,7 @@ static void compare_direct(Conv c, int N, uint64_t seed)
 Test(conv2d, direct_lenet_conv1) { compare_direct((Conv){1, 28, 28, 6, 5, 1, 2, 1}, 4, 10); }
 Test(conv2d, direct_lenet_conv2) { compare_direct((Conv){6, 14, 14, 16, 5, 1, 0, 1}, 3, 11); }
 Test(conv2d, direct_strided_padded_no_bias) { compare_direct((Conv){3, 10, 9, 5, 3, 2, 1, 0}, 3, 12); }
-/* 120 images of 72 x 1024 unfolded values exceed the 8M-float unfolding bound: the batch runs as two sgemm
- * groups, and backward must unfold each group again. */
+/* 120 images: eight weight-gradient chunks, the last one partial. */
 Test(conv2d, direct_several_groups) { compare_direct((Conv){8, 32, 32, 2, 3, 1, 1, 1}, 120, 13); }
 
 /* PyTorch's nn.Conv2d default: weight and bias ~ U(-1/sqrt(C*K*K), 1/sqrt(C*K*K)). */
@@ -194,3 +193,8 @@ Test(conv2d, bad_specs_are_errors)
     cr_expect(strstr(err, "batch") != NULL, "message: %s", err);
     l.ops->destroy(&l);
 }
+/* 37 images: two full weight-gradient chunks and a partial one; 196, 25 and 9 positions (vector tails), 6, 9 and
+ * 7 filters (filter-block tails), 25, 54 and 81 taps (tap-block tails). */
+Test(conv2d, direct_partial_chunk_padded) { compare_direct((Conv){1, 14, 14, 6, 5, 1, 2, 1}, 37, 21); }
+Test(conv2d, direct_partial_chunk_valid) { compare_direct((Conv){6, 7, 7, 9, 3, 1, 0, 1}, 37, 22); }
+Test(conv2d, direct_partial_chunk_strided) { compare_direct((Conv){9, 5, 5, 7, 3, 2, 1, 1}, 37, 23); }

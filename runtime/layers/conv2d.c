@@ -1,15 +1,20 @@
-/* conv2d: 2-D convolution over NCHW input with stride, zero padding and an optional bias, lowered onto sgemm:
- * a group of G images is unfolded (im2col) into col [C*K*K, G*OH*OW], so that one sgemm computes the whole
- * group, W [O, C*K*K] . col -> [O, G*OH*OW]. G is the whole batch unless col would pass CONV_COL_MAX floats.
+/* conv2d: 2-D convolution over NCHW input with stride, zero padding and an optional bias.
+ * Each image is unfolded (conv_kernels.h) so that every kernel tap is one contiguous row over the output
+ * positions, and the products run on register-blocked kernels, one image at a time. The batch is split across
+ * the runtime's threads (threads.h): forward by images; backward by fixed chunks of CONV_CHUNK images, each
+ * chunk summing its own weight-gradient partial, the partials then added in chunk order, so the gradients are
+ * the same bit for bit whatever the thread count.
  * Weight [O, C, K, K] then bias [O] live in one block (PyTorch's order); their gradients in another. */
-#include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../layer.h"
+#include "../threads.h"
 #include "common.h"
+#include "conv_kernels.h"
 #include "window.h"
 
 static int conv2d_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
@@ -24,18 +29,19 @@ static int conv2d_out_shape(const LayerSpec *s, Shape in, Shape *out, long long 
     return 0;
 }
 
-/* Largest unfolded group, in floats (32 MB): the whole batch for LeNet-sized layers, bounded for big ones. */
-#define CONV_COL_MAX ((size_t)8 << 20)
+/* Images per weight-gradient chunk: enough work per chunk to keep the kernels' accumulators busy, and 8 chunks
+ * at batch 128 so that 1, 2, 4 or 8 threads get equal shares. */
+#define CONV_CHUNK 16
 
 typedef struct ConvState {
     float *w, *b;   /* (O, C, K, K), (O) or NULL; b follows w in one allocation */
     float *dw, *db; /* the same layout */
-    float *col;     /* (CKK, G*P): the unfolded input of one group */
-    float *dcol;    /* (CKK, G*P): its gradient */
-    float *z;       /* (O, G*P): the group's output (forward) or output gradient (backward), channel-major */
-    int group;      /* G: images per sgemm */
-    int col_valid;  /* col holds the whole batch of the last forward (a single group), so backward reuses it */
-    int C, H, W, O, K, S, P, OH, OW;
+    ConvGeom g;
+    int *off;       /* (CKK): where each tap's row starts in an unfolded image */
+    float *u;       /* (batch, usize) + CONVK_SLACK: the unfolded inputs of the last forward, reused by backward */
+    float *du;      /* (chunks, usize): each chunk's scratch for one image's unfolded input gradient */
+    float *part;    /* (chunks, O*CKK + O): each chunk's weight and bias gradient */
+    int chunks;
 } ConvState;
 
 /* PyTorch's nn.Conv2d defaults: W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C*K*K (kaiming_uniform_
@@ -53,15 +59,21 @@ static int conv2d_create(Layer *l, Rng *init, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    *st = (ConvState){.C = s->in.c, .H = s->in.h, .W = s->in.w, .O = s->units, .K = s->kernel, .S = s->stride,
-                      .P = s->padding, .OH = s->out.h, .OW = s->out.w};
-    nw = (size_t)st->O * st->C * st->K * st->K, nb = s->bias ? (size_t)st->O : 0;
+    st->g = (ConvGeom){.C = s->in.c, .H = s->in.h, .W = s->in.w, .O = s->units, .K = s->kernel, .S = s->stride,
+                       .P = s->padding, .OH = s->out.h, .OW = s->out.w};
+    convk_geom(&st->g);
+    nw = (size_t)st->g.O * st->g.CKK, nb = s->bias ? (size_t)st->g.O : 0;
     if (!(st->w = layer_alloc_floats(nw + nb, "the conv2d weights", err, errlen)) ||
         !(st->dw = layer_alloc_floats(nw + nb, "the conv2d gradients", err, errlen)))
         return -1;
+    if (!(st->off = malloc((size_t)st->g.CKK * sizeof *st->off))) {
+        snprintf(err, errlen, "out of memory for the conv2d tap offsets");
+        return -1;
+    }
+    convk_offsets(&st->g, st->off);
     st->b = nb ? st->w + nw : NULL;
     st->db = nb ? st->dw + nw : NULL;
-    float bound = 1.0f / sqrtf((float)(st->C * st->K * st->K));
+    float bound = 1.0f / sqrtf((float)st->g.CKK);
     layer_init_uniform(st->w, nw, bound, init);
     if (st->b)
         layer_init_uniform(st->b, nb, bound, init);
@@ -70,24 +82,24 @@ static int conv2d_create(Layer *l, Rng *init, char *err, size_t errlen)
 
 static void free_scratch(ConvState *st)
 {
-    free(st->col), free(st->dcol), free(st->z);
-    st->col = st->dcol = st->z = NULL;
-    st->col_valid = 0;
+    free(st->u), free(st->du), free(st->part);
+    st->u = st->du = st->part = NULL;
 }
 
 static int conv2d_resize(Layer *l, int batch, char *err, size_t errlen)
 {
     ConvState *st = l->state;
-    size_t ckk = (size_t)st->C * st->K * st->K, p = (size_t)st->OH * st->OW, per = ckk * p;
+    const ConvGeom *g = &st->g;
     if (l->batch == batch && l->y.data)
         return 0;
     free_scratch(st);
     if (layer_alloc_io(l, batch, err, errlen))
         return -1;
-    st->group = per * batch <= CONV_COL_MAX ? batch : (int)(CONV_COL_MAX / per > 0 ? CONV_COL_MAX / per : 1);
-    if (!(st->col = layer_alloc_floats(per * st->group, "the conv2d unfolded input", err, errlen)) ||
-        !(st->dcol = layer_alloc_floats(per * st->group, "the conv2d unfolded gradient", err, errlen)) ||
-        !(st->z = layer_alloc_floats((size_t)st->O * p * st->group, "the conv2d output block", err, errlen))) {
+    st->chunks = (batch + CONV_CHUNK - 1) / CONV_CHUNK;
+    if (!(st->u = layer_alloc_floats(g->usize * batch + CONVK_SLACK, "the conv2d unfolded input", err, errlen)) ||
+        !(st->du = layer_alloc_floats(g->usize * st->chunks, "the conv2d unfolded gradient", err, errlen)) ||
+        !(st->part = layer_alloc_floats(((size_t)g->O * g->CKK + g->O) * st->chunks, "the conv2d gradient partials",
+                                        err, errlen))) {
         free_scratch(st);
         layer_free_io(l);
         return -1;
@@ -95,144 +107,78 @@ static int conv2d_resize(Layer *l, int batch, char *err, size_t errlen)
     return 0;
 }
 
-/* Unfolds one image. x is (C, H, W); col row r = (c*K + ki)*K + kj, at col + r*ld, gets over the OH*OW output
- * positions the input value under kernel tap (ki, kj), 0 in the padding. */
-static void im2col(float *col, size_t ld, const float *x, int C, int H, int W, int K, int S, int P, int OH, int OW)
-{
-    for (int c = 0; c < C; c++)
-        for (int ki = 0; ki < K; ki++)
-            for (int kj = 0; kj < K; kj++) {
-                float *row = col + ((size_t)(c * K + ki) * K + kj) * ld;
-                int lo, hi;
-                window_range(kj, S, P, W, OW, &lo, &hi);
-                for (int oh = 0; oh < OH; oh++) {
-                    int ih = oh * S - P + ki;
-                    float *dst = row + (size_t)oh * OW;
-                    const float *src;
-                    if (ih < 0 || ih >= H) {
-                        memset(dst, 0, (size_t)OW * sizeof(float));
-                        continue;
-                    }
-                    src = x + ((size_t)c * H + ih) * W;
-                    for (int ow = 0; ow < lo; ow++)
-                        dst[ow] = 0.0f;
-                    for (int ow = lo; ow < hi; ow++)
-                        dst[ow] = src[ow * S - P + kj];
-                    for (int ow = hi; ow < OW; ow++)
-                        dst[ow] = 0.0f;
-                }
-            }
-}
-
-/* The adjoint of im2col: adds every unfolded gradient back onto the input position it was read from.
- * dx is (C, H, W), accumulated; dcol as col in im2col. */
-static void col2im_add(float *dx, const float *dcol, size_t ld, int C, int H, int W, int K, int S, int P, int OH,
-                       int OW)
-{
-    for (int c = 0; c < C; c++)
-        for (int ki = 0; ki < K; ki++)
-            for (int kj = 0; kj < K; kj++) {
-                const float *row = dcol + ((size_t)(c * K + ki) * K + kj) * ld;
-                int lo, hi;
-                window_range(kj, S, P, W, OW, &lo, &hi);
-                for (int oh = 0; oh < OH; oh++) {
-                    int ih = oh * S - P + ki;
-                    const float *g = row + (size_t)oh * OW;
-                    float *dst;
-                    if (ih < 0 || ih >= H)
-                        continue;
-                    dst = dx + ((size_t)c * H + ih) * W;
-                    for (int ow = lo; ow < hi; ow++)
-                        dst[ow * S - P + kj] += g[ow];
-                }
-            }
-}
-
-/* One group of G images. x is (G, C, H, W), y is (G, O, OH, OW):
- * col = im2col(x) (CKK, G*P); z (O, G*P) = w (O, CKK) . col; y[g][o][:] = z[o][g*P:(g+1)*P] + b[o] */
-static void conv2d_forward_group(ConvState *st, float *y, const float *x, int G)
-{
-    int ckk = st->C * st->K * st->K, p = st->OH * st->OW, gp = G * p;
-    for (int g = 0; g < G; g++)
-        im2col(st->col + (size_t)g * p, (size_t)gp, x + (size_t)g * st->C * st->H * st->W, st->C, st->H, st->W,
-               st->K, st->S, st->P, st->OH, st->OW);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, st->O, gp, ckk, 1.0f, st->w, ckk, st->col, gp, 0.0f,
-                st->z, gp);
-    for (int g = 0; g < G; g++)
-        for (int o = 0; o < st->O; o++) {
-            const float *src = st->z + (size_t)o * gp + (size_t)g * p;
-            float *dst = y + ((size_t)g * st->O + o) * p, bias = st->b ? st->b[o] : 0.0f;
-            for (int i = 0; i < p; i++)
-                dst[i] = src[i] + bias;
-        }
-}
-
-/* One group of G images; dy is (G, O, OH, OW), x is (G, C, H, W):
- * z (O, G*P) = dy channel-major, db (O) += its row sums; dw (O, CKK) += z . col^T;
- * dcol (CKK, G*P) = w^T . z; dx (G, C, H, W) = col2im(dcol) (when not NULL) */
-static void conv2d_backward_group(ConvState *st, float *dx, const float *dy, const float *x, int G, int have_col)
-{
-    int ckk = st->C * st->K * st->K, p = st->OH * st->OW, gp = G * p;
-    size_t chw = (size_t)st->C * st->H * st->W;
-    for (int o = 0; o < st->O; o++) {
-        double sum = 0.0;
-        for (int g = 0; g < G; g++) {
-            const float *src = dy + ((size_t)g * st->O + o) * p;
-            float *dst = st->z + (size_t)o * gp + (size_t)g * p;
-            for (int i = 0; i < p; i++)
-                dst[i] = src[i], sum += src[i];
-        }
-        if (st->db)
-            st->db[o] += (float)sum;
-    }
-    if (!have_col)
-        for (int g = 0; g < G; g++)
-            im2col(st->col + (size_t)g * p, (size_t)gp, x + g * chw, st->C, st->H, st->W, st->K, st->S, st->P,
-                   st->OH, st->OW);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, st->O, ckk, gp, 1.0f, st->z, gp, st->col, gp, 1.0f, st->dw,
-                ckk);
-    if (!dx)
-        return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, gp, st->O, 1.0f, st->w, ckk, st->z, gp, 0.0f, st->dcol,
-                gp);
-    memset(dx, 0, G * chw * sizeof(float));
-    for (int g = 0; g < G; g++)
-        col2im_add(dx + g * chw, st->dcol + (size_t)g * p, (size_t)gp, st->C, st->H, st->W, st->K, st->S, st->P,
-                   st->OH, st->OW);
-}
-
+/* x is (N, C, H, W), y is (N, O, OH, OW); each thread unfolds and convolves its share of the images. */
 static void conv2d_layer_forward(Layer *l, const Tensor *x, int train)
 {
     ConvState *st = l->state;
-    size_t chw = (size_t)st->C * st->H * st->W, ohw = (size_t)st->O * st->OH * st->OW;
+    const ConvGeom *g = &st->g;
+    size_t chw = (size_t)g->C * g->H * g->W, ohw = (size_t)g->O * g->NP;
+    int N = x->n, T = rt_threads();
     (void)train;
-    layer_set_count(l, x->n);
-    for (int n0 = 0; n0 < x->n; n0 += st->group) {
-        int g = x->n - n0 < st->group ? x->n - n0 : st->group;
-        conv2d_forward_group(st, l->y.data + n0 * ohw, x->data + n0 * chw, g);
+    layer_set_count(l, N);
+#pragma omp parallel num_threads(T)
+    {
+        int lo, hi;
+        rt_split(N, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        for (int n = lo; n < hi; n++) {
+            float *u = st->u + n * g->usize;
+            convk_unfold(g, u, x->data + n * chw);
+            convk_forward(g, l->y.data + n * ohw, u, st->off, st->w, st->b);
+        }
     }
-    st->col_valid = x->n <= st->group;
 }
 
+/* One chunk of G images from n0: its weight and bias gradient into part (overwritten), and dx when not NULL. */
+static void backward_chunk(ConvState *st, float *part, float *du, float *dx, const float *dy, int n0, int G)
+{
+    const ConvGeom *g = &st->g;
+    size_t chw = (size_t)g->C * g->H * g->W, ohw = (size_t)g->O * g->NP, nw = (size_t)g->O * g->CKK;
+    memset(part, 0, (nw + g->O) * sizeof(float));
+    convk_weight_grad(g, part, st->db ? part + nw : NULL, dy + n0 * ohw, st->u + n0 * g->usize, g->usize, st->off,
+                      G);
+    if (!dx)
+        return;
+    for (int n = n0; n < n0 + G; n++) {
+        memset(du, 0, g->usize * sizeof(float));
+        convk_input_grad(g, du, dy + n * ohw, st->off, st->w);
+        convk_fold(g, dx + n * chw, du);
+    }
+}
+
+/* dy is (N, O, OH, OW); reads the unfolded x of the forward. dw, db accumulate the chunks' partials in order. */
 static void conv2d_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
     ConvState *st = l->state;
-    size_t chw = (size_t)st->C * st->H * st->W, ohw = (size_t)st->O * st->OH * st->OW;
-    for (int n0 = 0; n0 < x->n; n0 += st->group) {
-        int g = x->n - n0 < st->group ? x->n - n0 : st->group;
-        conv2d_backward_group(st, dx ? dx->data + n0 * chw : NULL, l->dy.data + n0 * ohw, x->data + n0 * chw, g,
-                              st->col_valid);
+    const ConvGeom *g = &st->g;
+    size_t nw = (size_t)g->O * g->CKK, np = nw + g->O;
+    int N = x->n, chunks = (N + CONV_CHUNK - 1) / CONV_CHUNK, T = rt_threads();
+#pragma omp parallel num_threads(T)
+    {
+        int lo, hi;
+        rt_split(chunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        for (int c = lo; c < hi; c++) {
+            int n0 = c * CONV_CHUNK, G = N - n0 < CONV_CHUNK ? N - n0 : CONV_CHUNK;
+            backward_chunk(st, st->part + c * np, st->du + c * g->usize, dx ? dx->data : NULL, l->dy.data, n0, G);
+        }
+    }
+    for (int c = 0; c < chunks; c++) {
+        const float *part = st->part + c * np;
+        for (size_t i = 0; i < nw; i++)
+            st->dw[i] += part[i];
+        if (st->db)
+            for (int o = 0; o < g->O; o++)
+                st->db[o] += part[nw + o];
     }
 }
 
 static int conv2d_params(Layer *l, Param *out)
 {
     ConvState *st = l->state;
-    size_t nw = (size_t)st->O * st->C * st->K * st->K;
-    out[0] = (Param){"weight", st->w, st->dw, 4, {st->O, st->C, st->K, st->K}, nw, 1};
+    const ConvGeom *g = &st->g;
+    out[0] = (Param){"weight", st->w, st->dw, 4, {g->O, g->C, g->K, g->K}, (size_t)g->O * g->CKK, 1};
     if (!st->b)
         return 1;
-    out[1] = (Param){"bias", st->b, st->db, 1, {st->O}, (size_t)st->O, 1};
+    out[1] = (Param){"bias", st->b, st->db, 1, {g->O}, (size_t)g->O, 1};
     return 2;
 }
 
@@ -241,7 +187,7 @@ static void conv2d_destroy(Layer *l)
     ConvState *st = l->state;
     if (st) {
         free_scratch(st);
-        free(st->w), free(st->dw);
+        free(st->w), free(st->dw), free(st->off);
     }
     free(st);
     l->state = NULL;

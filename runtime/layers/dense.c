@@ -1,12 +1,16 @@
 /* dense: fully connected layer y = x W^T + b over a flat N x in input, on sgemm.
- * W is [out, in] (PyTorch's order); parameters live in one block [W | b], their gradients in another. */
+ * W is [out, in] (PyTorch's order); parameters live in one block [W | b], their gradients in another.
+ * The products are split across the runtime's threads (threads.h) in fixed blocks, each a single-threaded sgemm:
+ * forward and dx by rows of the batch, dw and db by output units, so no gradient needs a reduction. */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../layer.h"
+#include "../threads.h"
 #include "common.h"
 
 static int dense_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
@@ -68,34 +72,79 @@ static void dense_forward(float *y, const float *x, const float *w, const float 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x, C, w, C, b ? 1.0f : 0.0f, y, OC);
 }
 
-/* dy is (N, OC), x is (N, C): dw (OC, C) += dy^T x; db (OC) += column sums of dy; dx (N, C) = dy w (when not NULL) */
-static void dense_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N,
-                           int C, int OC)
+/* OU output units of a layer with OC: dy is (N, OC) from its first unit, x is (N, C):
+ * dw (OU, C) += dy^T x; db (OU) += column sums of dy (when not NULL). The input gradient dx (N, C) = dy w is one
+ * sgemm in the caller. */
+static void dense_weight_grad(float *dw, float *db, const float *dy, const float *x, int N, int C, int OU, int OC)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dy, OC, x, C, 1.0f, dw, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OU, C, N, 1.0f, dy, OC, x, C, 1.0f, dw, C);
     if (db)
-        for (int o = 0; o < OC; o++) {
+        for (int o = 0; o < OU; o++) {
             double sum = 0.0;
             for (int n = 0; n < N; n++)
                 sum += dy[(size_t)n * OC + o];
             db[o] += (float)sum;
         }
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dy, OC, w, C, 0.0f, dx, C);
+}
+
+/* Rows of the batch (forward, dx) and output units (dw, db) per sgemm call. The calls are the same whatever the
+ * thread count, and threads take whole blocks, so results do not depend on the count either. */
+#define DENSE_BLOCK 32
+
+/* Threads for an N x C x OC product: one below 8 * RT_MIN_PARALLEL multiply-adds, where a parallel region costs
+ * more than it saves. */
+static int team(int N, int C, int OC)
+{
+    return (long long)N * C * OC >= 8 * RT_MIN_PARALLEL ? rt_threads() : 1;
+}
+
+/* This thread's blocks of n items: [*lo, *hi) in items, whole DENSE_BLOCKs (the last may be short). */
+static void blocks(int n, int *lo, int *hi)
+{
+    int nb = (n + DENSE_BLOCK - 1) / DENSE_BLOCK;
+    rt_split(nb, omp_get_thread_num(), omp_get_num_threads(), lo, hi);
+    *lo *= DENSE_BLOCK, *hi *= DENSE_BLOCK;
+    *hi = *hi < n ? *hi : n;
 }
 
 static void dense_layer_forward(Layer *l, const Tensor *x, int train)
 {
     DenseState *st = l->state;
+    int N = x->n, C = st->in, OC = st->out;
     (void)train;
-    layer_set_count(l, x->n);
-    dense_forward(l->y.data, x->data, st->w, st->b, x->n, st->in, st->out);
+    layer_set_count(l, N);
+#pragma omp parallel num_threads(team(N, C, OC))
+    {
+        int lo, hi;
+        blocks(N, &lo, &hi);
+        for (int n0 = lo; n0 < hi; n0 += DENSE_BLOCK) {
+            int rows = hi - n0 < DENSE_BLOCK ? hi - n0 : DENSE_BLOCK;
+            dense_forward(l->y.data + (size_t)n0 * OC, x->data + (size_t)n0 * C, st->w, st->b, rows, C, OC);
+        }
+    }
 }
 
+/* Each thread takes whole blocks of output units of dw and db (dy's columns), and of batch rows of dx. */
 static void dense_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
     DenseState *st = l->state;
-    dense_backward(dx ? dx->data : NULL, st->dw, st->db, l->dy.data, x->data, st->w, x->n, st->in, st->out);
+    int N = x->n, C = st->in, OC = st->out;
+#pragma omp parallel num_threads(team(N, C, OC))
+    {
+        int lo, hi;
+        blocks(OC, &lo, &hi);
+        for (int o0 = lo; o0 < hi; o0 += DENSE_BLOCK) {
+            int ou = hi - o0 < DENSE_BLOCK ? hi - o0 : DENSE_BLOCK;
+            dense_weight_grad(st->dw + (size_t)o0 * C, st->db ? st->db + o0 : NULL, l->dy.data + o0, x->data, N, C,
+                              ou, OC);
+        }
+        blocks(N, &lo, &hi);
+        for (int n0 = lo; dx && n0 < hi; n0 += DENSE_BLOCK) {
+            int rows = hi - n0 < DENSE_BLOCK ? hi - n0 : DENSE_BLOCK;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, OC, 1.0f, l->dy.data + (size_t)n0 * OC,
+                        OC, st->w, C, 0.0f, dx->data + (size_t)n0 * C, C);
+        }
+    }
 }
 
 static int dense_params(Layer *l, Param *out)

@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "../layer.h"
+#include "../threads.h"
 #include "act.h"
 #include "common.h"
 
@@ -35,17 +36,31 @@ static void sigmoid_backward(float *dx, const float *y, const float *dy, size_t 
         dx[i] = dy[i] * (1.0f - y[i]) * y[i];
 }
 
+/* Both directions split the elements across the runtime's threads (elementwise: the same result for any count). */
 static void sigmoid_layer_forward(Layer *l, const Tensor *x, int train)
 {
+    size_t n = tensor_size(x);
     (void)train;
     layer_set_count(l, x->n);
-    sigmoid_forward(l->y.data, x->data, tensor_size(x));
+#pragma omp parallel num_threads(rt_threads()) if (n >= RT_MIN_PARALLEL / 8)
+    {
+        size_t lo, hi;
+        rt_share(n, 16, &lo, &hi);
+        sigmoid_forward(l->y.data + lo, x->data + lo, hi - lo);
+    }
 }
 
 static void sigmoid_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
-    if (dx)
-        sigmoid_backward(dx->data, l->y.data, l->dy.data, tensor_size(x));
+    size_t n = tensor_size(x);
+    if (!dx)
+        return;
+#pragma omp parallel num_threads(rt_threads()) if (n >= RT_MIN_PARALLEL)
+    {
+        size_t lo, hi;
+        rt_share(n, 16, &lo, &hi);
+        sigmoid_backward(dx->data + lo, l->y.data + lo, l->dy.data + lo, hi - lo);
+    }
 }
 
 const LayerOps sigmoid_ops = {

@@ -1,0 +1,206 @@
+/* Per-layer micro-benchmark of the runtime: LeNet-BN (the reference workload) built by hand at batch 128 on a
+ * 1x28x28 input, timed layer by layer for a training step (forward + backward) and for an evaluation forward,
+ * at each thread count asked for. Prints the median milliseconds per batch of every layer and images/s. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/layer.h"
+#include "runtime/net.h"
+#include "runtime/threads.h"
+
+#define BATCH 128
+#define NLAYERS 16
+#define MAX_REPS 1000
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static LayerSpec spec(LayerKind kind, const char *name, int units, int k, int s)
+{
+    LayerSpec l = {.kind = kind, .units = units, .kernel = k, .stride = s, .bias = 1, .momentum = 0.9f,
+                   .eps = 1e-5f};
+    snprintf(l.name, sizeof l.name, "%s", name);
+    return l;
+}
+
+/* conv2d(6,k5) bn sigmoid avgpool(2,2) conv2d(16,k5) bn sigmoid avgpool(2,2) flatten dense(120) bn sigmoid
+ * dense(84) bn sigmoid dense(10), shapes filled through the shape rules. Returns 0 or -1 with err. */
+static int lenet_bn(LayerSpec *s, Shape in, char *err, size_t errlen)
+{
+    LayerSpec l[NLAYERS] = {
+        spec(LK_CONV2D, "conv1", 6, 5, 1),  spec(LK_BATCHNORM, "bn1", 0, 0, 0), spec(LK_SIGMOID, "sig1", 0, 0, 0),
+        spec(LK_AVGPOOL, "pool1", 0, 2, 2), spec(LK_CONV2D, "conv2", 16, 5, 1), spec(LK_BATCHNORM, "bn2", 0, 0, 0),
+        spec(LK_SIGMOID, "sig2", 0, 0, 0),  spec(LK_AVGPOOL, "pool2", 0, 2, 2), spec(LK_FLATTEN, "flat", 0, 0, 0),
+        spec(LK_DENSE, "fc1", 120, 0, 0),   spec(LK_BATCHNORM, "bn3", 0, 0, 0), spec(LK_SIGMOID, "sig3", 0, 0, 0),
+        spec(LK_DENSE, "fc2", 84, 0, 0),    spec(LK_BATCHNORM, "bn4", 0, 0, 0), spec(LK_SIGMOID, "sig4", 0, 0, 0),
+        spec(LK_DENSE, "fc3", 10, 0, 0)};
+    for (int i = 0; i < NLAYERS; i++) {
+        s[i] = l[i];
+        s[i].in = in;
+        if (layer_out_shape(&s[i], in, &s[i].out, &s[i].nparams, &s[i].nbuffers, err, errlen))
+            return -1;
+        in = s[i].out;
+    }
+    return 0;
+}
+
+static void fill(float *p, size_t n, unsigned seed, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = lo + (hi - lo) * (float)(seed >> 8) / 16777216.0f;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Seconds of every layer call of one step: fwd[i], bwd[i] (train) or fwd[i] only (eval). The calls are those of
+ * net_forward / net_backward, made one by one so that each can be timed. */
+static void step(Net *net, const Tensor *x, Tensor *dout, int train, double *fwd, double *bwd)
+{
+    const Tensor *h = x;
+    if (train)
+        net_zero_grad(net);
+    for (int i = 0; i < net->n; i++) {
+        Layer *l = &net->layers[i];
+        double t0 = now();
+        l->ops->forward(l, h, train);
+        fwd[i] = now() - t0;
+        h = &l->y;
+    }
+    if (!train)
+        return;
+    memcpy(net->layers[net->n - 1].dy.data, dout->data, tensor_size(dout) * sizeof(float));
+    for (int i = net->n - 1; i >= 0; i--) {
+        Layer *l = &net->layers[i];
+        double t0 = now();
+        l->ops->backward(l, i ? &net->layers[i - 1].y : x, i ? &net->layers[i - 1].dy : NULL);
+        bwd[i] = now() - t0;
+    }
+}
+
+typedef struct Timing {
+    double fwd[NLAYERS], bwd[NLAYERS], eval[NLAYERS]; /* medians, seconds per batch */
+    double train_total, eval_total;                   /* medians of the whole step */
+} Timing;
+
+static double (*samples)[MAX_REPS]; /* [3 * NLAYERS + 2][reps] */
+
+static void run(Net *net, const Tensor *x, Tensor *dout, int reps, Timing *t)
+{
+    double fwd[NLAYERS], bwd[NLAYERS];
+    for (int r = 0; r < 5; r++) /* warm caches, pages and the thread pool */
+        step(net, x, dout, 1, fwd, bwd), step(net, x, dout, 0, fwd, bwd);
+    for (int r = 0; r < reps; r++) {
+        double tt = 0.0, te = 0.0;
+        step(net, x, dout, 1, fwd, bwd);
+        for (int i = 0; i < NLAYERS; i++)
+            samples[i][r] = fwd[i], samples[NLAYERS + i][r] = bwd[i], tt += fwd[i] + bwd[i];
+        step(net, x, dout, 0, fwd, bwd);
+        for (int i = 0; i < NLAYERS; i++)
+            samples[2 * NLAYERS + i][r] = fwd[i], te += fwd[i];
+        samples[3 * NLAYERS][r] = tt, samples[3 * NLAYERS + 1][r] = te;
+    }
+    for (int i = 0; i < NLAYERS; i++) {
+        t->fwd[i] = median(samples[i], reps);
+        t->bwd[i] = median(samples[NLAYERS + i], reps);
+        t->eval[i] = median(samples[2 * NLAYERS + i], reps);
+    }
+    t->train_total = median(samples[3 * NLAYERS], reps);
+    t->eval_total = median(samples[3 * NLAYERS + 1], reps);
+}
+
+static void print(const Net *net, const int *threads, const Timing *t, int nt)
+{
+    printf("%-7s", "layer");
+    for (int j = 0; j < nt; j++)
+        printf("  | %dt: fwd ms  bwd ms  eval ms", threads[j]);
+    printf("\n");
+    for (int i = 0; i < NLAYERS; i++) {
+        printf("%-7s", net->layers[i].spec->name);
+        for (int j = 0; j < nt; j++)
+            printf("  |    %7.3f %7.3f  %7.3f", 1e3 * t[j].fwd[i], 1e3 * t[j].bwd[i], 1e3 * t[j].eval[i]);
+        printf("\n");
+    }
+    for (int j = 0; j < nt; j++) {
+        double tr = 0.0, ev = 0.0;
+        for (int i = 0; i < NLAYERS; i++)
+            tr += t[j].fwd[i] + t[j].bwd[i], ev += t[j].eval[i];
+        printf("threads %d: train %.3f ms/batch = %.0f img/s; eval %.3f ms/batch = %.0f img/s\n", threads[j],
+               1e3 * t[j].train_total, BATCH / t[j].train_total, 1e3 * t[j].eval_total, BATCH / t[j].eval_total);
+        /* Robust to a few disturbed steps on a shared machine, where the whole-step median is not. */
+        printf("threads %d, sum of layer medians: train %.0f img/s; eval %.0f img/s\n", threads[j], BATCH / tr,
+               BATCH / ev);
+    }
+    if (nt == 2)
+        printf("scaling %dt/%dt: train %.2fx, eval %.2fx\n", threads[1], threads[0],
+               t[0].train_total / t[1].train_total, t[0].eval_total / t[1].eval_total);
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: layer_bench [--reps N] [--threads A[,B]]\n"
+                    "  --reps N         timed steps per thread count, median reported (default 200, max 1000)\n"
+                    "  --threads A,B    thread counts to time (default 1,2)\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    char err[256];
+    LayerSpec specs[NLAYERS];
+    Shape in = {3, 1, 28, 28};
+    int reps = 200, threads[2] = {1, 2}, nt = 2, rc = 1;
+    Net *net = NULL;
+    Tensor x = {0}, dout = {0};
+    Timing t[2];
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            nt = sscanf(argv[++i], "%d,%d", &threads[0], &threads[1]);
+        else
+            return usage();
+    }
+    if (reps < 1 || reps > MAX_REPS || nt < 1 || threads[0] < 1 || (nt == 2 && threads[1] < 1))
+        return usage();
+    samples = malloc(sizeof *samples * (3 * NLAYERS + 2));
+    if (!samples || lenet_bn(specs, in, err, sizeof err) || net_create(specs, NLAYERS, in, 1, &net, err, sizeof err) ||
+        net_resize(net, BATCH, err, sizeof err))
+        goto fail;
+    if (tensor_alloc(&x, BATCH, 1, 28, 28) || tensor_alloc(&dout, BATCH, 10, 1, 1)) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    fill(x.data, tensor_size(&x), 1, 0.0f, 1.0f);
+    fill(dout.data, tensor_size(&dout), 2, -1.0f / BATCH, 1.0f / BATCH);
+    for (int j = 0; j < nt; j++) {
+        rt_set_threads(threads[j]);
+        run(net, &x, &dout, reps, &t[j]);
+    }
+    print(net, threads, t, nt);
+    rc = 0;
+fail:
+    if (rc)
+        fprintf(stderr, "layer_bench: %s\n", err);
+    tensor_free(&x), tensor_free(&dout);
+    net_free(net);
+    free(samples);
+    return rc;
+}

@@ -1,0 +1,349 @@
+/* Convolution kernels of conv2d (see conv_kernels.h): the unfolded layout, and the three products over it.
+ *
+ * What the layout buys: at stride 1 a tap's row over the output positions is a plain slice of u, so the
+ * unfolded image is K times smaller than im2col (13 KB for LeNet's conv1) and stays in L1 while it is used.
+ * What the AVX-512 blocks buy: every product keeps up to 24 accumulators of 16 floats in registers across its
+ * whole reduction, with the weights broadcast from memory, so conv1 (6 filters) uses every lane and FMA slot
+ * where OpenBLAS ran it at half its peak. The blocks are instantiated for every tail size (macros at the end), so
+ * any O, CKK and NP work; the plain-C versions below are the reference the vector ones must match. */
+#include "conv_kernels.h"
+
+#include <string.h>
+
+#include "window.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define CONVK_AVX512 1
+#else
+#define CONVK_AVX512 0
+#endif
+
+void convk_geom(ConvGeom *g)
+{
+    g->Hp = g->H + 2 * g->P;
+    g->NP = g->OH * g->OW;
+    g->CKK = g->C * g->K * g->K;
+    g->usize = g->S == 1 ? (size_t)g->C * g->K * g->Hp * g->OW : (size_t)g->CKK * g->NP;
+}
+
+void convk_offsets(const ConvGeom *g, int *off)
+{
+    for (int c = 0; c < g->C; c++)
+        for (int ki = 0; ki < g->K; ki++)
+            for (int kj = 0; kj < g->K; kj++) {
+                int k = (c * g->K + ki) * g->K + kj;
+                off[k] = g->S == 1 ? ((c * g->K + kj) * g->Hp + ki) * g->OW : k * g->NP;
+            }
+}
+
+/* im2col for stride > 1: row (c*K + ki)*K + kj of u gets, over the NP positions, the input under that tap. */
+static void im2col(const ConvGeom *g, float *u, const float *x)
+{
+    for (int c = 0; c < g->C; c++)
+        for (int ki = 0; ki < g->K; ki++)
+            for (int kj = 0; kj < g->K; kj++) {
+                float *row = u + (size_t)((c * g->K + ki) * g->K + kj) * g->NP;
+                int lo, hi;
+                window_range(kj, g->S, g->P, g->W, g->OW, &lo, &hi);
+                for (int oh = 0; oh < g->OH; oh++) {
+                    int ih = oh * g->S - g->P + ki;
+                    float *dst = row + (size_t)oh * g->OW;
+                    const float *src = x + ((size_t)c * g->H + ih) * g->W;
+                    if (ih < 0 || ih >= g->H) {
+                        memset(dst, 0, (size_t)g->OW * sizeof(float));
+                        continue;
+                    }
+                    for (int ow = 0; ow < g->OW; ow++)
+                        dst[ow] = ow >= lo && ow < hi ? src[ow * g->S - g->P + kj] : 0.0f;
+                }
+            }
+}
+
+void convk_unfold(const ConvGeom *g, float *u, const float *x)
+{
+    if (g->S != 1) {
+        im2col(g, u, x);
+        return;
+    }
+    for (int c = 0; c < g->C; c++)
+        for (int kj = 0; kj < g->K; kj++) {
+            float *dst = u + (size_t)(c * g->K + kj) * g->Hp * g->OW;
+            int lo, hi;
+            window_range(kj, 1, g->P, g->W, g->OW, &lo, &hi);
+            for (int ihp = 0; ihp < g->Hp; ihp++, dst += g->OW) {
+                int ih = ihp - g->P;
+                const float *src = x + ((size_t)c * g->H + ih) * g->W + kj - g->P;
+                if (ih < 0 || ih >= g->H) {
+                    memset(dst, 0, (size_t)g->OW * sizeof(float));
+                    continue;
+                }
+                for (int ow = 0; ow < g->OW; ow++)
+                    dst[ow] = ow >= lo && ow < hi ? src[ow] : 0.0f;
+            }
+        }
+}
+
+void convk_fold(const ConvGeom *g, float *dx, const float *du)
+{
+    memset(dx, 0, (size_t)g->C * g->H * g->W * sizeof(float));
+    for (int c = 0; c < g->C; c++)
+        for (int ki = 0; ki < (g->S == 1 ? 1 : g->K); ki++)
+            for (int kj = 0; kj < g->K; kj++) {
+                int lo, hi;
+                window_range(kj, g->S, g->P, g->W, g->OW, &lo, &hi);
+                if (g->S == 1) { /* the rows of (c, kj) over the padded input rows */
+                    const float *src = du + ((size_t)(c * g->K + kj) * g->Hp + g->P) * g->OW;
+                    for (int ih = 0; ih < g->H; ih++, src += g->OW) {
+                        float *dst = dx + ((size_t)c * g->H + ih) * g->W + kj - g->P;
+                        for (int ow = lo; ow < hi; ow++)
+                            dst[ow] += src[ow];
+                    }
+                    continue;
+                }
+                const float *row = du + (size_t)((c * g->K + ki) * g->K + kj) * g->NP;
+                for (int oh = 0; oh < g->OH; oh++) {
+                    int ih = oh * g->S - g->P + ki;
+                    float *dst = dx + ((size_t)c * g->H + ih) * g->W;
+                    if (ih < 0 || ih >= g->H)
+                        continue;
+                    for (int ow = lo; ow < hi; ow++)
+                        dst[ow * g->S - g->P + kj] += row[(size_t)oh * g->OW + ow];
+                }
+            }
+}
+
+#if !CONVK_AVX512
+
+void convk_forward(const ConvGeom *g, float *y, const float *u, const int *off, const float *w, const float *b)
+{
+    for (int o = 0; o < g->O; o++) {
+        float *yo = y + (size_t)o * g->NP;
+        for (int p = 0; p < g->NP; p++)
+            yo[p] = b ? b[o] : 0.0f;
+        for (int k = 0; k < g->CKK; k++) {
+            const float *ur = u + off[k];
+            float wk = w[(size_t)o * g->CKK + k];
+            for (int p = 0; p < g->NP; p++)
+                yo[p] += wk * ur[p];
+        }
+    }
+}
+
+void convk_weight_grad(const ConvGeom *g, float *dw, float *db, const float *dy, const float *u, size_t ustride,
+                       const int *off, int G)
+{
+    for (int i = 0; i < G; i++, dy += (size_t)g->O * g->NP, u += ustride)
+        for (int o = 0; o < g->O; o++) {
+            const float *d = dy + (size_t)o * g->NP;
+            for (int k = 0; k < g->CKK; k++) {
+                const float *ur = u + off[k];
+                float s = 0.0f;
+                for (int p = 0; p < g->NP; p++)
+                    s += d[p] * ur[p];
+                dw[(size_t)o * g->CKK + k] += s;
+            }
+            if (db) {
+                float s = 0.0f;
+                for (int p = 0; p < g->NP; p++)
+                    s += d[p];
+                db[o] += s;
+            }
+        }
+}
+
+void convk_input_grad(const ConvGeom *g, float *du, const float *dy, const int *off, const float *w)
+{
+    for (int k = 0; k < g->CKK; k++) {
+        float *dr = du + off[k];
+        for (int o = 0; o < g->O; o++) {
+            const float *d = dy + (size_t)o * g->NP;
+            float wk = w[(size_t)o * g->CKK + k];
+            for (int p = 0; p < g->NP; p++)
+                dr[p] += wk * d[p];
+        }
+    }
+}
+
+#else /* CONVK_AVX512 */
+
+#define AI static inline __attribute__((always_inline))
+
+/* Lanes of the vector at position p that are real positions (< NP). */
+AI __mmask16 lanes(int p, int NP)
+{
+    return NP - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NP - p)) - 1u);
+}
+
+/* OB filters x PV vectors of 16 positions from p0, the last vector masked by m; accumulated over every tap.
+ * Whole-vector loads past a row's end read the next row or CONVK_SLACK; those lanes are never stored. */
+AI void fwd_block(const ConvGeom *g, float *y, const float *u, const int *off, const float *w, const float *b,
+                  int p0, __mmask16 m, const int OB, const int PV)
+{
+    __m512 acc[6][4];
+    for (int o = 0; o < OB; o++)
+        for (int v = 0; v < PV; v++)
+            acc[o][v] = _mm512_set1_ps(b ? b[o] : 0.0f);
+    for (int k = 0; k < g->CKK; k++) {
+        const float *ur = u + off[k] + p0;
+        __m512 xv[4];
+        for (int v = 0; v < PV; v++)
+            xv[v] = _mm512_loadu_ps(ur + 16 * v);
+        for (int o = 0; o < OB; o++) {
+            __m512 wb = _mm512_set1_ps(w[(size_t)o * g->CKK + k]);
+            for (int v = 0; v < PV; v++)
+                acc[o][v] = _mm512_fmadd_ps(wb, xv[v], acc[o][v]);
+        }
+    }
+    for (int o = 0; o < OB; o++) {
+        float *yo = y + (size_t)o * g->NP + p0;
+        for (int v = 0; v < PV - 1; v++)
+            _mm512_storeu_ps(yo + 16 * v, acc[o][v]);
+        _mm512_mask_storeu_ps(yo + 16 * (PV - 1), m, acc[o][PV - 1]);
+    }
+}
+
+/* dw[o][k] for OB filters x KB taps from k0, summed over the G images' positions in 16 lanes, then reduced in
+ * _mm512_reduce_add_ps's fixed order. The tail vector is loaded masked on both sides: the lanes past NP hold
+ * another row's values, which must not reach the sum (0 * inf would). */
+AI void dw_block(const ConvGeom *g, float *dw, const float *dy, const float *u, size_t ustride, const int *off,
+                 int G, int k0, const int OB, const int KB)
+{
+    __m512 acc[6][4];
+    int NP = g->NP, nfull = NP / 16 * 16;
+    __mmask16 m = lanes(nfull, NP);
+    for (int o = 0; o < OB; o++)
+        for (int j = 0; j < KB; j++)
+            acc[o][j] = _mm512_setzero_ps();
+    for (int i = 0; i < G; i++) {
+        const float *d = dy + (size_t)i * g->O * NP, *ui = u + i * ustride;
+        for (int p = 0; p < NP; p += 16) {
+            __m512 xv[4];
+            for (int j = 0; j < KB; j++)
+                xv[j] = p < nfull ? _mm512_loadu_ps(ui + off[k0 + j] + p)
+                                  : _mm512_maskz_loadu_ps(m, ui + off[k0 + j] + p);
+            for (int o = 0; o < OB; o++) {
+                __m512 dv = p < nfull ? _mm512_loadu_ps(d + (size_t)o * NP + p)
+                                      : _mm512_maskz_loadu_ps(m, d + (size_t)o * NP + p);
+                for (int j = 0; j < KB; j++)
+                    acc[o][j] = _mm512_fmadd_ps(dv, xv[j], acc[o][j]);
+            }
+        }
+    }
+    for (int o = 0; o < OB; o++)
+        for (int j = 0; j < KB; j++)
+            dw[(size_t)o * g->CKK + k0 + j] += _mm512_reduce_add_ps(acc[o][j]);
+}
+
+/* KB taps from k0 x PV vectors from p0 of w^T . dy, summed over the O filters, then added onto the taps' rows
+ * of du, tap after tap (rows of one (c, kj) overlap in the stride-1 layout). The last vector is masked by m:
+ * past NP a tap's row is another position's. */
+AI void dx_block(const ConvGeom *g, float *du, const float *dy, const int *off, const float *w, int k0, int p0,
+                 __mmask16 m, const int KB, const int PV)
+{
+    __m512 acc[6][4];
+    for (int j = 0; j < KB; j++)
+        for (int v = 0; v < PV; v++)
+            acc[j][v] = _mm512_setzero_ps();
+    for (int o = 0; o < g->O; o++) {
+        const float *d = dy + (size_t)o * g->NP + p0;
+        __m512 dv[4];
+        for (int v = 0; v < PV - 1; v++)
+            dv[v] = _mm512_loadu_ps(d + 16 * v);
+        dv[PV - 1] = _mm512_maskz_loadu_ps(m, d + 16 * (PV - 1));
+        for (int j = 0; j < KB; j++) {
+            __m512 wb = _mm512_set1_ps(w[(size_t)o * g->CKK + k0 + j]);
+            for (int v = 0; v < PV; v++)
+                acc[j][v] = _mm512_fmadd_ps(wb, dv[v], acc[j][v]);
+        }
+    }
+    for (int j = 0; j < KB; j++) {
+        float *dr = du + off[k0 + j] + p0;
+        for (int v = 0; v < PV - 1; v++)
+            _mm512_storeu_ps(dr + 16 * v, _mm512_add_ps(_mm512_loadu_ps(dr + 16 * v), acc[j][v]));
+        _mm512_mask_storeu_ps(dr + 16 * (PV - 1), m,
+                              _mm512_add_ps(_mm512_maskz_loadu_ps(m, dr + 16 * (PV - 1)), acc[j][PV - 1]));
+    }
+}
+
+/* Every (a, b) block shape with a in 1..6, b in 1..4, as `case a * 8 + b:` labels calling M(a, b). */
+#define CONVK_CASES4(M, a) M(a, 1) M(a, 2) M(a, 3) M(a, 4)
+#define CONVK_CASES(M)                                                                                           \
+    CONVK_CASES4(M, 1) CONVK_CASES4(M, 2) CONVK_CASES4(M, 3) CONVK_CASES4(M, 4) CONVK_CASES4(M, 5)             \
+    CONVK_CASES4(M, 6)
+
+void convk_forward(const ConvGeom *g, float *y, const float *u, const int *off, const float *w, const float *b)
+{
+    int nvec = (g->NP + 15) / 16;
+    for (int o0 = 0; o0 < g->O; o0 += 6) {
+        int ob = g->O - o0 < 6 ? g->O - o0 : 6;
+        float *yo = y + (size_t)o0 * g->NP;
+        const float *wo = w + (size_t)o0 * g->CKK, *bo = b ? b + o0 : NULL;
+        for (int v0 = 0; v0 < nvec; v0 += 4) {
+            int pv = nvec - v0 < 4 ? nvec - v0 : 4, p0 = 16 * v0;
+            __mmask16 m = lanes(p0 + 16 * (pv - 1), g->NP);
+            switch (ob * 8 + pv) {
+#define M(a, b_)                                                                                                 \
+    case a * 8 + b_:                                                                                             \
+        fwd_block(g, yo, u, off, wo, bo, p0, m, a, b_);                                                          \
+        break;
+                CONVK_CASES(M)
+#undef M
+            }
+        }
+    }
+}
+
+void convk_weight_grad(const ConvGeom *g, float *dw, float *db, const float *dy, const float *u, size_t ustride,
+                       const int *off, int G)
+{
+    for (int o0 = 0; o0 < g->O; o0 += 6) {
+        int ob = g->O - o0 < 6 ? g->O - o0 : 6;
+        float *dwo = dw + (size_t)o0 * g->CKK;
+        const float *dyo = dy + (size_t)o0 * g->NP;
+        for (int k0 = 0; k0 < g->CKK; k0 += 4) {
+            int kb = g->CKK - k0 < 4 ? g->CKK - k0 : 4;
+            switch (ob * 8 + kb) {
+#define M(a, b_)                                                                                                 \
+    case a * 8 + b_:                                                                                             \
+        dw_block(g, dwo, dyo, u, ustride, off, G, k0, a, b_);                                                    \
+        break;
+                CONVK_CASES(M)
+#undef M
+            }
+        }
+    }
+    if (!db)
+        return;
+    for (int o = 0; o < g->O; o++) {
+        __m512 s = _mm512_setzero_ps();
+        for (int i = 0; i < G; i++) {
+            const float *d = dy + ((size_t)i * g->O + o) * g->NP;
+            for (int p = 0; p < g->NP; p += 16)
+                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(lanes(p, g->NP), d + p));
+        }
+        db[o] += _mm512_reduce_add_ps(s);
+    }
+}
+
+void convk_input_grad(const ConvGeom *g, float *du, const float *dy, const int *off, const float *w)
+{
+    int nvec = (g->NP + 15) / 16;
+    for (int k0 = 0; k0 < g->CKK; k0 += 6) {
+        int kb = g->CKK - k0 < 6 ? g->CKK - k0 : 6;
+        for (int v0 = 0; v0 < nvec; v0 += 4) {
+            int pv = nvec - v0 < 4 ? nvec - v0 : 4, p0 = 16 * v0;
+            __mmask16 m = lanes(p0 + 16 * (pv - 1), g->NP);
+            switch (kb * 8 + pv) {
+#define M(a, b_)                                                                                                 \
+    case a * 8 + b_:                                                                                             \
+        dx_block(g, du, dy, off, w, k0, p0, m, a, b_);                                                           \
+        break;
+                CONVK_CASES(M)
+#undef M
+            }
+        }
+    }
+}
+
+#endif /* CONVK_AVX512 */

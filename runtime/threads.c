@@ -1,0 +1,37 @@
+/* The runtime-wide thread count (see threads.h). OpenMP threads stay parked between the parallel regions of
+ * one step (GOMP spins briefly before sleeping), so a region costs a few microseconds, not a thread start. */
+#include "threads.h"
+
+#include <omp.h>
+#include <unistd.h>
+
+void openblas_set_num_threads(int n); /* not in every cblas.h */
+
+static int nthreads; /* 0: not set yet, all cores */
+
+static int online_cores(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (int)(cores < 256 ? cores : 256) : 1;
+}
+
+void rt_set_threads(int n)
+{
+    nthreads = n > 0 ? n : online_cores();
+    openblas_set_num_threads(1);
+}
+
+int rt_threads(void)
+{
+    if (nthreads == 0)
+        rt_set_threads(0);
+    return nthreads;
+}
+
+void rt_share(size_t n, size_t align, size_t *lo, size_t *hi)
+{
+    size_t blocks = (n + align - 1) / align, t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+    size_t q = blocks / T, r = blocks % T, b0 = t * q + (t < r ? t : r), b1 = b0 + q + (t < r);
+    *lo = b0 * align < n ? b0 * align : n;
+    *hi = b1 * align < n ? b1 * align : n;
+}

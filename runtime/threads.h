@@ -1,0 +1,30 @@
+/* The runtime-wide thread count: the layers split each batch across this many OpenMP threads, with
+ * single-threaded kernels (and a single-threaded OpenBLAS) inside. Work is partitioned statically and every
+ * reduction runs in a fixed order, so one seed and one thread count always give bit-identical results. */
+#ifndef BNNI_THREADS_H
+#define BNNI_THREADS_H
+
+#include <stddef.h>
+
+/* Sets the thread count (n <= 0: every online core) and sets OpenBLAS to 1 thread, since every parallel region
+ * of the runtime calls it from inside. Call before a training or evaluation run, not during a step. */
+void rt_set_threads(int n);
+/* The current thread count (every online core until rt_set_threads is called). */
+int rt_threads(void);
+
+/* The static share [*lo, *hi) of n items for thread t of T: contiguous, sizes differing by at most one. */
+static inline void rt_split(int n, int t, int T, int *lo, int *hi)
+{
+    int q = n / T, r = n % T;
+    *lo = t * q + (t < r ? t : r);
+    *hi = *lo + q + (t < r);
+}
+
+/* Inside a parallel region: the calling thread's share [*lo, *hi) of n items, cut at multiples of `align` items
+ * (so that threads write whole cache lines). Every thread's share depends only on n, align and the team size. */
+void rt_share(size_t n, size_t align, size_t *lo, size_t *hi);
+
+/* Below this many float operations a layer runs on one thread: a parallel region costs a few microseconds. */
+#define RT_MIN_PARALLEL 32768
+
+#endif

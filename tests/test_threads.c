@@ -1,0 +1,119 @@
+/* Threads (runtime/threads.h): the static shares cover every item once; a training step of a LeNet-BN-shaped
+ * network gives the same outputs, input gradient and parameter gradients bit for bit at 1, 2 and 3 threads, and
+ * again when repeated (the single-threaded step is checked against finite differences in test_net.c). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/layer.h"
+#include "runtime/net.h"
+#include "runtime/threads.h"
+#include "tests/gradcheck.h"
+
+Test(threads, split_covers_every_item_once)
+{
+    for (int n = 0; n < 40; n++)
+        for (int T = 1; T <= 7; T++) {
+            int next = 0;
+            for (int t = 0; t < T; t++) {
+                int lo, hi;
+                rt_split(n, t, T, &lo, &hi);
+                cr_assert_eq(lo, next, "n %d T %d t %d", n, T, t);
+                cr_assert(hi >= lo && hi - lo <= n / T + 1, "n %d T %d t %d: [%d, %d)", n, T, t, lo, hi);
+                next = hi;
+            }
+            cr_assert_eq(next, n);
+        }
+}
+
+Test(threads, set_and_get)
+{
+    rt_set_threads(3);
+    cr_expect_eq(rt_threads(), 3);
+    rt_set_threads(0);
+    cr_expect_geq(rt_threads(), 1, "0 means every core");
+}
+
+static LayerSpec L(LayerKind kind, const char *name, int units, int k, int s, int p)
+{
+    LayerSpec spec = {.kind = kind, .units = units, .kernel = k, .stride = s, .padding = p, .bias = 1,
+                      .momentum = 0.9f, .eps = 1e-5f};
+    snprintf(spec.name, sizeof spec.name, "%s", name);
+    return spec;
+}
+
+/* LeNet-BN's layer kinds on a 1x14x14 input; conv1 padded, conv2 with 9 filters and a stride-2 conv3 so that the
+ * kernels' filter, tap and position tails all occur. */
+#define NL 15
+static Net *lenet(LayerSpec *specs)
+{
+    char err[256];
+    Shape out;
+    Net *net;
+    LayerSpec s[NL] = {L(LK_CONV2D, "c1", 6, 5, 1, 2),  L(LK_BATCHNORM, "b1", 0, 0, 0, 0), L(LK_SIGMOID, "s1", 0, 0, 0, 0),
+                       L(LK_AVGPOOL, "p1", 0, 2, 2, 0), L(LK_CONV2D, "c2", 9, 3, 1, 0),  L(LK_BATCHNORM, "b2", 0, 0, 0, 0),
+                       L(LK_SIGMOID, "s2", 0, 0, 0, 0), L(LK_CONV2D, "c3", 7, 3, 2, 1),  L(LK_AVGPOOL, "p2", 0, 3, 1, 1),
+                       L(LK_FLATTEN, "f", 0, 0, 0, 0),  L(LK_DENSE, "fc1", 120, 0, 0, 0), L(LK_BATCHNORM, "b3", 0, 0, 0, 0),
+                       L(LK_SIGMOID, "s3", 0, 0, 0, 0), L(LK_DENSE, "fc2", 84, 0, 0, 0),  L(LK_DENSE, "fc3", 10, 0, 0, 0)};
+    memcpy(specs, s, sizeof s);
+    cr_assert(gradcheck_shapes(specs, NL, (Shape){3, 1, 14, 14}, &out, err, sizeof err) == 0, "%s", err);
+    cr_assert(net_create(specs, NL, (Shape){3, 1, 14, 14}, 5, &net, err, sizeof err) == 0, "%s", err);
+    return net;
+}
+
+/* One training step on a fresh network at `threads`; returns the output, dx and every gradient, concatenated
+ * (caller frees). */
+static float *step(int threads, int batch, size_t *len)
+{
+    char err[256];
+    LayerSpec specs[NL];
+    Net *net = lenet(specs);
+    NetParam *p;
+    Tensor x, dx, dout;
+    size_t n = 0, k = 0;
+    int np;
+    float *all;
+    rt_set_threads(threads);
+    cr_assert(net_resize(net, batch, err, sizeof err) == 0, "%s", err);
+    cr_assert(tensor_alloc(&x, batch, 1, 14, 14) == 0 && tensor_alloc(&dx, batch, 1, 14, 14) == 0 &&
+              tensor_alloc(&dout, batch, 10, 1, 1) == 0);
+    gradcheck_fill_distinct(&x, 1);
+    gradcheck_fill_distinct(&dout, 2);
+    np = net_params(net, &p);
+    for (int j = 0; j < np; j++)
+        n += p[j].p.grad ? p[j].p.size : 0;
+    n += tensor_size(&dout) + tensor_size(&x);
+    cr_assert((all = malloc(n * sizeof *all)) != NULL);
+    net_zero_grad(net);
+    const Tensor *y = net_forward(net, &x, 1);
+    cr_assert(y != NULL);
+    memcpy(all, y->data, tensor_size(&dout) * sizeof(float)), k += tensor_size(&dout);
+    net_backward(net, &x, &dout, &dx);
+    memcpy(all + k, dx.data, tensor_size(&x) * sizeof(float)), k += tensor_size(&x);
+    for (int j = 0; j < np; j++)
+        if (p[j].p.grad)
+            memcpy(all + k, p[j].p.grad, p[j].p.size * sizeof(float)), k += p[j].p.size;
+    *len = k;
+    free(p);
+    tensor_free(&x), tensor_free(&dx), tensor_free(&dout);
+    net_free(net);
+    rt_set_threads(0);
+    return all;
+}
+
+/* 37 images: two full chunks of conv2d's weight gradient and a partial one. */
+Test(threads, same_results_at_any_thread_count)
+{
+    size_t n1, n2, n3, n1b;
+    float *a = step(1, 37, &n1), *b = step(2, 37, &n2), *c = step(3, 37, &n3), *d = step(1, 37, &n1b);
+    cr_assert(n1 == n2 && n1 == n3 && n1 == n1b);
+    cr_expect(memcmp(a, d, n1 * sizeof *a) == 0, "1 thread, run twice");
+    for (size_t i = 0; i < n1; i++) {
+        cr_assert(memcmp(&a[i], &b[i], sizeof *a) == 0, "value %zu: %a at 1 thread, %a at 2", i, (double)a[i],
+                  (double)b[i]);
+        cr_assert(memcmp(&a[i], &c[i], sizeof *a) == 0, "value %zu: %a at 1 thread, %a at 3", i, (double)a[i],
+                  (double)c[i]);
+    }
+    free(a), free(b), free(c), free(d);
+}
