@@ -1,0 +1,158 @@
+/* `bnni inspect`: what a checkpoint holds, read straight from the file (no model check needed): the root
+ * attributes, the model source, the metrics history, the optimizer and train state, and every tensor with
+ * its shape and summary statistics; batchnorm moving statistics are also listed channel by channel. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../runtime/ckpt.h"
+#include "cmd.h"
+
+const char cmd_inspect_usage[] =
+    "usage: bnni inspect CKPT.h5\n"
+    "\n"
+    "Shows what a checkpoint holds: the model (name and source), the epoch, the input normalisation, the\n"
+    "metrics history, the optimizer and the resume state, and every tensor with its shape and min, max,\n"
+    "mean and std; batchnorm moving statistics are listed per channel for each layer.\n"
+    "\n"
+    "exit status: 0 ok, 1 the file is not a readable bnni checkpoint, 2 usage error\n"
+    "example: bnni inspect lenet_bn.h5\n";
+
+#define CHANNELS_SHOWN 32
+
+static void print_header(const char *path, const Ckpt *c)
+{
+    printf("checkpoint %s\n", path);
+    printf("  format          %s version %d, written by bnni %s at %s\n", CKPT_FORMAT, c->format_version,
+           c->bnni_version, c->created);
+    printf("  model           %s\n", c->model_name);
+    printf("  epoch           %d\n", c->epoch);
+    printf("  seed            %llu\n", (unsigned long long)c->seed);
+    printf("  normalize       %s (input = (pixel/255 - %.6g) / %.6g)\n", c->normalize, c->data_mean, c->data_std);
+    if (c->has_optimizer) {
+        const OptSpec *o = &c->opt;
+        if (o->kind == OPT_ADAM)
+            printf("  optimizer       adam lr %g beta1 %g beta2 %g eps %g weight_decay %g, %lld steps\n", o->lr,
+                   o->beta1, o->beta2, o->eps, o->weight_decay, c->opt_steps);
+        else
+            printf("  optimizer       sgd lr %g momentum %g nesterov %d weight_decay %g, %lld steps\n", o->lr,
+                   o->momentum, o->nesterov, o->weight_decay, c->opt_steps);
+    }
+    if (c->has_train_state) {
+        const TrainState *t = &c->ts;
+        printf("  train state     %s: epoch %d, %d of %d images, batch %d, lr %g\n",
+               t->position ? "stopped mid-epoch" : "at an epoch boundary", t->epoch + (t->position > 0),
+               t->position, t->norder, t->batch, t->lr);
+    }
+}
+
+static void print_source(const Ckpt *c)
+{
+    printf("\nmodel source:\n");
+    const char *s = c->model_source;
+    while (*s) {
+        const char *nl = strchr(s, '\n');
+        int len = nl ? (int)(nl - s) : (int)strlen(s);
+        printf("  | %.*s\n", len, s);
+        s += len + (nl != NULL);
+    }
+}
+
+static void print_metrics(const CkptMetrics *m)
+{
+    printf("\nmetrics (%d epoch%s):\n", m->n, m->n == 1 ? "" : "s");
+    if (m->n == 0)
+        return;
+    printf("  %5s %10s %9s %9s %8s %8s %10s\n", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
+           "img/s");
+    for (int i = 0; i < m->n; i++)
+        printf("  %5d %10.4f %9.4f %9.4f %8.4f %8.1f %10.0f\n", i + 1, m->train_loss[i], m->train_acc[i],
+               m->test_loss[i], m->test_acc[i], m->seconds[i], m->images_per_second[i]);
+}
+
+static void print_stats(const CkptTensor *t, const char *name)
+{
+    double lo = INFINITY, hi = -INFINITY, sum = 0.0, ss = 0.0;
+    for (size_t i = 0; i < t->size; i++) {
+        double v = t->data[i];
+        lo = v < lo ? v : lo, hi = v > hi ? v : hi, sum += v;
+    }
+    double mean = t->size ? sum / (double)t->size : 0.0;
+    for (size_t i = 0; i < t->size; i++)
+        ss += (t->data[i] - mean) * (t->data[i] - mean);
+    char dims[96];
+    double std = t->size ? sqrt(ss / (double)t->size) : 0.0;
+    printf("    %-18s %-16s min %11.4g  max %11.4g  mean %11.4g  std %11.4g\n", name,
+           ckpt_dims_str(t->rank, t->dims, dims, sizeof dims), lo, hi, mean, std);
+}
+
+static void print_channels(const CkptTensor *t, const char *name)
+{
+    int n = t->size < CHANNELS_SHOWN ? (int)t->size : CHANNELS_SHOWN;
+    printf("      %s per channel:", name);
+    for (int i = 0; i < n; i++)
+        printf("%s %.4g", i % 8 == 0 && i ? "\n       " : "", t->data[i]);
+    if ((size_t)n < t->size)
+        printf(" ... (%zu more)", t->size - (size_t)n);
+    printf("\n");
+}
+
+static void print_layers(const Ckpt *c)
+{
+    long long total = 0;
+    printf("\nlayers:\n");
+    for (int i = 0; i < c->nlayers; i++) {
+        const CkptLayer *l = &c->layers[i];
+        char prefix[300];
+        int plen = snprintf(prefix, sizeof prefix, "layers/%s/", l->name);
+        if (l->has_bn)
+            printf("  %s (%s, momentum %g, eps %g)\n", l->name, l->type, l->momentum, l->eps);
+        else
+            printf("  %s (%s)\n", l->name, l->type);
+        for (int j = 0; j < c->ntensors; j++) {
+            const CkptTensor *t = &c->tensors[j];
+            if (strncmp(t->path, prefix, (size_t)plen) != 0 || strchr(t->path + plen, '/'))
+                continue;
+            print_stats(t, t->path + plen);
+            total += (long long)t->size;
+            if (l->has_bn && strncmp(t->path + plen, "moving_", 7) == 0)
+                print_channels(t, t->path + plen);
+        }
+    }
+    printf("  total: %lld values in %d layers\n", total, c->nlayers);
+}
+
+static void print_optimizer_state(const Ckpt *c)
+{
+    int shown = 0;
+    for (int j = 0; j < c->ntensors; j++) {
+        const CkptTensor *t = &c->tensors[j];
+        if (strncmp(t->path, "optimizer/", 10) != 0)
+            continue;
+        if (!shown++)
+            printf("\noptimizer state:\n");
+        print_stats(t, t->path + 10);
+    }
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    if (argc != 1 || (argv[0][0] == '-' && argv[0][1])) {
+        fprintf(stderr, "bnni inspect: error: %s\nusage: bnni inspect CKPT.h5\n",
+                argc == 0 ? "no checkpoint given" : argc > 1 ? "exactly one checkpoint, please" : "unknown option");
+        return 2;
+    }
+    Ckpt c;
+    char err[4096];
+    if (ckpt_read(argv[0], &c, err, sizeof err) < 0) {
+        fprintf(stderr, "bnni: error: %s: %s\n", argv[0], err);
+        return 1;
+    }
+    print_header(argv[0], &c);
+    print_source(&c);
+    print_metrics(&c.metrics);
+    print_layers(&c);
+    print_optimizer_state(&c);
+    ckpt_free(&c);
+    return 0;
+}

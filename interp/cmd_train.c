@@ -1,0 +1,186 @@
+/* `bnni train`: reads the model, applies the command-line flags over the file's settings and runs the
+ * training loop (runtime/train.c). Epoch lines go to stdout, the progress bar and errors to stderr. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../runtime/threads.h"
+#include "../runtime/train.h"
+#include "cmd.h"
+
+const char cmd_train_usage[] =
+    "usage: bnni train MODEL.bnn [--epochs N] [--out CKPT.h5] [--resume CKPT.h5] [--init CKPT.h5]\n"
+    "                  [--metrics FILE.csv] [--data DIR] [--limit N] [--test-limit N] [--seed N] [--threads N]\n"
+    "                  [--quiet]\n"
+    "\n"
+    "Trains the model on its data set, printing one line per epoch and saving an HDF5 checkpoint\n"
+    "(docs/checkpoint.md) after every epoch. Flags override the model file.\n"
+    "\n"
+    "  --epochs N          total epochs (with --resume, the total including those already done)\n"
+    "  --out CKPT.h5       checkpoint path (default: the model's `checkpoint`, else MODEL_NAME.h5)\n"
+    "  --resume CKPT.h5    continue a run exactly where it stopped (also mid-epoch, after Ctrl-C)\n"
+    "  --init CKPT.h5      start from a checkpoint's weights and moving statistics (fine-tuning)\n"
+    "  --metrics FILE.csv  write epoch,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second\n"
+    "  --data DIR          directory of the four IDX files (.gz or not)\n"
+    "  --limit N           train on the first N training images\n"
+    "  --test-limit N      evaluate each epoch on the first N test images (default: all)\n"
+    "  --seed N            seed of the initialisation, shuffling and dropout streams\n"
+    "  --threads N         worker threads (default: all cores)\n"
+    "  --quiet             no epoch lines and no progress bar\n"
+    "\n"
+    "SIGINT/SIGTERM finish the current step, save a resumable checkpoint and exit 130/143 (a second one stops\n"
+    "at once; the checkpoint on disk is always whole). Warnings about the model are left to `bnni check`.\n"
+    "exit status: 0 done, 1 bad input, 2 usage error, 3 training diverged (NaN/Inf), 130/143 interrupted\n"
+    "example: bnni train models/lenet_bn.bnn --epochs 3 --metrics run.csv\n";
+
+static int usage_error(const char *msg, const char *arg)
+{
+    fprintf(stderr, "bnni train: error: %s%s%s\nusage: bnni train MODEL.bnn [options]   (bnni help train)\n", msg,
+            arg ? ": " : "", arg ? arg : "");
+    return 2;
+}
+
+/* Parses a whole decimal number in [lo, hi]; returns 0 or -1. */
+static int parse_ull(const char *s, unsigned long long lo, unsigned long long hi, unsigned long long *v)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || s[0] == '-')
+        return -1;
+    *v = strtoull(s, &end, 10);
+    return errno || *end || *v < lo || *v > hi ? -1 : 0;
+}
+
+typedef struct TrainFlags {
+    const char *model, *out, *resume, *init, *metrics, *data;
+    long long epochs, limit, test_limit, threads; /* -1: not given */
+    unsigned long long seed;
+    int has_seed, quiet;
+} TrainFlags;
+
+/* Handles one flag that takes a value (argv[*i] is the flag); returns 0, or 2 after a usage error. */
+static int value_flag(TrainFlags *f, int argc, char **argv, int *i)
+{
+    const char *name = argv[*i], *v = *i + 1 < argc ? argv[++*i] : NULL;
+    unsigned long long n;
+    const char **str = strcmp(name, "--out") == 0      ? &f->out
+                       : strcmp(name, "--resume") == 0 ? &f->resume
+                       : strcmp(name, "--init") == 0   ? &f->init
+                       : strcmp(name, "--metrics") == 0 ? &f->metrics
+                       : strcmp(name, "--data") == 0    ? &f->data
+                                                        : NULL;
+    if (!v)
+        return usage_error("this option needs a value", name);
+    if (str) {
+        *str = v;
+        return 0;
+    }
+    if (strcmp(name, "--seed") == 0) {
+        if (parse_ull(v, 0, UINT64_MAX, &f->seed) < 0)
+            return usage_error("--seed needs a non-negative integer", v);
+        f->has_seed = 1;
+        return 0;
+    }
+    long long *num = strcmp(name, "--epochs") == 0        ? &f->epochs
+                     : strcmp(name, "--limit") == 0      ? &f->limit
+                     : strcmp(name, "--test-limit") == 0 ? &f->test_limit
+                                                         : &f->threads;
+    unsigned long long hi = num == &f->epochs ? 1000000 : num == &f->threads ? 1024 : 1000000000;
+    if (parse_ull(v, 1, hi, &n) < 0)
+        return usage_error(num == &f->epochs    ? "--epochs needs a whole number from 1 to 1000000"
+                           : num == &f->threads ? "--threads needs a number from 1 to 1024"
+                                                : "this option needs a positive number of images",
+                           v);
+    *num = (long long)n;
+    return 0;
+}
+
+static int parse_flags(TrainFlags *f, int argc, char **argv)
+{
+    static const char *const valued[] = {"--epochs", "--out",        "--resume", "--init",    "--metrics",
+                                         "--data",   "--limit",      "--seed",   "--threads", "--test-limit"};
+    memset(f, 0, sizeof *f);
+    f->epochs = f->limit = f->test_limit = f->threads = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int known = 0, rc;
+        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++)
+            known |= strcmp(a, valued[k]) == 0;
+        if (known) {
+            if ((rc = value_flag(f, argc, argv, &i)) != 0)
+                return rc;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            f->quiet = 1;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option", a);
+        } else if (f->model) {
+            return usage_error("only one model file, please; extra argument", a);
+        } else {
+            f->model = a;
+        }
+    }
+    if (!f->model)
+        return usage_error("no model file given", NULL);
+    if (f->resume && f->init)
+        return usage_error("--resume and --init exclude each other", NULL);
+    return 0;
+}
+
+/* Flags win over the file. Returns 0, or 1 when out of memory. */
+static int apply_flags(ModelSpec *m, const TrainFlags *f)
+{
+    if (f->epochs > 0)
+        m->epochs = (int)f->epochs;
+    if (f->limit > 0)
+        m->data.limit = f->limit;
+    if (f->has_seed)
+        m->seed = f->seed;
+    if (f->data) {
+        char *p = strdup(f->data);
+        if (!p)
+            return 1;
+        free(m->data.path);
+        m->data.path = p;
+    }
+    return 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    TrainFlags f;
+    int rc = parse_flags(&f, argc, argv);
+    if (rc != 0)
+        return rc;
+    ModelSpec *m = NULL;
+    if (train_load_model(f.model, NULL, &m) != 0)
+        return 1;
+    if (apply_flags(m, &f) != 0) {
+        fprintf(stderr, "bnni: error: out of memory\n");
+        spec_free(m);
+        return 1;
+    }
+    rt_set_threads((int)f.threads);
+    TrainOptions o = {
+        .out = f.out ? f.out : m->checkpoint,
+        .resume = f.resume,
+        .init = f.init,
+        .metrics = f.metrics,
+        .test_limit = f.test_limit > 0 ? f.test_limit : 0,
+        .quiet = f.quiet,
+        .progress = isatty(STDERR_FILENO),
+        .log = stdout,
+    };
+    char err[16384];
+    rc = train_run(m, &o, err, sizeof err);
+    if (rc == TRAIN_OK && !f.quiet)
+        printf("saved %s (epoch %d)\n", o.out, m->epochs);
+    else if (rc == TRAIN_SIGINT || rc == TRAIN_SIGTERM)
+        fprintf(stderr, "bnni: %s\n", err);
+    else if (rc != TRAIN_OK)
+        fprintf(stderr, "bnni: error: %s\n", err);
+    spec_free(m);
+    return rc;
+}

@@ -1,0 +1,1042 @@
+/* HDF5 checkpoints (docs/checkpoint.md). The file is composed in memory with HDF5's core driver and written
+ * with plain write/fsync/rename, so every disk error is ours to see and the target is never half-written.
+ * HDF5's own error printing is switched off: failures come back as one line in err. */
+#include "ckpt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../interp/cmd.h"
+#include "layer.h"
+
+#define MAX_TENSOR_VALUES (1ull << 31)
+
+static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+/* ---------------------------------------------------------------- metrics */
+
+int metrics_append(CkptMetrics *m, const double v[6])
+{
+    double **cols[6] = {&m->train_loss, &m->train_acc, &m->test_loss,
+                        &m->test_acc,   &m->seconds,   &m->images_per_second};
+    if (m->n == m->cap) {
+        int cap = m->cap ? m->cap * 2 : 16;
+        for (int k = 0; k < 6; k++) {
+            double *p = realloc(*cols[k], (size_t)cap * sizeof **cols[k]);
+            if (!p)
+                return -1;
+            *cols[k] = p;
+        }
+        m->cap = cap;
+    }
+    for (int k = 0; k < 6; k++)
+        (*cols[k])[m->n] = v[k];
+    m->n++;
+    return 0;
+}
+
+void metrics_free(CkptMetrics *m)
+{
+    free(m->train_loss), free(m->train_acc), free(m->test_loss);
+    free(m->test_acc), free(m->seconds), free(m->images_per_second);
+    memset(m, 0, sizeof *m);
+}
+
+const char *ckpt_dims_str(int rank, const int *dims, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < rank && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%d", i ? ", " : "", dims[i]);
+    if (o < len)
+        snprintf(buf + o, len - o, "]");
+    return buf;
+}
+
+const CkptTensor *ckpt_find(const Ckpt *c, const char *path)
+{
+    for (int i = 0; i < c->ntensors; i++)
+        if (strcmp(c->tensors[i].path, path) == 0)
+            return &c->tensors[i];
+    return NULL;
+}
+
+void ckpt_free(Ckpt *c)
+{
+    free(c->model_source), free(c->model_name), free(c->bnni_version), free(c->created);
+    for (int i = 0; i < c->nlayers; i++)
+        free(c->layers[i].name), free(c->layers[i].type);
+    free(c->layers);
+    for (int i = 0; i < c->ntensors; i++) {
+        free(c->tensors[i].path);
+        if (!c->borrowed)
+            free(c->tensors[i].data);
+    }
+    free(c->tensors);
+    if (!c->borrowed) {
+        free(c->ts.order);
+        metrics_free(&c->metrics);
+    }
+    memset(c, 0, sizeof *c);
+}
+
+/* ---------------------------------------------------------------- building from a run */
+
+static char *dupstr(const char *s)
+{
+    s = s ? s : "";
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+static int add_tensor(Ckpt *c, const Param *p, const char *fmt, const char *a, const char *b, const char *d)
+{
+    char path[3 * SPEC_NAME_MAX + 64];
+    snprintf(path, sizeof path, fmt, a, b, d);
+    CkptTensor *t = &c->tensors[c->ntensors];
+    if (!(t->path = dupstr(path)))
+        return -1;
+    t->rank = p->rank;
+    memcpy(t->dims, p->dims, sizeof t->dims);
+    t->size = p->size;
+    t->data = p->value;
+    c->ntensors++;
+    return 0;
+}
+
+static int build_layers(Ckpt *c, NetParam *ps, int np)
+{
+    for (int i = 0; i < np; i++) {
+        const LayerSpec *s = ps[i].layer;
+        if (i == 0 || ps[i - 1].layer != s) {
+            CkptLayer *l = &c->layers[c->nlayers++];
+            l->name = dupstr(s->name);
+            l->type = dupstr(layer_ops[s->kind]->type);
+            if (!l->name || !l->type)
+                return -1;
+            l->has_bn = s->kind == LK_BATCHNORM;
+            l->momentum = s->momentum, l->eps = s->eps;
+        }
+        if (add_tensor(c, &ps[i].p, "layers/%s/%s%s", s->name, ps[i].p.name, "") < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int build_optimizer(Ckpt *c, const OptSpec *spec, Optim *opt, NetParam *ps, int np)
+{
+    c->has_optimizer = 1;
+    c->opt = *spec;
+    c->opt_steps = optim_step_count(opt);
+    for (int i = 0; i < np; i++) {
+        Param st[LAYER_MAX_PARAMS];
+        int k = optim_state(opt, i, st);
+        for (int j = 0; j < k; j++)
+            if (add_tensor(c, &st[j], "optimizer/%s/%s/%s", ps[i].layer->name, ps[i].p.name, st[j].name) < 0)
+                return -1;
+    }
+    return 0;
+}
+
+int ckpt_build(Ckpt *c, const ModelSpec *m, NetParam *params, int nparams, Optim *opt, const TrainState *ts,
+               const CkptMetrics *metrics, double mean, double std, int epoch, char *err, size_t errlen)
+{
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+    memset(c, 0, sizeof *c);
+    c->borrowed = 1;
+    c->format_version = CKPT_FORMAT_VERSION;
+    c->model_source = dupstr(m->source), c->model_name = dupstr(m->name);
+    c->bnni_version = dupstr(BNNI_VERSION), c->created = dupstr(when);
+    c->epoch = epoch, c->seed = m->seed;
+    snprintf(c->normalize, sizeof c->normalize, "%s", m->data.normalize == NORM_STANDARD ? "standard" : "unit");
+    c->data_mean = mean, c->data_std = std;
+    c->layers = calloc((size_t)nparams + 1, sizeof *c->layers);
+    c->tensors = calloc((size_t)nparams * (1 + LAYER_MAX_PARAMS) + 1, sizeof *c->tensors);
+    if (!c->model_source || !c->model_name || !c->bnni_version || !c->created || !c->layers || !c->tensors ||
+        build_layers(c, params, nparams) < 0 || (opt && build_optimizer(c, &m->opt, opt, params, nparams) < 0)) {
+        snprintf(err, errlen, "out of memory building the checkpoint");
+        ckpt_free(c);
+        return -1;
+    }
+    if (ts)
+        c->has_train_state = 1, c->ts = *ts;
+    if (metrics)
+        c->metrics = *metrics;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- writing HDF5 */
+
+static int put_attr(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = sp < 0 ? -1 : H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, mtype, v);
+    if (a >= 0)
+        H5Aclose(a);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return rc < 0 ? -1 : 0;
+}
+
+static int attr_str(hid_t loc, const char *name, const char *s)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return -1;
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    const char *p = s ? s : "";
+    int rc = put_attr(loc, name, t, t, &p);
+    H5Tclose(t);
+    return rc;
+}
+
+static int attr_i64(hid_t loc, const char *name, long long v)
+{
+    return put_attr(loc, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, &v);
+}
+
+static int attr_f64(hid_t loc, const char *name, double v)
+{
+    return put_attr(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+}
+
+static int put_data(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
+                    const void *data)
+{
+    hsize_t n = 1;
+    for (int i = 0; i < rank; i++)
+        n *= dims[i];
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = sp < 0 ? -1 : H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = d < 0 ? -1 : n == 0 ? 0 : H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (d >= 0)
+        H5Dclose(d);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Groups keep their links in creation order, so /layers lists the network in order (h5py, h5ls, inspect). */
+static hid_t open_group(hid_t loc, const char *name, hid_t gcpl)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) > 0)
+        return H5Gopen2(loc, name, H5P_DEFAULT);
+    return H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+}
+
+/* Creates the groups of path's directories and writes its last component as a float32 dataset. */
+static int put_tensor(hid_t f, const CkptTensor *t, hid_t gcpl)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", t->path);
+    hid_t g = H5Gopen2(f, "/", H5P_DEFAULT);
+    char *name = buf, *slash;
+    while (g >= 0 && (slash = strchr(name, '/'))) {
+        *slash = '\0';
+        hid_t next = open_group(g, name, gcpl);
+        H5Gclose(g);
+        g = next, name = slash + 1;
+    }
+    if (g < 0)
+        return -1;
+    hsize_t dims[CKPT_MAX_RANK];
+    for (int i = 0; i < t->rank; i++)
+        dims[i] = (hsize_t)t->dims[i];
+    int rc = put_data(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->rank, dims, t->data);
+    H5Gclose(g);
+    return rc;
+}
+
+static int write_root(hid_t f, const Ckpt *c)
+{
+    int rc = attr_str(f, "format", CKPT_FORMAT);
+    rc |= attr_i64(f, "format_version", c->format_version);
+    rc |= attr_str(f, "model_source", c->model_source);
+    rc |= attr_str(f, "model_name", c->model_name);
+    rc |= attr_i64(f, "epoch", c->epoch);
+    rc |= put_attr(f, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &c->seed);
+    rc |= attr_str(f, "bnni_version", c->bnni_version);
+    rc |= attr_str(f, "created", c->created);
+    rc |= attr_str(f, "normalize", c->normalize);
+    rc |= attr_f64(f, "data_mean", c->data_mean);
+    rc |= attr_f64(f, "data_std", c->data_std);
+    return rc;
+}
+
+static int write_layers(hid_t f, const Ckpt *c, hid_t gcpl)
+{
+    hid_t top = open_group(f, "layers", gcpl);
+    int rc = top < 0 ? -1 : 0;
+    for (int i = 0; rc == 0 && i < c->nlayers; i++) {
+        hid_t g = open_group(top, c->layers[i].name, gcpl);
+        rc = g < 0 ? -1 : attr_str(g, "type", c->layers[i].type);
+        if (rc == 0 && c->layers[i].has_bn)
+            rc = attr_f64(g, "momentum", c->layers[i].momentum) | attr_f64(g, "eps", c->layers[i].eps);
+        if (g >= 0)
+            H5Gclose(g);
+    }
+    if (top >= 0)
+        H5Gclose(top);
+    return rc;
+}
+
+static int write_optimizer(hid_t f, const Ckpt *c, hid_t gcpl)
+{
+    hid_t g = open_group(f, "optimizer", gcpl);
+    if (g < 0)
+        return -1;
+    const OptSpec *o = &c->opt;
+    int rc = attr_str(g, "kind", o->kind == OPT_ADAM ? "adam" : "sgd");
+    rc |= attr_f64(g, "lr", o->lr) | attr_f64(g, "weight_decay", o->weight_decay);
+    if (o->kind == OPT_ADAM)
+        rc |= attr_f64(g, "beta1", o->beta1) | attr_f64(g, "beta2", o->beta2) | attr_f64(g, "eps", o->eps);
+    else
+        rc |= attr_f64(g, "momentum", o->momentum) | attr_i64(g, "nesterov", o->nesterov);
+    rc |= attr_i64(g, "step", c->opt_steps);
+    H5Gclose(g);
+    return rc;
+}
+
+static int write_train_state(hid_t f, const TrainState *ts, hid_t gcpl)
+{
+    hid_t g = open_group(f, "train_state", gcpl);
+    if (g < 0)
+        return -1;
+    hsize_t n = (hsize_t)ts->norder, four = 4;
+    int rc = attr_i64(g, "epoch", ts->epoch) | attr_i64(g, "position", ts->position);
+    rc |= attr_i64(g, "images_per_epoch", ts->norder) | attr_i64(g, "batch", ts->batch);
+    rc |= attr_f64(g, "loss_sum", ts->loss_sum) | attr_i64(g, "correct", ts->correct);
+    rc |= attr_f64(g, "seconds", ts->seconds) | attr_f64(g, "lr", ts->lr);
+    rc |= put_data(g, "order", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &n, ts->order);
+    rc |= put_data(g, "shuffle_rng", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, &four, ts->shuffle_rng.s);
+    rc |= put_data(g, "net_rng", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, &four, ts->net_rng.s);
+    H5Gclose(g);
+    return rc;
+}
+
+static int write_metrics(hid_t f, const CkptMetrics *m, hid_t gcpl)
+{
+    hid_t g = open_group(f, "metrics", gcpl);
+    if (g < 0)
+        return -1;
+    hsize_t n = (hsize_t)m->n;
+    long long *ep = malloc(((size_t)m->n + 1) * sizeof *ep);
+    int rc = ep ? 0 : -1;
+    for (int i = 0; ep && i < m->n; i++)
+        ep[i] = i + 1;
+    const char *names[6] = {"train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_second"};
+    const double *cols[6] = {m->train_loss, m->train_acc, m->test_loss, m->test_acc, m->seconds,
+                             m->images_per_second};
+    if (ep)
+        rc |= put_data(g, "epoch", H5T_STD_I64LE, H5T_NATIVE_LLONG, 1, &n, ep);
+    for (int k = 0; k < 6; k++)
+        rc |= put_data(g, names[k], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &n, cols[k]);
+    free(ep);
+    H5Gclose(g);
+    return rc;
+}
+
+static int write_all(hid_t f, const Ckpt *c, hid_t gcpl)
+{
+    int rc = write_root(f, c) | write_layers(f, c, gcpl);
+    if (rc == 0 && c->has_optimizer)
+        rc = write_optimizer(f, c, gcpl);
+    for (int i = 0; rc == 0 && i < c->ntensors; i++)
+        rc = put_tensor(f, &c->tensors[i], gcpl);
+    if (rc == 0 && c->has_train_state)
+        rc = write_train_state(f, &c->ts, gcpl);
+    if (rc == 0)
+        rc = write_metrics(f, &c->metrics, gcpl);
+    return rc;
+}
+
+/* Composes the file in memory (core driver, no backing store); *img is malloc'ed, caller frees. */
+static int build_image(const Ckpt *c, void **img, size_t *len)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fcpl = H5Pcreate(H5P_FILE_CREATE), gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    hid_t f = -1;
+    int rc = -1;
+    unsigned order = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
+    *img = NULL;
+    if (fapl < 0 || fcpl < 0 || gcpl < 0 || H5Pset_fapl_core(fapl, 1 << 20, 0) < 0 ||
+        H5Pset_link_creation_order(fcpl, order) < 0 || H5Pset_link_creation_order(gcpl, order) < 0)
+        goto done;
+    f = H5Fcreate("bnni-checkpoint-image", H5F_ACC_TRUNC, fcpl, fapl);
+    if (f < 0 || write_all(f, c, gcpl) < 0 || H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
+        goto done;
+    ssize_t n = H5Fget_file_image(f, NULL, 0);
+    if (n <= 0 || !(*img = malloc((size_t)n)) || H5Fget_file_image(f, *img, (size_t)n) != n)
+        goto done;
+    *len = (size_t)n;
+    rc = 0;
+done:
+    if (rc < 0) {
+        free(*img);
+        *img = NULL;
+    }
+    if (f >= 0)
+        H5Fclose(f);
+    H5Pclose(fapl), H5Pclose(fcpl), H5Pclose(gcpl);
+    return rc;
+}
+
+static int write_fd(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        buf += w, len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes buf to a temporary file next to path, syncs it and renames it over path. */
+static int write_atomic(const char *path, const void *buf, size_t len, char *err, size_t errlen)
+{
+    char tmp[4096], dir[4096];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+    if (snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, slash ? slash + 1 : path) >= (int)sizeof tmp) {
+        snprintf(err, errlen, "path too long");
+        return -1;
+    }
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create a temporary file in %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);
+    const char *what = "write";
+    int rc = write_fd(fd, buf, len);
+    if (rc == 0 && (what = "sync", fsync(fd) < 0))
+        rc = -1;
+    int saved = errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -1, what = "close", saved = errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -1, what = "rename", saved = errno;
+    if (rc < 0) {
+        unlink(tmp);
+        snprintf(err, errlen, "cannot save the checkpoint (%s failed: %s); the previous file is unchanged", what,
+                 strerror(saved));
+        return -1;
+    }
+    int dfd = open(dir, O_RDONLY);
+    if (dfd >= 0) {
+        fsync(dfd); /* makes the rename itself durable; some file systems refuse, which is harmless */
+        close(dfd);
+    }
+    return 0;
+}
+
+int ckpt_write(const char *path, const Ckpt *c, char *err, size_t errlen)
+{
+    void *img;
+    size_t len;
+    quiet_hdf5();
+    if (build_image(c, &img, &len) < 0) {
+        snprintf(err, errlen, "cannot compose the checkpoint in memory (HDF5 error or out of memory)");
+        return -1;
+    }
+    int rc = write_atomic(path, img, len, err, errlen);
+    free(img);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- reading HDF5 */
+
+/* Opens attribute `name` of loc, which must hold exactly one value of `cls`. Returns its id or -1 with err. */
+static hid_t open_attr(hid_t loc, const char *where, const char *name, H5T_class_t cls, char *err, size_t errlen)
+{
+    if (H5Aexists(loc, name) <= 0) {
+        snprintf(err, errlen, "%s has no attribute '%s'", where, name);
+        return -1;
+    }
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t t = a < 0 ? -1 : H5Aget_type(a), sp = a < 0 ? -1 : H5Aget_space(a);
+    H5T_class_t got = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+    int ok = sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1 &&
+             (got == cls || (cls == H5T_FLOAT && got == H5T_INTEGER));
+    if (t >= 0)
+        H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (!ok) {
+        snprintf(err, errlen, "attribute '%s' of %s is not a single %s", name, where,
+                 cls == H5T_STRING ? "string" : "number");
+        if (a >= 0)
+            H5Aclose(a);
+        return -1;
+    }
+    return a;
+}
+
+static int get_num(hid_t loc, const char *where, const char *name, hid_t mtype, void *v, char *err, size_t errlen)
+{
+    hid_t a = open_attr(loc, where, name, mtype == H5T_NATIVE_DOUBLE ? H5T_FLOAT : H5T_INTEGER, err, errlen);
+    if (a < 0)
+        return -1;
+    herr_t rc = H5Aread(a, mtype, v);
+    H5Aclose(a);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot read attribute '%s' of %s", name, where);
+    return rc < 0 ? -1 : 0;
+}
+
+static int get_i64(hid_t loc, const char *where, const char *name, long long *v, char *err, size_t errlen)
+{
+    return get_num(loc, where, name, H5T_NATIVE_LLONG, v, err, errlen);
+}
+
+static int get_f64(hid_t loc, const char *where, const char *name, double *v, char *err, size_t errlen)
+{
+    return get_num(loc, where, name, H5T_NATIVE_DOUBLE, v, err, errlen);
+}
+
+/* Reads a string attribute, variable-length or fixed (as h5py may write either). Caller frees *out. */
+static int get_str(hid_t loc, const char *where, const char *name, char **out, char *err, size_t errlen)
+{
+    hid_t a = open_attr(loc, where, name, H5T_STRING, err, errlen);
+    if (a < 0)
+        return -1;
+    hid_t ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
+    int rc = -1;
+    if (ft >= 0 && mt >= 0)
+        H5Tset_cset(mt, H5Tget_cset(ft)); /* HDF5 converts no character sets: read UTF-8 as UTF-8 */
+    if (ft >= 0 && mt >= 0 && H5Tis_variable_str(ft) > 0) {
+        char *p = NULL;
+        H5Tset_size(mt, H5T_VARIABLE);
+        if (H5Aread(a, mt, &p) >= 0 && p) {
+            *out = dupstr(p);
+            rc = *out ? 0 : -1;
+        }
+        H5free_memory(p);
+    } else if (ft >= 0 && mt >= 0) {
+        size_t n = H5Tget_size(ft);
+        *out = n < (64u << 20) ? calloc(n + 1, 1) : NULL;
+        if (*out && H5Tset_size(mt, n) >= 0 && H5Aread(a, mt, *out) >= 0)
+            rc = 0;
+    }
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (mt >= 0)
+        H5Tclose(mt);
+    H5Aclose(a);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot read attribute '%s' of %s", name, where);
+    return rc;
+}
+
+static int read_root(hid_t f, Ckpt *c, char *err, size_t errlen)
+{
+    char *format = NULL;
+    long long v, epoch;
+    if (get_str(f, "the file", "format", &format, err, errlen) < 0) {
+        snprintf(err, errlen, "not a bnni checkpoint (no 'format' attribute)");
+        return -1;
+    }
+    int bad = strcmp(format, CKPT_FORMAT) != 0;
+    if (bad)
+        snprintf(err, errlen, "not a bnni checkpoint (its format attribute is '%.100s')", format);
+    free(format);
+    if (bad || get_i64(f, "the file", "format_version", &v, err, errlen) < 0)
+        return -1;
+    if (v != CKPT_FORMAT_VERSION) {
+        snprintf(err, errlen, "checkpoint format_version %lld is not supported (bnni %s reads format_version %d)", v,
+                 BNNI_VERSION, CKPT_FORMAT_VERSION);
+        return -1;
+    }
+    c->format_version = (int)v;
+    char *norm = NULL;
+    if (get_str(f, "the file", "model_source", &c->model_source, err, errlen) < 0 ||
+        get_str(f, "the file", "model_name", &c->model_name, err, errlen) < 0 ||
+        get_str(f, "the file", "bnni_version", &c->bnni_version, err, errlen) < 0 ||
+        get_str(f, "the file", "created", &c->created, err, errlen) < 0 ||
+        get_i64(f, "the file", "epoch", &epoch, err, errlen) < 0 ||
+        get_num(f, "the file", "seed", H5T_NATIVE_UINT64, &c->seed, err, errlen) < 0 ||
+        get_str(f, "the file", "normalize", &norm, err, errlen) < 0 ||
+        get_f64(f, "the file", "data_mean", &c->data_mean, err, errlen) < 0 ||
+        get_f64(f, "the file", "data_std", &c->data_std, err, errlen) < 0) {
+        free(norm);
+        return -1;
+    }
+    snprintf(c->normalize, sizeof c->normalize, "%s", norm);
+    free(norm);
+    c->epoch = (int)epoch;
+    if (epoch < 0 || epoch > 1000000000 || !(c->data_std > 0.0)) {
+        snprintf(err, errlen, "implausible root attributes (epoch %lld, data_std %g)", epoch, c->data_std);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct Walk {
+    Ckpt *c;
+    char prefix[1024];
+    int depth; /* 0: children of /layers or /optimizer */
+    int cap, lcap;
+    char *err;
+    size_t errlen;
+} Walk;
+
+static int read_tensor(hid_t d, const char *path, CkptTensor *t, char *err, size_t errlen)
+{
+    hid_t ty = H5Dget_type(d), sp = H5Dget_space(d);
+    int rank = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp), rc = -1;
+    hsize_t dims[CKPT_MAX_RANK];
+    memset(t, 0, sizeof *t);
+    if (ty < 0 || H5Tget_class(ty) != H5T_FLOAT || rank < 1 || rank > CKPT_MAX_RANK) {
+        snprintf(err, errlen, "tensor %s is not a float array of rank 1 to %d", path, CKPT_MAX_RANK);
+        goto done;
+    }
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    unsigned long long n = 1;
+    for (int i = 0; i < rank; i++) {
+        n *= dims[i];
+        if (dims[i] > MAX_TENSOR_VALUES || n > MAX_TENSOR_VALUES) {
+            snprintf(err, errlen, "tensor %s has an implausible shape", path);
+            goto done;
+        }
+        t->dims[i] = (int)dims[i];
+    }
+    t->rank = rank, t->size = (size_t)n;
+    t->path = dupstr(path);
+    t->data = malloc(n ? n * sizeof(float) : 1);
+    if (!t->path || !t->data) {
+        snprintf(err, errlen, "out of memory reading tensor %s", path);
+        goto done;
+    }
+    if (n && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->data) < 0) {
+        snprintf(err, errlen, "cannot read tensor %s (corrupt file?)", path);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (ty >= 0)
+        H5Tclose(ty);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (rc < 0)
+        free(t->path), free(t->data), memset(t, 0, sizeof *t);
+    return rc;
+}
+
+static int add_layer(Walk *w, hid_t g, const char *name, const char *path)
+{
+    Ckpt *c = w->c;
+    if (c->nlayers == w->lcap) {
+        int cap = w->lcap ? w->lcap * 2 : 16;
+        CkptLayer *p = realloc(c->layers, (size_t)cap * sizeof *p);
+        if (!p)
+            return snprintf(w->err, w->errlen, "out of memory"), -1;
+        c->layers = p, w->lcap = cap;
+    }
+    CkptLayer *l = &c->layers[c->nlayers];
+    memset(l, 0, sizeof *l);
+    if (!(l->name = dupstr(name)) || get_str(g, path, "type", &l->type, w->err, w->errlen) < 0) {
+        free(l->name);
+        return -1;
+    }
+    c->nlayers++;
+    if (H5Aexists(g, "momentum") > 0 || strcmp(l->type, "batchnorm") == 0) {
+        l->has_bn = 1;
+        if (get_f64(g, path, "momentum", &l->momentum, w->err, w->errlen) < 0 ||
+            get_f64(g, path, "eps", &l->eps, w->err, w->errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int walk_group(hid_t g, Walk *w);
+
+static int visit_dataset(hid_t o, Walk *w, const char *path)
+{
+    Ckpt *c = w->c;
+    if (c->ntensors == w->cap) {
+        int cap = w->cap ? w->cap * 2 : 64;
+        CkptTensor *p = realloc(c->tensors, (size_t)cap * sizeof *p);
+        if (!p)
+            return snprintf(w->err, w->errlen, "out of memory"), -1;
+        c->tensors = p, w->cap = cap;
+    }
+    if (read_tensor(o, path, &c->tensors[c->ntensors], w->err, w->errlen) < 0)
+        return -1;
+    c->ntensors++;
+    return 0;
+}
+
+static herr_t walk_cb(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+    (void)info;
+    Walk *w = op;
+    char path[1024], saved[1024];
+    if (snprintf(path, sizeof path, "%s/%s", w->prefix, name) >= (int)sizeof path) {
+        snprintf(w->err, w->errlen, "object name too long in %s", w->prefix);
+        return -1;
+    }
+    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
+    if (o < 0) {
+        snprintf(w->err, w->errlen, "cannot open %s (corrupt file?)", path);
+        return -1;
+    }
+    int rc = 0;
+    H5I_type_t type = H5Iget_type(o);
+    if (type == H5I_GROUP) {
+        if (w->depth == 0 && strcmp(w->prefix, "layers") == 0)
+            rc = add_layer(w, o, name, path);
+        memcpy(saved, w->prefix, sizeof saved);
+        snprintf(w->prefix, sizeof w->prefix, "%s", path);
+        w->depth++;
+        if (rc == 0)
+            rc = walk_group(o, w);
+        w->depth--;
+        memcpy(w->prefix, saved, sizeof saved);
+    } else if (type == H5I_DATASET) {
+        rc = visit_dataset(o, w, path);
+    }
+    H5Oclose(o);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Visits the children of g in creation order when the file tracks it (bnni's do), else by name. */
+static int walk_group(hid_t g, Walk *w)
+{
+    unsigned flags = 0;
+    hid_t gcpl = H5Gget_create_plist(g);
+    if (gcpl >= 0) {
+        H5Pget_link_creation_order(gcpl, &flags);
+        H5Pclose(gcpl);
+    }
+    H5_index_t idx = (flags & H5P_CRT_ORDER_INDEXED) ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
+    hsize_t at = 0;
+    w->err[0] = '\0';
+    if (H5Literate(g, idx, H5_ITER_INC, &at, walk_cb, w) < 0) {
+        if (!w->err[0])
+            snprintf(w->err, w->errlen, "cannot list group %s (corrupt file?)", w->prefix);
+        return -1;
+    }
+    return 0;
+}
+
+static int read_tensors(hid_t f, Ckpt *c, const char *top, int required, Walk *w)
+{
+    if (H5Lexists(f, top, H5P_DEFAULT) <= 0) {
+        if (required)
+            snprintf(w->err, w->errlen, "no /%s group", top);
+        return required ? -1 : 0;
+    }
+    hid_t g = H5Gopen2(f, top, H5P_DEFAULT);
+    if (g < 0) {
+        snprintf(w->err, w->errlen, "cannot open /%s", top);
+        return -1;
+    }
+    snprintf(w->prefix, sizeof w->prefix, "%s", top);
+    w->depth = 0;
+    w->c = c;
+    int rc = walk_group(g, w);
+    H5Gclose(g);
+    return rc;
+}
+
+static int read_optimizer(hid_t f, Ckpt *c, char *err, size_t errlen)
+{
+    if (H5Lexists(f, "optimizer", H5P_DEFAULT) <= 0)
+        return 0;
+    hid_t g = H5Gopen2(f, "optimizer", H5P_DEFAULT);
+    char *kind = NULL;
+    long long steps = 0, nesterov = 0;
+    OptSpec *o = &c->opt;
+    int rc = g < 0 || get_str(g, "/optimizer", "kind", &kind, err, errlen) < 0 ? -1 : 0;
+    if (rc == 0 && strcmp(kind, "sgd") != 0 && strcmp(kind, "adam") != 0)
+        rc = -1, snprintf(err, errlen, "unknown optimizer kind '%.40s' in /optimizer", kind);
+    if (rc == 0) {
+        o->kind = strcmp(kind, "adam") == 0 ? OPT_ADAM : OPT_SGD;
+        rc = get_f64(g, "/optimizer", "lr", &o->lr, err, errlen) |
+             get_f64(g, "/optimizer", "weight_decay", &o->weight_decay, err, errlen) |
+             get_i64(g, "/optimizer", "step", &steps, err, errlen);
+    }
+    if (rc == 0 && o->kind == OPT_ADAM)
+        rc = get_f64(g, "/optimizer", "beta1", &o->beta1, err, errlen) |
+             get_f64(g, "/optimizer", "beta2", &o->beta2, err, errlen) |
+             get_f64(g, "/optimizer", "eps", &o->eps, err, errlen);
+    else if (rc == 0)
+        rc = get_f64(g, "/optimizer", "momentum", &o->momentum, err, errlen) |
+             get_i64(g, "/optimizer", "nesterov", &nesterov, err, errlen);
+    o->nesterov = (int)nesterov;
+    c->opt_steps = steps;
+    c->has_optimizer = rc == 0;
+    free(kind);
+    if (g >= 0)
+        H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+/* Reads a 1-D dataset of exactly n values of mtype into buf. */
+static int read_vec(hid_t g, const char *name, hid_t mtype, hsize_t n, void *buf, char *err, size_t errlen)
+{
+    hid_t d = H5Lexists(g, name, H5P_DEFAULT) > 0 ? H5Dopen2(g, name, H5P_DEFAULT) : -1;
+    hid_t sp = d < 0 ? -1 : H5Dget_space(d);
+    hsize_t dims[1] = {0};
+    int ok = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1 && H5Sget_simple_extent_dims(sp, dims, NULL) == 1 &&
+             dims[0] == n && (n == 0 || H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (d >= 0)
+        H5Dclose(d);
+    if (!ok)
+        snprintf(err, errlen, "dataset %s is missing, unreadable or not %llu values long", name,
+                 (unsigned long long)n);
+    return ok ? 0 : -1;
+}
+
+static int read_train_state(hid_t f, Ckpt *c, char *err, size_t errlen)
+{
+    if (H5Lexists(f, "train_state", H5P_DEFAULT) <= 0)
+        return 0;
+    hid_t g = H5Gopen2(f, "train_state", H5P_DEFAULT);
+    TrainState *ts = &c->ts;
+    long long v[5];
+    const char *w = "/train_state";
+    int rc = g < 0 ? -1 : 0;
+    if (rc == 0)
+        rc = get_i64(g, w, "epoch", &v[0], err, errlen) | get_i64(g, w, "position", &v[1], err, errlen) |
+             get_i64(g, w, "images_per_epoch", &v[2], err, errlen) | get_i64(g, w, "batch", &v[3], err, errlen) |
+             get_i64(g, w, "correct", &v[4], err, errlen) | get_f64(g, w, "loss_sum", &ts->loss_sum, err, errlen) |
+             get_f64(g, w, "seconds", &ts->seconds, err, errlen) | get_f64(g, w, "lr", &ts->lr, err, errlen);
+    if (rc == 0 && (v[0] < 0 || v[2] < 1 || v[2] > (1 << 30) || v[1] < 0 || v[1] > v[2] || v[3] < 1)) {
+        snprintf(err, errlen, "/train_state holds implausible values");
+        rc = -1;
+    }
+    if (rc == 0) {
+        ts->epoch = (int)v[0], ts->position = (int)v[1], ts->norder = (int)v[2], ts->batch = (int)v[3];
+        ts->correct = v[4];
+        ts->order = malloc((size_t)ts->norder * sizeof *ts->order);
+        rc = !ts->order ? -1
+                        : read_vec(g, "order", H5T_NATIVE_INT, (hsize_t)ts->norder, ts->order, err, errlen) |
+                              read_vec(g, "shuffle_rng", H5T_NATIVE_UINT64, 4, ts->shuffle_rng.s, err, errlen) |
+                              read_vec(g, "net_rng", H5T_NATIVE_UINT64, 4, ts->net_rng.s, err, errlen);
+    }
+    for (int i = 0; rc == 0 && i < ts->norder; i++)
+        if (ts->order[i] < 0 || ts->order[i] >= ts->norder)
+            rc = -1, snprintf(err, errlen, "/train_state/order holds an index out of range");
+    c->has_train_state = rc == 0;
+    if (g >= 0)
+        H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+static int read_metrics(hid_t f, Ckpt *c, char *err, size_t errlen)
+{
+    if (H5Lexists(f, "metrics", H5P_DEFAULT) <= 0)
+        return 0;
+    hid_t g = H5Gopen2(f, "metrics", H5P_DEFAULT);
+    hid_t d = g < 0 ? -1 : H5Dopen2(g, "train_loss", H5P_DEFAULT);
+    hid_t sp = d < 0 ? -1 : H5Dget_space(d);
+    hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    int rc = n < 0 || n > 1000000 ? -1 : 0;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (d >= 0)
+        H5Dclose(d);
+    if (rc < 0)
+        snprintf(err, errlen, "/metrics/train_loss is missing or unreadable");
+    CkptMetrics *m = &c->metrics;
+    double **cols[6] = {&m->train_loss, &m->train_acc, &m->test_loss,
+                        &m->test_acc,   &m->seconds,   &m->images_per_second};
+    const char *names[6] = {"train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_second"};
+    for (int k = 0; rc == 0 && k < 6; k++) {
+        *cols[k] = malloc(((size_t)n + 1) * sizeof(double));
+        rc = !*cols[k] ? -1 : read_vec(g, names[k], H5T_NATIVE_DOUBLE, (hsize_t)n, *cols[k], err, errlen);
+    }
+    if (rc == 0)
+        m->n = m->cap = (int)n;
+    if (g >= 0)
+        H5Gclose(g);
+    return rc;
+}
+
+int ckpt_read(const char *path, Ckpt *c, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    quiet_hdf5();
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(err, errlen, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    char sig[8] = {0};
+    int has_sig = fread(sig, 1, 8, fp) == 8 && memcmp(sig, "\211HDF\r\n\032\n", 8) == 0;
+    fclose(fp);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG); /* closes whatever an error path left open */
+#if H5_VERSION_GE(1, 10, 7)
+    /* Files are only ever replaced whole (rename), so HDF5's flock is not needed, and it fails on some NFS mounts. */
+    H5Pset_file_locking(fapl, 0, 1);
+#endif
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0) {
+        snprintf(err, errlen, "%s", has_sig ? "not a readable HDF5 file (truncated or corrupt)" : "not an HDF5 file");
+        return -1;
+    }
+    Walk w = {.err = err, .errlen = errlen};
+    int rc = read_root(f, c, err, errlen);
+    if (rc == 0)
+        rc = read_tensors(f, c, "layers", 1, &w);
+    if (rc == 0)
+        rc = read_tensors(f, c, "optimizer", 0, &w);
+    if (rc == 0)
+        rc = read_optimizer(f, c, err, errlen);
+    if (rc == 0)
+        rc = read_train_state(f, c, err, errlen);
+    if (rc == 0)
+        rc = read_metrics(f, c, err, errlen);
+    H5Fclose(f);
+    if (rc < 0) {
+        ckpt_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- fitting a checkpoint to a model */
+
+typedef struct Want {
+    char path[3 * SPEC_NAME_MAX + 64];
+    int rank;
+    int dims[CKPT_MAX_RANK];
+    float *dst;
+    size_t size;
+} Want;
+
+static int same_shape(const CkptTensor *t, const Want *w)
+{
+    if (t->rank != w->rank)
+        return 0;
+    for (int i = 0; i < t->rank; i++)
+        if (t->dims[i] != w->dims[i])
+            return 0;
+    return 1;
+}
+
+/* Appends "; "-separated text to list (len bytes), marking a truncation with "...". */
+static void list_add(char *list, size_t len, const char *text)
+{
+    size_t o = strlen(list);
+    if (o + 8 >= len)
+        return;
+    int n = snprintf(list + o, len - o, "%s%s", o ? "; " : "", text);
+    if (n < 0 || (size_t)n >= len - o)
+        snprintf(list + (len > 5 ? len - 5 : 0), len > 5 ? 5 : len, "...");
+}
+
+/* Checks every wanted tensor and every checkpoint tensor under `prefix`; copies only when all fit. */
+static int fit(const Ckpt *c, const char *prefix, const Want *w, int nw, char *err, size_t errlen)
+{
+    char *list = calloc(errlen + 1, 1), a[96], b[96], line[1024];
+    int bad = 0;
+    size_t plen = strlen(prefix);
+    if (!list)
+        return snprintf(err, errlen, "out of memory"), -1;
+    for (int i = 0; i < nw; i++) {
+        const CkptTensor *t = ckpt_find(c, w[i].path);
+        if (!t)
+            snprintf(line, sizeof line, "missing %s %s", w[i].path, ckpt_dims_str(w[i].rank, w[i].dims, a, sizeof a));
+        else if (!same_shape(t, &w[i]))
+            snprintf(line, sizeof line, "%s is %s in the checkpoint, %s in the model", w[i].path,
+                     ckpt_dims_str(t->rank, t->dims, a, sizeof a), ckpt_dims_str(w[i].rank, w[i].dims, b, sizeof b));
+        else
+            continue;
+        bad++;
+        list_add(list, errlen, line);
+    }
+    for (int i = 0; i < c->ntensors; i++) {
+        const CkptTensor *t = &c->tensors[i];
+        int found = 0;
+        for (int j = 0; j < nw && !found; j++)
+            found = strcmp(t->path, w[j].path) == 0;
+        if (found || strncmp(t->path, prefix, plen) != 0)
+            continue;
+        snprintf(line, sizeof line, "extra %s %s", t->path, ckpt_dims_str(t->rank, t->dims, a, sizeof a));
+        bad++;
+        list_add(list, errlen, line);
+    }
+    if (bad)
+        snprintf(err, errlen, "%d tensor%s do%s not fit the model: %s", bad, bad == 1 ? "" : "s", bad == 1 ? "es" : "",
+                 list);
+    else
+        for (int i = 0; i < nw; i++)
+            memcpy(w[i].dst, ckpt_find(c, w[i].path)->data, w[i].size * sizeof(float));
+    free(list);
+    return bad ? -1 : 0;
+}
+
+static void want_from(Want *w, const Param *p, const char *fmt, const char *a, const char *b, const char *d)
+{
+    snprintf(w->path, sizeof w->path, fmt, a, b, d);
+    w->rank = p->rank;
+    memcpy(w->dims, p->dims, sizeof w->dims);
+    w->dst = p->value;
+    w->size = p->size;
+}
+
+int ckpt_apply_params(const Ckpt *c, NetParam *ps, int np, char *err, size_t errlen)
+{
+    Want *w = calloc((size_t)np + 1, sizeof *w);
+    if (!w)
+        return snprintf(err, errlen, "out of memory"), -1;
+    for (int i = 0; i < np; i++)
+        want_from(&w[i], &ps[i].p, "layers/%s/%s%s", ps[i].layer->name, ps[i].p.name, "");
+    int rc = fit(c, "layers/", w, np, err, errlen);
+    free(w);
+    return rc;
+}
+
+int ckpt_apply_optim(const Ckpt *c, const OptSpec *spec, Optim *opt, NetParam *ps, int np, char *err,
+                     size_t errlen)
+{
+    static const char *const kinds[] = {"sgd", "adam"};
+    if (!c->has_optimizer) {
+        snprintf(err, errlen, "the checkpoint holds no optimizer state to resume from");
+        return -1;
+    }
+    if (c->opt.kind != spec->kind) {
+        snprintf(err, errlen, "the checkpoint's optimizer is %s, the model's is %s", kinds[c->opt.kind],
+                 kinds[spec->kind]);
+        return -1;
+    }
+    Want *w = calloc((size_t)np * LAYER_MAX_PARAMS + 1, sizeof *w);
+    int nw = 0;
+    if (!w)
+        return snprintf(err, errlen, "out of memory"), -1;
+    for (int i = 0; i < np; i++) {
+        Param st[LAYER_MAX_PARAMS];
+        int k = optim_state(opt, i, st);
+        for (int j = 0; j < k; j++)
+            want_from(&w[nw++], &st[j], "optimizer/%s/%s/%s", ps[i].layer->name, ps[i].p.name, st[j].name);
+    }
+    int rc = fit(c, "optimizer/", w, nw, err, errlen);
+    free(w);
+    if (rc == 0)
+        optim_set_step_count(opt, c->opt_steps);
+    return rc;
+}

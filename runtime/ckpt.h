@@ -1,0 +1,111 @@
+/* HDF5 checkpoints; docs/checkpoint.md is the contract. A Ckpt is the whole file in memory: ckpt_read fills one
+ * from disk (checking format and version), ckpt_build assembles one from a training run for ckpt_write, which
+ * saves atomically (temporary file in the same directory, fsync, rename). Tensor names are HDF5 paths without
+ * the leading slash: "layers/conv1/weight", "optimizer/conv1/weight/momentum_buffer". */
+#ifndef BNNI_CKPT_H
+#define BNNI_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../interp/spec.h"
+#include "net.h"
+#include "optim.h"
+#include "rng.h"
+
+#define CKPT_FORMAT "bnni-checkpoint"
+#define CKPT_FORMAT_VERSION 1
+#define CKPT_MAX_RANK 4
+
+typedef struct CkptTensor {
+    char *path; /* owned */
+    int rank;
+    int dims[CKPT_MAX_RANK];
+    size_t size;
+    float *data; /* owned unless the Ckpt is `borrowed` */
+} CkptTensor;
+
+/* One group under /layers: a layer with parameters. */
+typedef struct CkptLayer {
+    char *name, *type; /* owned */
+    int has_bn;        /* batchnorm: momentum and eps are set */
+    double momentum, eps;
+} CkptLayer;
+
+/* The per-epoch history, one value per completed epoch in each array (owned unless borrowed). */
+typedef struct CkptMetrics {
+    int n, cap;
+    double *train_loss, *train_acc, *test_loss, *test_acc, *seconds, *images_per_second;
+} CkptMetrics;
+
+/* What an exact resume needs beside the tensors. A run stopped mid-epoch has 0 < position < norder. */
+typedef struct TrainState {
+    int epoch;          /* completed epochs */
+    int position;       /* images of the current epoch already trained on (0: at an epoch boundary) */
+    int *order;         /* the current epoch's shuffle order, norder entries (owned unless borrowed) */
+    int norder;         /* training images per epoch */
+    int batch;
+    Rng shuffle_rng;    /* draws the next epoch's order */
+    Rng net_rng;        /* the network's dropout stream */
+    double loss_sum;    /* over the epoch so far: sum of batch mean loss x batch size */
+    long long correct;  /* ... correctly classified training images */
+    double seconds;     /* ... training time */
+    double lr;          /* learning rate of the current epoch */
+} TrainState;
+
+typedef struct Ckpt {
+    int format_version;
+    char *model_source, *model_name, *bnni_version, *created; /* owned */
+    int epoch;
+    uint64_t seed;
+    char normalize[16];         /* "unit" or "standard" */
+    double data_mean, data_std; /* input = (pixel/255 - data_mean) / data_std */
+    CkptLayer *layers;
+    int nlayers;
+    CkptTensor *tensors; /* every dataset under /layers, then under /optimizer */
+    int ntensors;
+    int has_optimizer;
+    OptSpec opt;
+    long long opt_steps;
+    int has_train_state;
+    TrainState ts;
+    CkptMetrics metrics;
+    int borrowed; /* built by ckpt_build: tensor data, ts.order and metrics point into the run */
+} Ckpt;
+
+/* Appends one epoch's figures (train_loss, train_acc, test_loss, test_acc, seconds, images_per_second).
+ * Returns 0 or -1 when out of memory. */
+int metrics_append(CkptMetrics *m, const double v[6]);
+void metrics_free(CkptMetrics *m);
+
+/* Assembles a checkpoint of a run without copying: tensors point at the network's and optimizer's memory.
+ * opt, ts may be NULL. mean/std are the input normalisation. Returns 0 or -1 (out of memory) with err.
+ * Free with ckpt_free, which then frees only what ckpt_build allocated. */
+int ckpt_build(Ckpt *c, const ModelSpec *m, NetParam *params, int nparams, Optim *opt, const TrainState *ts,
+               const CkptMetrics *metrics, double mean, double std, int epoch, char *err, size_t errlen);
+
+/* Writes c to path atomically. On any failure (disk full, permissions...) the target is untouched, the
+ * temporary file removed, and err holds one line. Returns 0 or -1. */
+int ckpt_write(const char *path, const Ckpt *c, char *err, size_t errlen);
+
+/* Reads a whole checkpoint. Fails with one line in err (no file name: the caller adds it) when the file is
+ * missing, not HDF5, truncated or corrupt, not a bnni checkpoint, or of another format_version.
+ * Returns 0 or -1; free with ckpt_free. */
+int ckpt_read(const char *path, Ckpt *c, char *err, size_t errlen);
+void ckpt_free(Ckpt *c);
+
+/* The tensor at `path`, or NULL. */
+const CkptTensor *ckpt_find(const Ckpt *c, const char *path);
+
+/* Copies the checkpoint's layer tensors (parameters and moving statistics) into the network's. Checks first
+ * that they fit: every missing, extra and mis-shaped tensor is listed in err (both shapes), and nothing is
+ * copied. Returns 0 or -1. */
+int ckpt_apply_params(const Ckpt *c, NetParam *params, int nparams, char *err, size_t errlen);
+/* The same for the optimizer's state and step count; its kind must be spec->kind. */
+int ckpt_apply_optim(const Ckpt *c, const OptSpec *spec, Optim *opt, NetParam *params, int nparams, char *err,
+                     size_t errlen);
+
+/* Formats dims as "[6, 1, 5, 5]". Returns buf. */
+const char *ckpt_dims_str(int rank, const int *dims, char *buf, size_t len);
+
+#endif

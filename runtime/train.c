@@ -1,0 +1,521 @@
+/* The training loop: epochs of mini-batches in a Fisher-Yates order, a test evaluation after each, the epoch
+ * line, the metrics CSV and an atomic checkpoint. Everything a step depends on (weights, optimizer, both RNG
+ * streams, the epoch's order and position, the running sums) is in the checkpoint, so a resumed run -- even
+ * one stopped mid-epoch by SIGINT/SIGTERM -- computes exactly what an uninterrupted one would. */
+#include "train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../interp/frontend.h"
+#include "loss.h"
+#include "optim.h"
+
+#define SHUFFLE_STREAM 0x53485546464c45ull /* "SHUFFLE": keeps the shuffle stream apart from the init stream */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+const char *train_group_digits(double n, char *buf, size_t len)
+{
+    char raw[32];
+    int k = snprintf(raw, sizeof raw, "%.0f", n < 0 ? 0 : n > 1e18 ? 1e18 : n), o = 0;
+    for (int i = 0; i < k && (size_t)o + 2 < len; i++) {
+        if (i > 0 && (k - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+static int alloc_batch(const Net *net, int batch, Tensor *x, Tensor *dlogits, int **labels)
+{
+    *labels = malloc((size_t)batch * sizeof **labels);
+    if (!*labels || tensor_alloc(x, batch, net->in.c, net->in.h, net->in.w) < 0 ||
+        (dlogits && tensor_alloc(dlogits, batch, net->out.c, net->out.h, net->out.w) < 0))
+        return -1;
+    return 0;
+}
+
+int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
+                   char *err, size_t errlen)
+{
+    Tensor x = {0};
+    int *labels = NULL, rc = -1;
+    double sum = 0.0;
+    long long correct = 0;
+    if (alloc_batch(net, batch, &x, NULL, &labels) < 0) {
+        snprintf(err, errlen, "out of memory for an evaluation batch of %d", batch);
+        goto done;
+    }
+    if (net_resize(net, batch, err, errlen) < 0) /* a last, smaller batch runs in the same buffers */
+        goto done;
+    for (int start = 0; start < d->count; start += batch) {
+        int n = d->count - start < batch ? d->count - start : batch, ok;
+        dataset_batch(d, NULL, start, n, nz, &x, labels);
+        const Tensor *logits = net_forward(net, &x, 0);
+        sum += (double)loss_cross_entropy(logits, labels, NULL, &ok) * n;
+        correct += ok;
+    }
+    *loss = d->count ? sum / d->count : 0.0;
+    *acc = d->count ? (double)correct / d->count : 0.0;
+    rc = 0;
+done:
+    tensor_free(&x);
+    free(labels);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the run */
+
+typedef struct Run {
+    ModelSpec *m;
+    const TrainOptions *o;
+    Dataset train, test;
+    Normalizer nz;
+    Net *net;
+    NetParam *ps;
+    int np;
+    Optim *opt;
+    TrainState ts;       /* ts.order owned */
+    CkptMetrics metrics; /* owned */
+    Tensor x, dlogits;
+    int *labels;
+    FILE *csv;
+    long long steps;     /* steps taken by this process */
+    double last_draw;    /* progress bar throttle */
+} Run;
+
+static void run_free(Run *r)
+{
+    if (r->csv)
+        fclose(r->csv);
+    tensor_free(&r->x), tensor_free(&r->dlogits);
+    free(r->labels);
+    optim_free(r->opt);
+    free(r->ps);
+    net_free(r->net);
+    free(r->ts.order);
+    metrics_free(&r->metrics);
+    dataset_free(&r->train), dataset_free(&r->test);
+}
+
+static int setup_data(Run *r, char *err, size_t errlen)
+{
+    const DataSpec *d = &r->m->data;
+    if (dataset_load(d->path, 1, d->limit, d->shape, d->classes, &r->train, err, errlen) < 0 ||
+        dataset_load(d->path, 0, r->o->test_limit, d->shape, d->classes, &r->test, err, errlen) < 0)
+        return -1;
+    double mean = 0.0, std = 1.0;
+    if (d->normalize == NORM_STANDARD)
+        dataset_pixel_stats(&r->train, &mean, &std);
+    norm_init(&r->nz, mean, std);
+    return 0;
+}
+
+static int setup_net(Run *r, char *err, size_t errlen)
+{
+    ModelSpec *m = r->m;
+    if (net_create(m->layers, m->nlayers, m->input, m->seed, &r->net, err, errlen) < 0)
+        return -1;
+    if ((r->np = net_params(r->net, &r->ps)) < 0) {
+        snprintf(err, errlen, "out of memory listing the parameters");
+        return -1;
+    }
+    if (optim_create(&m->opt, r->ps, r->np, &r->opt, err, errlen) < 0)
+        return -1;
+    TrainState *ts = &r->ts;
+    ts->norder = r->train.count;
+    ts->batch = m->data.batch;
+    ts->order = malloc((size_t)ts->norder * sizeof *ts->order);
+    if (!ts->order || alloc_batch(r->net, m->data.batch, &r->x, &r->dlogits, &r->labels) < 0) {
+        snprintf(err, errlen, "out of memory for batches of %d images", m->data.batch);
+        return -1;
+    }
+    if (net_resize(r->net, m->data.batch, err, errlen) < 0)
+        return -1;
+    rng_seed(&ts->shuffle_rng, m->seed ^ SHUFFLE_STREAM);
+    return 0;
+}
+
+/* --init: weights and moving statistics only. */
+static int apply_init(Run *r, const char *path, char *err, size_t errlen)
+{
+    Ckpt c;
+    char why[8192];
+    int rc = ckpt_read(path, &c, why, sizeof why);
+    if (rc == 0) {
+        rc = ckpt_apply_params(&c, r->ps, r->np, why, sizeof why);
+        ckpt_free(&c);
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s", path, why);
+    return rc;
+}
+
+static int check_resume(const Run *r, const Ckpt *c, char *why, size_t len)
+{
+    if (!c->has_train_state) {
+        snprintf(why, len, "holds no /train_state to resume from");
+        return -1;
+    }
+    if (c->ts.norder != r->train.count) {
+        snprintf(why, len, "was trained on %d images per epoch, this run has %d (use the same --limit)",
+                 c->ts.norder, r->train.count);
+        return -1;
+    }
+    if (c->ts.batch != r->m->data.batch) {
+        snprintf(why, len, "was trained with batch %d, the model now says %d", c->ts.batch, r->m->data.batch);
+        return -1;
+    }
+    return 0;
+}
+
+/* --resume: everything. The checkpoint's order, sums, RNG streams and history replace the fresh ones. */
+static int apply_resume(Run *r, const char *path, char *err, size_t errlen)
+{
+    Ckpt c;
+    char why[8192];
+    int rc = ckpt_read(path, &c, why, sizeof why);
+    if (rc == 0)
+        rc = check_resume(r, &c, why, sizeof why);
+    if (rc == 0)
+        rc = ckpt_apply_params(&c, r->ps, r->np, why, sizeof why);
+    if (rc == 0)
+        rc = ckpt_apply_optim(&c, &r->m->opt, r->opt, r->ps, r->np, why, sizeof why);
+    if (rc == 0) {
+        free(r->ts.order);
+        r->ts = c.ts, c.ts.order = NULL;
+        r->metrics = c.metrics;
+        memset(&c.metrics, 0, sizeof c.metrics);
+        r->net->rng = r->ts.net_rng;
+        r->m->seed = c.seed;
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s", path, why);
+    ckpt_free(&c);
+    return rc;
+}
+
+static int save(Run *r, char *err, size_t errlen)
+{
+    Ckpt c;
+    char why[1024];
+    r->ts.net_rng = r->net->rng;
+    int rc = ckpt_build(&c, r->m, r->ps, r->np, r->opt, &r->ts, &r->metrics, r->nz.mean, r->nz.std, r->ts.epoch,
+                        why, sizeof why);
+    if (rc == 0) {
+        rc = ckpt_write(r->o->out, &c, why, sizeof why);
+        ckpt_free(&c);
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s", r->o->out, why);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static void draw_progress(Run *r, int epoch)
+{
+    double t = now_seconds();
+    if (!r->o->progress || r->o->quiet || t - r->last_draw < 0.1)
+        return;
+    r->last_draw = t;
+    const TrainState *ts = &r->ts;
+    int batches = (ts->norder + ts->batch - 1) / ts->batch, done = (ts->position + ts->batch - 1) / ts->batch;
+    double secs = ts->seconds, ips = secs > 0 ? ts->position / secs : 0.0;
+    double eta = ips > 0 ? (ts->norder - ts->position) / ips : 0.0;
+    char bar[31], num[32];
+    int fill = batches ? (int)(30.0 * done / batches) : 0;
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+    bar[30] = '\0';
+    fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %d/%d  %s img/s  loss %.4f  ETA %.0f s", epoch + 1, r->m->epochs,
+            bar, done, batches, train_group_digits(ips, num, sizeof num),
+            ts->position ? ts->loss_sum / ts->position : 0.0, eta);
+    fflush(stderr);
+}
+
+static void clear_progress(const Run *r)
+{
+    if (r->o->progress && !r->o->quiet) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+}
+
+static void csv_row(FILE *f, int epoch, const double v[6])
+{
+    fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", epoch, v[0], v[1], v[2], v[3], v[4], v[5]);
+    fflush(f);
+}
+
+/* Opens the CSV only once every input was accepted, and replays a resumed run's earlier epochs into it. */
+static int open_csv(Run *r, char *err, size_t errlen)
+{
+    if (!r->o->metrics)
+        return 0;
+    if (!(r->csv = fopen(r->o->metrics, "w"))) {
+        snprintf(err, errlen, "%s: cannot write: %s", r->o->metrics, strerror(errno));
+        return -1;
+    }
+    fprintf(r->csv, "epoch,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second\n");
+    const CkptMetrics *m = &r->metrics;
+    for (int i = 0; i < m->n; i++) {
+        double v[6] = {m->train_loss[i], m->train_acc[i], m->test_loss[i], m->test_acc[i], m->seconds[i],
+                       m->images_per_second[i]};
+        csv_row(r->csv, i + 1, v);
+    }
+    fflush(r->csv);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- steps and epochs */
+
+/* After a non-finite loss: names the first layer whose output holds a NaN or Inf. */
+static const char *first_bad_output(const Net *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        const Tensor *y = &net->layers[i].y;
+        size_t n = y->data ? tensor_size(y) : 0;
+        for (size_t j = 0; j < n; j++)
+            if (!isfinite(y->data[j]))
+                return net->layers[i].spec->name;
+    }
+    return NULL;
+}
+
+static int diverged(Run *r, int epoch, const char *what, char *err, size_t errlen)
+{
+    clear_progress(r);
+    int step = (r->ts.position + r->ts.batch - 1) / r->ts.batch + 1;
+    int kept = access(r->o->out, F_OK) == 0;
+    snprintf(err, errlen, "training diverged at epoch %d, step %d: %s; %s%s%s", epoch + 1, step, what,
+             kept ? "the last good checkpoint " : "no checkpoint written", kept ? r->o->out : "",
+             kept ? " is unchanged" : "");
+    return TRAIN_DIVERGED;
+}
+
+static int train_step(Run *r, int epoch, char *err, size_t errlen)
+{
+    TrainState *ts = &r->ts;
+    int n = ts->norder - ts->position < ts->batch ? ts->norder - ts->position : ts->batch, correct;
+    char why[512];
+    dataset_batch(&r->train, ts->order, ts->position, n, &r->nz, &r->x, r->labels);
+    const Tensor *logits = net_forward(r->net, &r->x, 1);
+    r->dlogits.n = n;
+    float loss = loss_cross_entropy(logits, r->labels, &r->dlogits, &correct);
+    if (!isfinite(loss)) {
+        const char *where = first_bad_output(r->net);
+        snprintf(why, sizeof why, "the loss is %s%s%s", isnan(loss) ? "nan" : "inf",
+                 where ? ", first non-finite output in layer " : "", where ? where : "");
+        return diverged(r, epoch, why, err, errlen);
+    }
+    net_zero_grad(r->net);
+    net_backward(r->net, &r->x, &r->dlogits, NULL);
+    optim_step(r->opt, ts->lr);
+    if (net_check_finite(r->net, why, sizeof why) < 0)
+        return diverged(r, epoch, why, err, errlen);
+    ts->loss_sum += (double)loss * n;
+    ts->correct += correct;
+    ts->position += n;
+    r->steps++;
+    return TRAIN_OK;
+}
+
+static int interrupted(Run *r, int epoch, char *err, size_t errlen)
+{
+    int sig = stop_signal, status = sig == SIGINT ? TRAIN_SIGINT : TRAIN_SIGTERM;
+    clear_progress(r);
+    if (r->steps == 0) {
+        snprintf(err, errlen, "interrupted by %s before any step; nothing saved", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        return status;
+    }
+    if (save(r, err, errlen) < 0)
+        return TRAIN_BAD_INPUT;
+    snprintf(err, errlen, "interrupted by %s at epoch %d, after %d of %d images; saved %s (continue with --resume %s)",
+             sig == SIGINT ? "SIGINT" : "SIGTERM", epoch + 1, r->ts.position, r->ts.norder, r->o->out, r->o->out);
+    return status;
+}
+
+/* A new epoch's learning rate, order and sums; done just before its first step, so that a run stopped at an
+ * epoch boundary saves the state of the boundary (the shuffle stream not yet drawn from). */
+static void start_epoch(Run *r, int epoch)
+{
+    TrainState *ts = &r->ts;
+    const ModelSpec *m = r->m;
+    ts->lr = sched_lr(&m->sched, m->opt.lr, epoch, m->epochs);
+    if (m->data.shuffle)
+        dataset_permutation(ts->order, ts->norder, &ts->shuffle_rng);
+    else
+        for (int i = 0; i < ts->norder; i++)
+            ts->order[i] = i;
+    ts->loss_sum = 0.0, ts->correct = 0, ts->seconds = 0.0;
+}
+
+/* The training phase of one epoch, from ts.position (non-zero when resumed mid-epoch). */
+static int train_epoch(Run *r, int epoch, char *err, size_t errlen)
+{
+    TrainState *ts = &r->ts;
+    int fresh = ts->position == 0;
+    while (ts->position < ts->norder) {
+        if (stop_signal)
+            return interrupted(r, epoch, err, errlen);
+        if (fresh)
+            start_epoch(r, epoch), fresh = 0;
+        double t0 = now_seconds();
+        int rc = train_step(r, epoch, err, errlen);
+        ts->seconds += now_seconds() - t0;
+        if (rc != TRAIN_OK)
+            return rc;
+        draw_progress(r, epoch);
+    }
+    clear_progress(r);
+    return TRAIN_OK;
+}
+
+static int finish_epoch(Run *r, int epoch, char *err, size_t errlen)
+{
+    TrainState *ts = &r->ts;
+    double test_loss, test_acc;
+    if (train_evaluate(r->net, &r->test, &r->nz, ts->batch, &test_loss, &test_acc, err, errlen) < 0)
+        return TRAIN_BAD_INPUT;
+    double v[6] = {ts->loss_sum / ts->norder, (double)ts->correct / ts->norder, test_loss, test_acc, ts->seconds,
+                   ts->seconds > 0 ? ts->norder / ts->seconds : 0.0};
+    if (metrics_append(&r->metrics, v) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return TRAIN_BAD_INPUT;
+    }
+    if (!r->o->quiet) {
+        char num[32];
+        fprintf(r->o->log, "epoch %d/%d  train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s %s img/s\n",
+                epoch + 1, r->m->epochs, v[0], v[1], v[2], v[3], v[4], train_group_digits(v[5], num, sizeof num));
+        fflush(r->o->log);
+    }
+    if (r->csv)
+        csv_row(r->csv, epoch + 1, v);
+    ts->epoch = epoch + 1, ts->position = 0;
+    return save(r, err, errlen) < 0 ? TRAIN_BAD_INPUT : TRAIN_OK;
+}
+
+static int run_epochs(Run *r, char *err, size_t errlen)
+{
+    for (int e = r->ts.epoch; e < r->m->epochs; e++) {
+        int rc = train_epoch(r, e, err, errlen);
+        if (rc == TRAIN_OK)
+            rc = finish_epoch(r, e, err, errlen);
+        if (rc != TRAIN_OK)
+            return rc;
+        if (stop_signal) { /* arrived during the evaluation or the save: the epoch is complete and saved */
+            const char *name = stop_signal == SIGINT ? "SIGINT" : "SIGTERM", *out = r->o->out;
+            if (e + 1 < r->m->epochs)
+                snprintf(err, errlen, "interrupted by %s after epoch %d; saved %s (continue with --resume %s)", name,
+                         e + 1, out, out);
+            else
+                snprintf(err, errlen, "interrupted by %s after the last epoch; saved %s", name, out);
+            return stop_signal == SIGINT ? TRAIN_SIGINT : TRAIN_SIGTERM;
+        }
+    }
+    return TRAIN_OK;
+}
+
+int train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen)
+{
+    Run r = {.m = m, .o = o};
+    int rc = TRAIN_BAD_INPUT;
+    struct sigaction sa = {0}, old_int, old_term;
+    stop_signal = 0;
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second signal kills at once; the checkpoint on disk stays whole */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    if (setup_data(&r, err, errlen) < 0 || setup_net(&r, err, errlen) < 0)
+        goto done;
+    if ((o->init && apply_init(&r, o->init, err, errlen) < 0) ||
+        (o->resume && apply_resume(&r, o->resume, err, errlen) < 0))
+        goto done;
+    if (r.ts.epoch >= m->epochs) {
+        snprintf(err, errlen, "%s: already trained for %d epochs; ask for more with --epochs", o->resume,
+                 r.ts.epoch);
+        goto done;
+    }
+    if (open_csv(&r, err, errlen) < 0)
+        goto done;
+    rc = run_epochs(&r, err, errlen);
+done:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    run_free(&r);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- loading a checkpoint for eval/predict */
+
+void train_checkpoint_normalizer(const Ckpt *c, Normalizer *nz) { norm_init(nz, c->data_mean, c->data_std); }
+
+int train_load_model(const char *file, const char *source, ModelSpec **out)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *diag = open_memstream(&buf, &len);
+    CheckOptions co = {.diag = diag ? diag : stderr};
+    int rc = source ? bnn_load_source(file, source, strlen(source), &co, out) : bnn_load_file(file, &co, out);
+    if (diag) {
+        fclose(diag);
+        if (rc != 0 && buf)
+            fputs(buf, stderr);
+        free(buf);
+    }
+    return rc;
+}
+
+int train_load_checkpoint(const char *ckpt_path, const char *model_path, Ckpt *c, ModelSpec **m, Net **net,
+                          char *err, size_t errlen)
+{
+    char why[8192], name[4200];
+    NetParam *ps = NULL;
+    *m = NULL, *net = NULL;
+    if (ckpt_read(ckpt_path, c, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s: %s", ckpt_path, why);
+        return -1;
+    }
+    snprintf(name, sizeof name, "%s:model_source", ckpt_path);
+    int rc = model_path ? train_load_model(model_path, NULL, m) : train_load_model(name, c->model_source, m);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: the model does not check (see the diagnostics above)",
+                 model_path ? model_path : name);
+        goto fail;
+    }
+    int np = 0;
+    if (net_create((*m)->layers, (*m)->nlayers, (*m)->input, (*m)->seed, net, why, sizeof why) < 0 ||
+        (np = net_params(*net, &ps)) < 0 || ckpt_apply_params(c, ps, np, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s: %s", ckpt_path, np < 0 ? "out of memory listing the parameters" : why);
+        goto fail;
+    }
+    free(ps);
+    return 0;
+fail:
+    free(ps);
+    net_free(*net);
+    spec_free(*m);
+    ckpt_free(c);
+    *m = NULL, *net = NULL;
+    return -1;
+}
