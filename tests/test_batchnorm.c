@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runtime/layer.h"
+#include "runtime/threads.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 
@@ -220,6 +221,102 @@ Test(batchnorm, smaller_batch_uses_its_own_statistics)
         cr_expect(fabs(sy / 45) < 1e-6, "channel %d output mean %g", c, sy / 45);
         cr_expect(fabs(syy / 45 - var / (var + 1e-5)) < 1e-5, "channel %d output variance %.8g want %.8g", c, syy / 45,
                   var / (var + 1e-5));
+    }
+    tensor_free(&x);
+    l.ops->destroy(&l);
+}
+
+/* One training forward and backward of a fresh layer on `in` x batch at `threads`; returns y, dx, dgamma,
+ * dbeta, moving_mean and moving_var concatenated (caller frees), *len their count. */
+static float *train_step(Shape in, int batch, int threads, size_t *len)
+{
+    char err[256];
+    LayerSpec spec = {.kind = LK_BATCHNORM, .name = "bn", .momentum = 0.9f, .eps = 1e-5f};
+    Layer l;
+    Param p[LAYER_MAX_PARAMS];
+    Tensor x, dx;
+    size_t n, C = (size_t)in.c, k = 0;
+    float *all;
+    rt_set_threads(threads);
+    cr_assert(gradcheck_setup(&l, &spec, in, batch, NULL, 1, err, sizeof err) == 0, "%s", err);
+    cr_assert(tensor_alloc(&x, batch, in.c, in.h, in.w) == 0 && tensor_alloc(&dx, batch, in.c, in.h, in.w) == 0);
+    n = tensor_size(&x);
+    gradcheck_fill_distinct(&x, 3);
+    gradcheck_fill_distinct(&l.dy, 4);
+    cr_assert_eq(l.ops->params(&l, p), 4);
+    for (size_t c = 0; c < C; c++) /* non-trivial scale and shift, so that both reach every output */
+        p[0].value[c] = 0.5f + 0.1f * (float)c, p[1].value[c] = 0.01f * (float)c;
+    l.ops->forward(&l, &x, 1);
+    l.ops->backward(&l, &x, &dx);
+    cr_assert((all = malloc((2 * n + 4 * C) * sizeof *all)) != NULL);
+    memcpy(all + k, l.y.data, n * sizeof *all), k += n;
+    memcpy(all + k, dx.data, n * sizeof *all), k += n;
+    for (int j = 0; j < 4; j++)
+        memcpy(all + k, j < 2 ? p[j].grad : p[j].value, C * sizeof *all), k += C;
+    *len = k;
+    tensor_free(&x), tensor_free(&dx);
+    l.ops->destroy(&l);
+    rt_set_threads(0);
+    return all;
+}
+
+/* Chunks of images are summed in a fixed order, whatever thread computes them: bit-identical results at 1, 2 and
+ * 3 threads. Sizes above the threading threshold, with a partial last chunk (37, 300 rows) and a plane that is
+ * not a whole number of lanes (14x14). */
+static void check_threads(Shape in, int batch)
+{
+    size_t n1, n2, n3;
+    float *a = train_step(in, batch, 1, &n1), *b = train_step(in, batch, 2, &n2), *c = train_step(in, batch, 3, &n3);
+    cr_assert(n1 == n2 && n1 == n3);
+    for (size_t i = 0; i < n1; i++) {
+        cr_assert(memcmp(&a[i], &b[i], sizeof *a) == 0, "value %zu: %a at 1 thread, %a at 2", i, (double)a[i],
+                  (double)b[i]);
+        cr_assert(memcmp(&a[i], &c[i], sizeof *a) == 0, "value %zu: %a at 1 thread, %a at 3", i, (double)a[i],
+                  (double)c[i]);
+    }
+    free(a), free(b), free(c);
+}
+
+Test(batchnorm, same_results_at_any_thread_count_4d) { check_threads((Shape){3, 5, 14, 14}, 37); }
+Test(batchnorm, same_results_at_any_thread_count_2d) { check_threads((Shape){1, 130, 1, 1}, 300); }
+
+/* A channel far from zero relative to its spread (mean ~1000, std ~0.01; the first value an outlier 50 std
+ * away): the batch statistics must still match a long double two-pass reference. E[x^2] - E[x]^2 in float would
+ * have no correct digit of the variance here. momentum 0 makes the moving statistics the batch ones. */
+Test(batchnorm, statistics_of_a_large_mean_with_a_small_variance)
+{
+    char err[256];
+    LayerSpec spec = {.kind = LK_BATCHNORM, .name = "bn", .momentum = 0.0f, .eps = 1e-5f};
+    Shape in = {3, 2, 5, 7};
+    Layer l;
+    Param p[LAYER_MAX_PARAMS];
+    Tensor x;
+    int N = 20, HW = 35;
+    cr_assert(gradcheck_setup(&l, &spec, in, N, NULL, 1, err, sizeof err) == 0, "%s", err);
+    cr_assert(tensor_alloc(&x, N, 2, 5, 7) == 0);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < 2; c++)
+            for (int i = 0; i < HW; i++)
+                x.data[((size_t)n * 2 + c) * HW + i] = (float)(1000.0 * (c + 1) + 0.01 * sin(1.3 * (n * HW + i)));
+    x.data[0] += 0.5f, x.data[HW] -= 0.5f; /* the first value of each channel */
+    l.ops->forward(&l, &x, 1);
+    cr_assert_eq(l.ops->params(&l, p), 4);
+    for (int c = 0; c < 2; c++) {
+        long double s = 0, ss = 0, mu;
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++)
+                s += x.data[((size_t)n * 2 + c) * HW + i];
+        mu = s / (N * HW);
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < HW; i++) {
+                long double d = x.data[((size_t)n * 2 + c) * HW + i] - mu;
+                ss += d * d;
+            }
+        double var = (double)(ss / (N * HW));
+        cr_expect(fabs(p[2].value[c] - (double)mu) <= 1e-6 * fabs((double)mu), "channel %d mean %.9g, want %.9Lg", c,
+                  (double)p[2].value[c], mu);
+        cr_expect(fabs(p[3].value[c] - var) <= 1e-5 * var, "channel %d variance %.9g, want %.9g", c,
+                  (double)p[3].value[c], var);
     }
     tensor_free(&x);
     l.ops->destroy(&l);

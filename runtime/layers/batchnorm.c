@@ -2,21 +2,37 @@
  * over (N, H, W) on NCHW input. moving = momentum*moving + (1-momentum)*batch, with the BIASED batch
  * variance in the moving average too (PyTorch uses the unbiased one there; see docs/runtime.md). */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../layer.h"
+#include "../threads.h"
 #include "common.h"
 
-/* Layer-private state. The [C] vectors live in one block (vec), the per-batch xhat in its own tensor. */
+/* How the work is shared (threads.h), so that results are the same bit for bit at any thread count: the batch
+ * is cut into fixed chunks of BN_CHUNK images; each chunk's partial sums per channel go to its own slot of
+ * `part`, and the chunks' partials are added in chunk order (whoever computed them). The elementwise passes
+ * then split the images as conv2d, the pooling layers and the activations do, so each thread mostly reads what
+ * it wrote itself in the layer before (on another core those values would have to cross between caches). */
+#define BN_CHUNK 16
+/* Sums run in BN_LANES double lanes along each NCHW plane (the compiler vectorises neither one serial double
+ * chain nor, reliably, a lane array, hence GCC/Clang vector types); N x C input sums one double per feature. */
+#define BN_LANES 16
+
+/* Layer-private state. The [C] vectors live in one block (vec). No normalised input is kept: backward
+ * recomputes xhat = (x - mean) * rstd from its x (the forward's input) with the saved mean and rstd, in the
+ * forward's float operations, which costs less than writing and reading back a tensor of xhat. */
 typedef struct BnLayer {
-    int C, HW;
-    float *vec;                    /* 8*C floats, owned; the pointers below point into it */
+    int C, HW, L;                  /* L: lanes per channel in part (BN_LANES on NCHW input, 1 on N x C) */
+    float *vec;                    /* 11*C floats, owned; the pointers below point into it */
     float *gamma, *beta;           /* trainable scale and shift */
     float *dgamma, *dbeta;         /* their gradients (accumulated) */
     float *moving_mean, *moving_var;
     float *mean, *rstd;            /* statistics the last forward normalised with (batch or moving) */
-    Tensor xhat;                   /* (N,C,HW) normalised input saved for backward */
+    float *ca, *cb, *cd;           /* per-channel dx coefficients of the last backward */
+    double *part;                  /* (chunks, 2, C, L), owned, sized by resize: each chunk's two sums per channel */
     int train;                     /* mode of the last forward: selects the backward formula */
 } BnLayer;
 
@@ -30,90 +46,202 @@ static int batchnorm_out_shape(const LayerSpec *s, Shape in, Shape *out, long lo
     return 0;
 }
 
-/* ---- kernels ---- */
+/* ---- per-channel bookkeeping, shared by both layouts ---- */
 
-/* x is (N,C,HW); mean, var are (C): per-channel batch mean and biased variance.
- * Two passes with double sums, so float32 results stay within an ulp or two of an exact reduction. */
-static void bn_batch_stats(float *mean, float *var, const float *x, int N, int C, int HW)
+/* Channel c normalises with mean and rstd = 1/sqrt(var + eps) (computed in double from the float variance):
+ * in training the batch's (mean, var), also folded into the moving statistics; in eval the moving ones. */
+static void set_stats(BnLayer *b, int c, double mean, double var, int train, const LayerSpec *s)
 {
-    double m = (double)N * HW;
-    for (int c = 0; c < C; c++) {
-        double s = 0.0, ss = 0.0;
-        for (int n = 0; n < N; n++) {
-            const float *xp = x + ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++)
-                s += xp[i];
-        }
-        double mu = s / m;
-        for (int n = 0; n < N; n++) {
-            const float *xp = x + ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) {
-                double d = xp[i] - mu;
-                ss += d * d;
-            }
-        }
-        mean[c] = (float)mu;
-        var[c] = (float)(ss / m);
+    float v;
+    if (train) {
+        b->mean[c] = (float)mean, v = (float)var;
+        b->moving_mean[c] = s->momentum * b->moving_mean[c] + (1.0f - s->momentum) * b->mean[c];
+        b->moving_var[c] = s->momentum * b->moving_var[c] + (1.0f - s->momentum) * v;
+    } else {
+        b->mean[c] = b->moving_mean[c], v = b->moving_var[c];
     }
+    b->rstd[c] = (float)(1.0 / sqrt((double)v + (double)s->eps));
 }
 
-/* x, out, xhat are (N,C,HW); mean, rstd, gamma, beta are (C).
- * xhat = (x - mean) * rstd;  out = gamma * xhat + beta. */
-static void bn_forward(float *out, float *xhat, const float *x, const float *mean, const float *rstd,
-                       const float *gamma, const float *beta, int N, int C, int HW)
+/* With m values per channel and the sums sdy = Σ dy, sdyx = Σ dy*xhat: dgamma += sdyx, dbeta += sdy, and
+ * dx = a*dy + bx*xhat + d, the per-channel coefficients folded in double. Training differentiates through the
+ * batch statistics: dx = gamma*rstd/m * (m*dy - sdy - xhat*sdyx); eval treats them as constants:
+ * dx = gamma*rstd*dy. */
+static void grad_coefs(BnLayer *b, int c, double sdy, double sdyx, double m, float *a, float *bx, float *d)
 {
-    for (int n = 0; n < N; n++)
+    double k = (double)b->gamma[c] * b->rstd[c];
+    b->dgamma[c] += (float)sdyx;
+    b->dbeta[c] += (float)sdy;
+    *a = (float)k;
+    *bx = b->train ? (float)(-k * sdyx / m) : 0.0f;
+    *d = b->train ? (float)(-k * sdy / m) : 0.0f;
+}
+
+/* ---- per-chunk kernels over images [n0, n1) of (N, C, HW) tensors ---- */
+
+typedef double BnVec __attribute__((vector_size(8 * sizeof(double))));
+typedef float BnVecF __attribute__((vector_size(8 * sizeof(float))));
+
+/* The 16 floats at x as two vectors; vectors travel through pointers only, since passing them by value is ABI
+ * dependent (GCC warns when the build has no AVX). */
+static inline void loadf(BnVecF *v0, BnVecF *v1, const float *x)
+{
+    memcpy(v0, x, sizeof *v0);
+    memcpy(v1, x + 8, sizeof *v1);
+}
+
+static inline void loadd(BnVec *v0, BnVec *v1, const float *x)
+{
+    BnVecF f0, f1;
+    loadf(&f0, &f1, x);
+    *v0 = __builtin_convertvector(f0, BnVec);
+    *v1 = __builtin_convertvector(f1, BnVec);
+}
+
+/* acc[0..BN_LANES) += (*s0, *s1), in lane order. */
+static inline void lanes_add(double *acc, const BnVec *s0, const BnVec *s1)
+{
+    for (int j = 0; j < 8; j++)
+        acc[j] += (*s0)[j], acc[8 + j] += (*s1)[j];
+}
+
+/* acc[j] += lane j (values i = j mod BN_LANES) of a plane's n values of x - k, accsq[j] of their squares. */
+static inline void plane_sums(double *acc, double *accsq, const float *x, int n, double k)
+{
+    BnVec s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
+    int i = 0;
+    for (; i + BN_LANES <= n; i += BN_LANES) {
+        BnVec d0, d1;
+        loadd(&d0, &d1, x + i);
+        d0 -= k, d1 -= k;
+        s0 += d0, s1 += d1;
+        q0 += d0 * d0, q1 += d1 * d1;
+    }
+    for (int j = 0; i < n; i++, j++) {
+        double d = x[i] - k;
+        j < 8 ? (s0[j] += d, q0[j] += d * d) : (s1[j - 8] += d, q1[j - 8] += d * d);
+    }
+    lanes_add(acc, &s0, &s1);
+    lanes_add(accsq, &q0, &q1);
+}
+
+/* acc[j] += lane j of a plane's dy, accx[j] of its dy * xhat, xhat = (x - mu) * r as forward computed it. */
+static inline void plane_grad_sums(double *acc, double *accx, const float *dy, const float *x, int n, float mu,
+                                   float r)
+{
+    BnVec s0 = {0}, s1 = {0}, t0 = {0}, t1 = {0};
+    int i = 0;
+    for (; i + BN_LANES <= n; i += BN_LANES) {
+        BnVec d0, d1, h0, h1;
+        BnVecF x0, x1;
+        loadd(&d0, &d1, dy + i);
+        loadf(&x0, &x1, x + i);
+        h0 = __builtin_convertvector((x0 - mu) * r, BnVec);
+        h1 = __builtin_convertvector((x1 - mu) * r, BnVec);
+        s0 += d0, s1 += d1;
+        t0 += d0 * h0, t1 += d1 * h1;
+    }
+    for (int j = 0; i < n; i++, j++) {
+        double d = dy[i], h = (x[i] - mu) * r;
+        j < 8 ? (s0[j] += d, t0[j] += d * h) : (s1[j - 8] += d, t1[j - 8] += d * h);
+    }
+    lanes_add(acc, &s0, &s1);
+    lanes_add(accx, &t0, &t1);
+}
+
+/* Partial sums of one chunk: s (C, L) gets Σ(x - k) and q (C, L) Σ(x - k)^2 per channel, with k = x[0, c, 0]
+ * (see finish_stats). */
+static void chunk_stats(double *restrict s, double *restrict q, const float *x, int n0, int n1, int C, int HW,
+                        int L)
+{
+    for (int i = 0; i < C * L; i++)
+        s[i] = q[i] = 0.0;
+    if (HW == 1) {
+        for (int n = n0; n < n1; n++)
+            for (int c = 0; c < C; c++) {
+                double d = x[(size_t)n * C + c] - x[c];
+                s[c] += d, q[c] += d * d;
+            }
+        return;
+    }
+    for (int n = n0; n < n1; n++)
+        for (int c = 0; c < C; c++)
+            plane_sums(s + c * L, q + c * L, x + ((size_t)n * C + c) * HW, HW, x[(size_t)c * HW]);
+}
+
+/* Partial sums of one chunk: s (C, L) gets Σ dy and t (C, L) Σ dy*xhat per channel. */
+static void chunk_grad_sums(double *restrict s, double *restrict t, const float *dy, const float *x, int n0, int n1,
+                            int C, int HW, int L, const float *mean, const float *rstd)
+{
+    for (int i = 0; i < C * L; i++)
+        s[i] = t[i] = 0.0;
+    if (HW == 1) {
+        for (int n = n0; n < n1; n++)
+            for (int c = 0; c < C; c++) {
+                size_t k = (size_t)n * C + c;
+                s[c] += dy[k], t[c] += (double)dy[k] * ((x[k] - mean[c]) * rstd[c]);
+            }
+        return;
+    }
+    for (int n = n0; n < n1; n++)
+        for (int c = 0; c < C; c++) {
+            size_t off = ((size_t)n * C + c) * HW;
+            plane_grad_sums(s + c * L, t + c * L, dy + off, x + off, HW, mean[c], rstd[c]);
+        }
+}
+
+/* y = gamma * xhat + beta with xhat = (x - mean) * rstd, images [n0, n1) of x and y. */
+static void normalise(float *y, const float *x, int n0, int n1, int C, int HW, const float *mean, const float *rstd,
+                      const float *gamma, const float *beta)
+{
+    if (HW == 1) { /* across features, so that it vectorises */
+        for (int n = n0; n < n1; n++)
+            for (int c = 0; c < C; c++)
+                y[(size_t)n * C + c] = gamma[c] * ((x[(size_t)n * C + c] - mean[c]) * rstd[c]) + beta[c];
+        return;
+    }
+    for (int n = n0; n < n1; n++)
         for (int c = 0; c < C; c++) {
             size_t off = ((size_t)n * C + c) * HW;
             float mu = mean[c], r = rstd[c], g = gamma[c], b = beta[c];
-            for (int i = 0; i < HW; i++) {
-                float h = (x[off + i] - mu) * r;
-                xhat[off + i] = h;
-                out[off + i] = g * h + b;
-            }
-        }
-}
-
-/* dout, xhat, dx are (N,C,HW); gamma, rstd, dgamma, dbeta are (C). With m = N*HW values per channel:
- * dgamma += sum(dout*xhat), dbeta += sum(dout), and dx (overwritten, when not NULL) is, in training,
- * the gradient through the batch statistics: dx = gamma*rstd/m * (m*dout - sum(dout) - xhat*sum(dout*xhat));
- * in eval the statistics are constants: dx = gamma*rstd*dout. */
-static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dout, const float *xhat,
-                        const float *gamma, const float *rstd, int N, int C, int HW, int train)
-{
-    double m = (double)N * HW;
-    for (int c = 0; c < C; c++) {
-        double sdy = 0.0, sdyx = 0.0;
-        for (int n = 0; n < N; n++) {
-            size_t off = ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) {
-                sdy += dout[off + i];
-                sdyx += (double)dout[off + i] * xhat[off + i];
-            }
-        }
-        dgamma[c] += (float)sdyx;
-        dbeta[c] += (float)sdy;
-        if (!dx)
-            continue;
-        double k = (double)gamma[c] * rstd[c];
-        /* dx = a*dout + b*xhat + d, with the per-channel coefficients folded in double */
-        float a = (float)k, b = train ? (float)(-k * sdyx / m) : 0.0f, d = train ? (float)(-k * sdy / m) : 0.0f;
-        for (int n = 0; n < N; n++) {
-            size_t off = ((size_t)n * C + c) * HW;
             for (int i = 0; i < HW; i++)
-                dx[off + i] = a * dout[off + i] + b * xhat[off + i] + d;
+                y[off + i] = g * ((x[off + i] - mu) * r) + b;
         }
-    }
 }
 
-/* moving = momentum*moving + (1-momentum)*batch, for the mean and the biased variance, both (C). */
-static void bn_update_moving(float *moving_mean, float *moving_var, const float *mean, const float *var,
-                             float momentum, int C)
+/* dx = a*dy + bx*xhat + d per channel, images [n0, n1) of dx, dy, x. */
+static void input_grad(float *dx, const float *dy, const float *x, int n0, int n1, int C, int HW, const float *mean,
+                       const float *rstd, const float *a, const float *bx, const float *d)
 {
-    for (int c = 0; c < C; c++) {
-        moving_mean[c] = momentum * moving_mean[c] + (1.0f - momentum) * mean[c];
-        moving_var[c] = momentum * moving_var[c] + (1.0f - momentum) * var[c];
+    if (HW == 1) {
+        for (int n = n0; n < n1; n++)
+            for (int c = 0; c < C; c++) {
+                size_t k = (size_t)n * C + c;
+                dx[k] = a[c] * dy[k] + bx[c] * ((x[k] - mean[c]) * rstd[c]) + d[c];
+            }
+        return;
     }
+    for (int n = n0; n < n1; n++)
+        for (int c = 0; c < C; c++) {
+            size_t off = ((size_t)n * C + c) * HW;
+            float mu = mean[c], r = rstd[c], ac = a[c], bc = bx[c], dc = d[c];
+            for (int i = 0; i < HW; i++)
+                dx[off + i] = ac * dy[off + i] + bc * ((x[off + i] - mu) * r) + dc;
+        }
+}
+
+/* The total of channel c in sum `which` (0 or 1) of part: the L lanes of each chunk, chunks in order. */
+static double chunk_total(const BnLayer *b, int chunks, int which, int c)
+{
+    double t = 0.0;
+    for (int k = 0; k < chunks; k++) {
+        const double *p = b->part + (((size_t)k * 2 + which) * b->C + c) * b->L;
+        double s = 0.0;
+        for (int j = 0; j < b->L; j++)
+            s += p[j];
+        t += s;
+    }
+    return t;
 }
 
 /* ---- the layer ---- */
@@ -130,12 +258,14 @@ static int batchnorm_create(Layer *l, Rng *init, char *err, size_t errlen)
     l->state = b;
     b->C = in.c;
     b->HW = in.rank == 3 ? in.h * in.w : 1;
+    b->L = b->HW > 1 ? BN_LANES : 1;
     size_t C = (size_t)b->C;
-    if (!(b->vec = layer_alloc_floats(8 * C, "the batchnorm parameters and statistics", err, errlen)))
+    if (!(b->vec = layer_alloc_floats(11 * C, "the batchnorm parameters and statistics", err, errlen)))
         return -1;
     b->gamma = b->vec, b->beta = b->vec + C, b->dgamma = b->vec + 2 * C, b->dbeta = b->vec + 3 * C;
     b->moving_mean = b->vec + 4 * C, b->moving_var = b->vec + 5 * C;
     b->mean = b->vec + 6 * C, b->rstd = b->vec + 7 * C;
+    b->ca = b->vec + 8 * C, b->cb = b->vec + 9 * C, b->cd = b->vec + 10 * C;
     for (size_t c = 0; c < C; c++)
         b->gamma[c] = 1.0f, b->moving_var[c] = 1.0f;
     return 0;
@@ -144,46 +274,130 @@ static int batchnorm_create(Layer *l, Rng *init, char *err, size_t errlen)
 static int batchnorm_resize(Layer *l, int batch, char *err, size_t errlen)
 {
     BnLayer *b = l->state;
-    const Shape *s = &l->spec->out;
-    if (l->batch == batch)
+    size_t chunks = ((size_t)batch + BN_CHUNK - 1) / BN_CHUNK, n = chunks * 2 * b->C * b->L;
+    if (l->batch == batch && l->y.data)
         return 0;
-    tensor_free(&b->xhat);
+    free(b->part);
+    b->part = NULL;
     if (layer_alloc_io(l, batch, err, errlen))
         return -1;
-    if (tensor_alloc(&b->xhat, batch, s->c, s->h, s->w)) {
-        snprintf(err, errlen, "out of memory for the normalised input of a batch of %d", batch);
+    if (!(b->part = malloc(n * sizeof *b->part))) {
+        snprintf(err, errlen, "out of memory for the batchnorm partial sums (%zu values)", n);
         layer_free_io(l);
         return -1;
     }
     return 0;
 }
 
-/* Training normalises with the batch statistics (rstd = 1/sqrt(var + eps)) and updates the moving ones;
- * eval normalises with the moving statistics. rstd is computed in double from the float variance. */
+/* Threads for a batch of N: one below RT_MIN_PARALLEL values, where a parallel region costs more. */
+static int team(const BnLayer *b, int N)
+{
+    return (size_t)N * b->C * b->HW >= RT_MIN_PARALLEL ? rt_threads() : 1;
+}
+
+/* Every channel's statistics from the chunks' partial sums (training) or the moving ones (eval). With k the
+ * channel's first value, d = x - k is exact in double and near the mean, so var = E[d^2] - E[d]^2 loses
+ * nothing a float result would show (unlike E[x^2] - E[x]^2 in float); clamped at 0 against rounding, NaN
+ * passing through. */
+static void finish_stats(Layer *l, const float *x, int N, int train)
+{
+    BnLayer *b = l->state;
+    int chunks = (N + BN_CHUNK - 1) / BN_CHUNK;
+    double m = (double)N * b->HW;
+    for (int c = 0; c < b->C; c++) {
+        double d = 0.0, v = 0.0;
+        if (train) {
+            d = chunk_total(b, chunks, 0, c) / m;
+            v = chunk_total(b, chunks, 1, c) / m - d * d;
+            v = v < 0.0 ? 0.0 : v;
+        }
+        set_stats(b, c, x[(size_t)c * b->HW] + d, v, train, l->spec);
+    }
+}
+
+/* Chunk k's partial sums of x for the statistics. */
+static void stats_chunk(BnLayer *b, const float *x, int N, int k)
+{
+    size_t P = (size_t)2 * b->C * b->L;
+    int n0 = k * BN_CHUNK, n1 = n0 + BN_CHUNK < N ? n0 + BN_CHUNK : N;
+    chunk_stats(b->part + k * P, b->part + k * P + P / 2, x, n0, n1, b->C, b->HW, b->L);
+}
+
+/* Training normalises with the batch statistics and updates the moving ones; eval normalises with the moving
+ * statistics. Chunks' partial sums, then (one thread) the statistics, then every thread its images. */
 static void batchnorm_forward(Layer *l, const Tensor *x, int train)
 {
     BnLayer *b = l->state;
-    int N = x->n;
-    float *var = b->rstd; /* the batch variance passes through rstd's storage */
-    if (train) {
-        bn_batch_stats(b->mean, var, x->data, N, b->C, b->HW);
-        bn_update_moving(b->moving_mean, b->moving_var, b->mean, var, l->spec->momentum, b->C);
-    } else {
-        for (int c = 0; c < b->C; c++)
-            b->mean[c] = b->moving_mean[c], var[c] = b->moving_var[c];
-    }
-    for (int c = 0; c < b->C; c++)
-        b->rstd[c] = (float)(1.0 / sqrt((double)var[c] + (double)l->spec->eps));
+    int N = x->n, C = b->C, HW = b->HW, chunks = (N + BN_CHUNK - 1) / BN_CHUNK, T = team(b, N);
     b->train = train;
     layer_set_count(l, N); /* a last, smaller batch runs in the buffers of the full one */
-    bn_forward(l->y.data, b->xhat.data, x->data, b->mean, b->rstd, b->gamma, b->beta, N, b->C, b->HW);
+    if (T == 1) { /* no parallel region: even a team of one costs microseconds at N x C sizes */
+        for (int k = 0; train && k < chunks; k++)
+            stats_chunk(b, x->data, N, k);
+        finish_stats(l, x->data, N, train);
+        normalise(l->y.data, x->data, 0, N, C, HW, b->mean, b->rstd, b->gamma, b->beta);
+        return;
+    }
+#pragma omp parallel num_threads(T)
+    {
+        int t = omp_get_thread_num(), lo, hi;
+        rt_split(chunks, t, T, &lo, &hi);
+        for (int k = lo; train && k < hi; k++)
+            stats_chunk(b, x->data, N, k);
+#pragma omp barrier
+#pragma omp single
+        finish_stats(l, x->data, N, train);
+        rt_split(N, t, T, &lo, &hi);
+        normalise(l->y.data, x->data, lo, hi, C, HW, b->mean, b->rstd, b->gamma, b->beta);
+    }
 }
 
+/* Chunk k's partial sums of dy and dy*xhat. */
+static void grad_sums_chunk(Layer *l, const float *x, int N, int k)
+{
+    BnLayer *b = l->state;
+    size_t P = (size_t)2 * b->C * b->L;
+    int n0 = k * BN_CHUNK, n1 = n0 + BN_CHUNK < N ? n0 + BN_CHUNK : N;
+    chunk_grad_sums(b->part + k * P, b->part + k * P + P / 2, l->dy.data, x, n0, n1, b->C, b->HW, b->L, b->mean,
+                    b->rstd);
+}
+
+/* Every channel's parameter gradients and dx coefficients from the chunks' partial sums. */
+static void finish_grads(BnLayer *b, int N, int HW)
+{
+    int chunks = (N + BN_CHUNK - 1) / BN_CHUNK;
+    for (int c = 0; c < b->C; c++)
+        grad_coefs(b, c, chunk_total(b, chunks, 0, c), chunk_total(b, chunks, 1, c), (double)N * HW, &b->ca[c],
+                   &b->cb[c], &b->cd[c]);
+}
+
+/* x is the forward's input: xhat is recomputed from it. Chunks' partial sums, then (one thread) the parameter
+ * gradients and dx coefficients, then every thread dx of its images. */
 static void batchnorm_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
     BnLayer *b = l->state;
-    bn_backward(dx ? dx->data : NULL, b->dgamma, b->dbeta, l->dy.data, b->xhat.data, b->gamma, b->rstd, x->n,
-                b->C, b->HW, b->train);
+    int N = x->n, C = b->C, HW = b->HW, chunks = (N + BN_CHUNK - 1) / BN_CHUNK, T = team(b, N);
+    if (T == 1) {
+        for (int k = 0; k < chunks; k++)
+            grad_sums_chunk(l, x->data, N, k);
+        finish_grads(b, N, HW);
+        if (dx)
+            input_grad(dx->data, l->dy.data, x->data, 0, N, C, HW, b->mean, b->rstd, b->ca, b->cb, b->cd);
+        return;
+    }
+#pragma omp parallel num_threads(T)
+    {
+        int t = omp_get_thread_num(), lo, hi;
+        rt_split(chunks, t, T, &lo, &hi);
+        for (int k = lo; k < hi; k++)
+            grad_sums_chunk(l, x->data, N, k);
+#pragma omp barrier
+#pragma omp single
+        finish_grads(b, N, HW);
+        rt_split(N, t, T, &lo, &hi);
+        if (dx)
+            input_grad(dx->data, l->dy.data, x->data, lo, hi, C, HW, b->mean, b->rstd, b->ca, b->cb, b->cd);
+    }
 }
 
 static Param vec_param(const char *name, float *value, float *grad, int C)
@@ -207,8 +421,8 @@ static void batchnorm_destroy(Layer *l)
     BnLayer *b = l->state;
     layer_free_io(l);
     if (b) {
-        tensor_free(&b->xhat);
         free(b->vec);
+        free(b->part);
         free(b);
     }
     l->state = NULL;
