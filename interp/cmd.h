@@ -11,6 +11,10 @@ int cmd_predict(int argc, char **argv);
 /* Prints the help text of one command (NULL: the overview) to stdout; returns 0, or 2 for an unknown command. */
 int cmd_help(const char *command);
 
+/* Parses a memory size for --mem-cap: a positive whole number of bytes, optionally followed by K, M, G or T
+ * (binary multiples: 512M is 512 x 2^20). Returns 0 and *v, or -1. */
+int cmd_parse_bytes(const char *s, unsigned long long *v);
+
 /* Each command's help text (its usage line, options and an example), printed by `bnni help COMMAND`. */
 extern const char cmd_check_usage[];
 extern const char cmd_train_usage[];

@@ -1,5 +1,6 @@
 /* `bnni check`: parse, expand and shape-check a model file, then print its layer table.
  * Diagnostics go to stderr as FILE:LINE:COL; the table goes to stdout. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,21 +10,43 @@
 #include "frontend.h"
 
 const char cmd_check_usage[] =
-    "usage: bnni check MODEL.bnn... [--quiet] [--mem-cap BYTES]\n"
+    "usage: bnni check MODEL.bnn... [--quiet] [--mem-cap SIZE]\n"
     "\n"
     "Parses each model, expands blocks and repeats, infers every layer's shape and prints a table:\n"
     "index, name, type, output shape, trainable parameters and buffers, with totals.\n"
     "\n"
     "  --quiet          print diagnostics only, no table\n"
-    "  --mem-cap BYTES  refuse models whose training would need more memory (default: physical memory)\n"
+    "  --mem-cap SIZE   refuse models whose training would need more memory, in bytes or with a suffix\n"
+    "                   K, M, G or T (binary: 512M); default: the machine's physical memory\n"
     "\n"
     "exit status: 0 all models are valid, 1 a model has errors, 2 usage error\n"
-    "example: bnni check models/lenet_bn.bnn\n";
+    "example: bnni check models/lenet_bn.bnn --mem-cap 2G\n";
 
 static int usage_error(const char *msg, const char *arg)
 {
-    fprintf(stderr, "bnni check: error: %s%s%s\n%s", msg, arg ? ": " : "", arg ? arg : "", "usage: bnni check MODEL.bnn... [--quiet] [--mem-cap BYTES]\n");
+    fprintf(stderr, "bnni check: error: %s%s%s\nusage: bnni check MODEL.bnn... [options]   (bnni help check)\n", msg,
+            arg ? ": " : "", arg ? arg : "");
     return 2;
+}
+
+int cmd_parse_bytes(const char *s, unsigned long long *v)
+{
+    static const char units[] = "KMGT";
+    char *end;
+    if (!s || !(*s >= '0' && *s <= '9'))
+        return -1;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    const char *u = *end ? strchr(units, toupper((unsigned char)*end)) : NULL;
+    if (errno || n == 0 || (*end && (!u || end[1])))
+        return -1;
+    for (int shift = u ? 10 * (int)(u - units + 1) : 0; shift > 0; shift -= 10) {
+        if (n > (~0ull >> 10))
+            return -1;
+        n <<= 10;
+    }
+    *v = n;
+    return 0;
 }
 
 int cmd_check(int argc, char **argv)
@@ -35,13 +58,9 @@ int cmd_check(int argc, char **argv)
             quiet = 1;
         } else if (strcmp(argv[i], "--mem-cap") == 0) {
             if (++i == argc)
-                return usage_error("--mem-cap needs a value", NULL);
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(argv[i], &end, 10);
-            if (errno || *end || end == argv[i] || argv[i][0] == '-')
-                return usage_error("--mem-cap needs a positive number of bytes", argv[i]);
-            opts.mem_cap_bytes = v;
+                return usage_error("this option needs a value", "--mem-cap");
+            if (cmd_parse_bytes(argv[i], &opts.mem_cap_bytes) < 0)
+                return usage_error("--mem-cap needs a size in bytes, such as 1500000000, 512M or 2G", argv[i]);
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return usage_error("unknown option", argv[i]);
         }

@@ -10,13 +10,14 @@
 #include "cmd.h"
 
 const char cmd_eval_usage[] =
-    "usage: bnni eval CKPT.h5 [--model MODEL.bnn] [--data DIR] [--threads N]\n"
+    "usage: bnni eval CKPT.h5 [--model MODEL.bnn] [--data DIR] [--limit N] [--threads N]\n"
     "\n"
     "Evaluates a checkpoint on the test set in eval mode (batchnorm uses its moving statistics) and ends\n"
     "with the line `test loss L accuracy A (N images)`.\n"
     "\n"
     "  --model MODEL.bnn  use this model instead of the source embedded in the checkpoint\n"
     "  --data DIR         directory of the IDX files (default: the model's data path)\n"
+    "  --limit N          evaluate on the first N test images only (default: all)\n"
     "  --threads N        worker threads (default: all cores)\n"
     "\n"
     "exit status: 0 ok, 1 bad input (unreadable checkpoint, tensors that do not fit, bad data), 2 usage error\n"
@@ -24,7 +25,7 @@ const char cmd_eval_usage[] =
 
 static int usage_error(const char *msg, const char *arg)
 {
-    fprintf(stderr, "bnni eval: error: %s%s%s\nusage: bnni eval CKPT.h5 [--model MODEL.bnn] [--data DIR]\n", msg,
+    fprintf(stderr, "bnni eval: error: %s%s%s\nusage: bnni eval CKPT.h5 [options]   (bnni help eval)\n", msg,
             arg ? ": " : "", arg ? arg : "");
     return 2;
 }
@@ -32,6 +33,7 @@ static int usage_error(const char *msg, const char *arg)
 typedef struct EvalFlags {
     const char *ckpt, *model, *data;
     int threads;
+    long limit; /* 0: the whole test set */
 } EvalFlags;
 
 static int parse_flags(EvalFlags *f, int argc, char **argv)
@@ -39,7 +41,8 @@ static int parse_flags(EvalFlags *f, int argc, char **argv)
     memset(f, 0, sizeof *f);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--model") == 0 || strcmp(a, "--data") == 0 || strcmp(a, "--threads") == 0) {
+        if (strcmp(a, "--model") == 0 || strcmp(a, "--data") == 0 || strcmp(a, "--threads") == 0 ||
+            strcmp(a, "--limit") == 0) {
             if (i + 1 == argc)
                 return usage_error("this option needs a value", a);
             const char *v = argv[++i];
@@ -50,10 +53,15 @@ static int parse_flags(EvalFlags *f, int argc, char **argv)
             else {
                 char *end;
                 errno = 0;
-                long n = strtol(v, &end, 10);
-                if (errno || *end || n < 1 || n > 1024)
-                    return usage_error("--threads needs a number from 1 to 1024", v);
-                f->threads = (int)n;
+                long n = strtol(v, &end, 10), hi = a[2] == 't' ? 1024 : 1000000000;
+                if (errno || *end || end == v || n < 1 || n > hi)
+                    return usage_error(a[2] == 't' ? "--threads needs a number from 1 to 1024"
+                                                   : "--limit needs a positive number of images",
+                                       v);
+                if (a[2] == 't')
+                    f->threads = (int)n;
+                else
+                    f->limit = n;
             }
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option", a);
@@ -86,7 +94,7 @@ int cmd_eval(int argc, char **argv)
     }
     const DataSpec *d = &m->data;
     train_checkpoint_normalizer(&c, &nz);
-    rc = dataset_load(f.data ? f.data : d->path, 0, 0, d->shape, d->classes, &test, err, sizeof err) < 0 ||
+    rc = dataset_load(f.data ? f.data : d->path, 0, f.limit, d->shape, d->classes, &test, err, sizeof err) < 0 ||
          train_evaluate(net, &test, &nz, d->batch, &loss, &acc, err, sizeof err) < 0;
     if (rc)
         fprintf(stderr, "bnni: error: %s\n", err);

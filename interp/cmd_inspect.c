@@ -135,13 +135,21 @@ static void print_optimizer_state(const Ckpt *c)
     }
 }
 
+static int usage_error(const char *msg, const char *arg)
+{
+    fprintf(stderr, "bnni inspect: error: %s%s%s\nusage: bnni inspect CKPT.h5   (bnni help inspect)\n", msg,
+            arg ? ": " : "", arg ? arg : "");
+    return 2;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
-    if (argc != 1 || (argv[0][0] == '-' && argv[0][1])) {
-        fprintf(stderr, "bnni inspect: error: %s\nusage: bnni inspect CKPT.h5\n",
-                argc == 0 ? "no checkpoint given" : argc > 1 ? "exactly one checkpoint, please" : "unknown option");
-        return 2;
-    }
+    for (int i = 0; i < argc; i++)
+        if (argv[i][0] == '-' && argv[i][1])
+            return usage_error("unknown option", argv[i]);
+    if (argc != 1)
+        return usage_error(argc ? "only one checkpoint, please; extra argument" : "no checkpoint given",
+                           argc ? argv[1] : NULL);
     Ckpt c;
     char err[4096];
     if (ckpt_read(argv[0], &c, err, sizeof err) < 0) {

@@ -29,7 +29,7 @@ static const char *const fashion_names[10] = {"T-shirt/top", "Trouser", "Pullove
 
 static int usage_error(const char *msg, const char *arg)
 {
-    fprintf(stderr, "bnni predict: error: %s%s%s\nusage: bnni predict CKPT.h5 FILE... [--model MODEL.bnn]\n", msg,
+    fprintf(stderr, "bnni predict: error: %s%s%s\nusage: bnni predict CKPT.h5 FILE... [options]   (bnni help predict)\n", msg,
             arg ? ": " : "", arg ? arg : "");
     return 2;
 }

@@ -14,7 +14,7 @@
 const char cmd_train_usage[] =
     "usage: bnni train MODEL.bnn [--epochs N] [--out CKPT.h5] [--resume CKPT.h5] [--init CKPT.h5]\n"
     "                  [--metrics FILE.csv] [--data DIR] [--limit N] [--test-limit N] [--seed N] [--threads N]\n"
-    "                  [--quiet]\n"
+    "                  [--mem-cap SIZE] [--quiet]\n"
     "\n"
     "Trains the model on its data set, printing one line per epoch and saving an HDF5 checkpoint\n"
     "(docs/checkpoint.md) after every epoch. Flags override the model file.\n"
@@ -29,11 +29,14 @@ const char cmd_train_usage[] =
     "  --test-limit N      evaluate each epoch on the first N test images (default: all)\n"
     "  --seed N            seed of the initialisation, shuffling and dropout streams\n"
     "  --threads N         worker threads (default: all cores)\n"
+    "  --mem-cap SIZE      refuse the model if training would need more memory: bytes, or with a suffix\n"
+    "                      K, M, G or T (binary: 512M); default: the machine's physical memory\n"
     "  --quiet             no epoch lines and no progress bar\n"
     "\n"
     "SIGINT/SIGTERM finish the current step, save a resumable checkpoint and exit 130/143 (a second one stops\n"
     "at once; the checkpoint on disk is always whole). Warnings about the model are left to `bnni check`.\n"
-    "exit status: 0 done, 1 bad input, 2 usage error, 3 training diverged (NaN/Inf), 130/143 interrupted\n"
+    "exit status: 0 done, 1 bad input or a failed save, 2 usage error, 3 training diverged (NaN/Inf),\n"
+    "130/143 interrupted (docs/errors.md)\n"
     "example: bnni train models/lenet_bn.bnn --epochs 3 --metrics run.csv\n";
 
 static int usage_error(const char *msg, const char *arg)
@@ -57,7 +60,7 @@ static int parse_ull(const char *s, unsigned long long lo, unsigned long long hi
 typedef struct TrainFlags {
     const char *model, *out, *resume, *init, *metrics, *data;
     long long epochs, limit, test_limit, threads; /* -1: not given */
-    unsigned long long seed;
+    unsigned long long seed, mem_cap;             /* mem_cap 0: physical memory */
     int has_seed, quiet;
 } TrainFlags;
 
@@ -76,6 +79,11 @@ static int value_flag(TrainFlags *f, int argc, char **argv, int *i)
         return usage_error("this option needs a value", name);
     if (str) {
         *str = v;
+        return 0;
+    }
+    if (strcmp(name, "--mem-cap") == 0) {
+        if (cmd_parse_bytes(v, &f->mem_cap) < 0)
+            return usage_error("--mem-cap needs a size in bytes, such as 1500000000, 512M or 2G", v);
         return 0;
     }
     if (strcmp(name, "--seed") == 0) {
@@ -101,7 +109,8 @@ static int value_flag(TrainFlags *f, int argc, char **argv, int *i)
 static int parse_flags(TrainFlags *f, int argc, char **argv)
 {
     static const char *const valued[] = {"--epochs", "--out",        "--resume", "--init",    "--metrics",
-                                         "--data",   "--limit",      "--seed",   "--threads", "--test-limit"};
+                                         "--data",   "--limit",      "--seed",   "--threads", "--test-limit",
+                                         "--mem-cap"};
     memset(f, 0, sizeof *f);
     f->epochs = f->limit = f->test_limit = f->threads = -1;
     for (int i = 0; i < argc; i++) {
@@ -155,7 +164,7 @@ int cmd_train(int argc, char **argv)
     if (rc != 0)
         return rc;
     ModelSpec *m = NULL;
-    if (train_load_model(f.model, NULL, &m) != 0)
+    if (train_load_model(f.model, NULL, f.mem_cap, &m) != 0)
         return 1;
     if (apply_flags(m, &f) != 0) {
         fprintf(stderr, "bnni: error: out of memory\n");

@@ -55,7 +55,7 @@ int cmd_help(const char *command)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bnni COMMAND [ARGS...]   (bnni --help lists the commands)\n");
+        fprintf(stderr, "bnni: error: no command given\nusage: bnni COMMAND [ARGS...]   (bnni --help lists the commands)\n");
         return 2;
     }
     const char *name = argv[1];

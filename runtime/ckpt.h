@@ -84,9 +84,13 @@ void metrics_free(CkptMetrics *m);
 int ckpt_build(Ckpt *c, const ModelSpec *m, NetParam *params, int nparams, Optim *opt, const TrainState *ts,
                const CkptMetrics *metrics, double mean, double std, int epoch, char *err, size_t errlen);
 
-/* Writes c to path atomically. On any failure (disk full, permissions...) the target is untouched, the
- * temporary file removed, and err holds one line. Returns 0 or -1. */
+/* Writes c to path atomically, through the temporary file ".NAME.PID.XXXXXX" next to it; first removes such
+ * files left by writers that were killed mid-save (their PID is gone). On any failure (disk full,
+ * permissions...) the target is untouched, the temporary file removed, and err holds one line. Returns 0 or -1. */
 int ckpt_write(const char *path, const Ckpt *c, char *err, size_t errlen);
+/* Whether ckpt_write could save to path: creates and removes a temporary file in its directory, so that a
+ * missing or read-only directory is reported before hours of training. Returns 0 or -1 with err. */
+int ckpt_check_writable(const char *path, char *err, size_t errlen);
 
 /* Reads a whole checkpoint. Fails with one line in err (no file name: the caller adds it) when the file is
  * missing, not HDF5, truncated or corrupt, not a bnni checkpoint, or of another format_version.

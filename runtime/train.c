@@ -439,13 +439,20 @@ int train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen)
 {
     Run r = {.m = m, .o = o};
     int rc = TRAIN_BAD_INPUT;
-    struct sigaction sa = {0}, old_int, old_term;
+    struct sigaction sa = {0}, ign = {0}, old_int, old_term, old_xfsz;
     stop_signal = 0;
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESETHAND; /* a second signal kills at once; the checkpoint on disk stays whole */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    ign.sa_handler = SIG_IGN; /* over a file-size limit (ulimit -f), a save fails with EFBIG and says so */
+    sigaction(SIGXFSZ, &ign, &old_xfsz);
+    char why[1024];
+    if (ckpt_check_writable(o->out, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s: %s", o->out, why);
+        goto done;
+    }
     if (setup_data(&r, err, errlen) < 0 || setup_net(&r, err, errlen) < 0)
         goto done;
     if ((o->init && apply_init(&r, o->init, err, errlen) < 0) ||
@@ -462,6 +469,7 @@ int train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen)
 done:
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGXFSZ, &old_xfsz, NULL);
     run_free(&r);
     return rc;
 }
@@ -470,12 +478,12 @@ done:
 
 void train_checkpoint_normalizer(const Ckpt *c, Normalizer *nz) { norm_init(nz, c->data_mean, c->data_std); }
 
-int train_load_model(const char *file, const char *source, ModelSpec **out)
+int train_load_model(const char *file, const char *source, unsigned long long mem_cap, ModelSpec **out)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *diag = open_memstream(&buf, &len);
-    CheckOptions co = {.diag = diag ? diag : stderr};
+    CheckOptions co = {.diag = diag ? diag : stderr, .mem_cap_bytes = mem_cap};
     int rc = source ? bnn_load_source(file, source, strlen(source), &co, out) : bnn_load_file(file, &co, out);
     if (diag) {
         fclose(diag);
@@ -497,7 +505,7 @@ int train_load_checkpoint(const char *ckpt_path, const char *model_path, Ckpt *c
         return -1;
     }
     snprintf(name, sizeof name, "%s:model_source", ckpt_path);
-    int rc = model_path ? train_load_model(model_path, NULL, m) : train_load_model(name, c->model_source, m);
+    int rc = model_path ? train_load_model(model_path, NULL, 0, m) : train_load_model(name, c->model_source, 0, m);
     if (rc != 0) {
         snprintf(err, errlen, "%s: the model does not check (see the diagnostics above)",
                  model_path ? model_path : name);

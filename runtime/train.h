@@ -34,7 +34,8 @@ typedef struct TrainOptions {
 /* Trains m (data, optimizer, epochs, seed, limit as m says; the caller applies its flags to m first).
  * Returns a TRAIN_* status; unless TRAIN_OK, err holds one line (for an interrupt, where the checkpoint went).
  * Installs SIGINT/SIGTERM handlers for its duration. A checkpoint on disk is only ever replaced by a complete,
- * good one: never on bad input, divergence or a failed save. */
+ * good one: never on bad input, divergence or a failed save. Checks first that o->out's directory takes a
+ * checkpoint (ckpt_check_writable), so a missing or read-only one fails before any training. */
 int train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen);
 
 /* Evaluates net on every image of d in eval mode (moving statistics), `batch` images at a time.
@@ -43,9 +44,10 @@ int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, 
                    char *err, size_t errlen);
 
 /* Loads the model of `file` (or, when source is not NULL, that text, named `file` in messages) for train, eval
- * and predict. Diagnostics reach stderr only when the model has errors: its warnings are `bnni check`'s business.
+ * and predict, refusing one whose training would need more than mem_cap bytes (0: physical memory).
+ * Diagnostics reach stderr only when the model has errors: its warnings are `bnni check`'s business.
  * Returns 0 and *out (caller frees with spec_free) or 1. */
-int train_load_model(const char *file, const char *source, ModelSpec **out);
+int train_load_model(const char *file, const char *source, unsigned long long mem_cap, ModelSpec **out);
 
 /* For eval and predict: reads the checkpoint at ckpt_path, loads its model (from model_path when not
  * NULL, else the source embedded in the checkpoint; diagnostics to stderr), builds the network and loads the

@@ -356,6 +356,52 @@ Test(ckpt, failed_write_keeps_the_old_file)
     ckpt_free(&c);
 }
 
+static int exists(const char *name) { return access(path_of(name), F_OK) == 0; }
+
+static void touch(const char *name)
+{
+    FILE *f = fopen(path_of(name), "w");
+    cr_assert(f);
+    fputs("half a checkpoint", f);
+    fclose(f);
+}
+
+/* A save removes the temporary files that killed writers left for the same path (their pid is gone, or is this
+ * process's own, as in a container where every run gets the same pid) and nothing else: not a live process's
+ * file, not another checkpoint's, not a file of another pattern. */
+Test(ckpt, a_save_removes_stale_temporary_files)
+{
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    char stale[64], mine[64], live[64], other[64];
+    snprintf(stale, sizeof stale, ".x.h5.%d.Ab12Cd", (int)dead);
+    snprintf(mine, sizeof mine, ".x.h5.%d.zzzzzz", (int)getpid());
+    snprintf(live, sizeof live, ".x.h5.%d.Ab12Cd", (int)getppid());
+    snprintf(other, sizeof other, ".y.h5.%d.Ab12Cd", (int)dead);
+    const char *keep[] = {live, other, ".x.h5.notes", ".x.h5.12.toolong7", "x.h5.1.Ab12Cd"};
+    touch(stale), touch(mine);
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
+        touch(keep[i]);
+    write_ok(path_of("x.h5"));
+    cr_expect(!exists(stale), "%s was left", stale);
+    cr_expect(!exists(mine), "%s was left", mine);
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
+        cr_expect(exists(keep[i]), "%s was removed", keep[i]);
+    cr_expect_eq(count_files(), 6, "x.h5 and the five others");
+    /* ckpt_check_writable cleans up too, and leaves nothing of its own. */
+    touch(stale);
+    char err[256];
+    cr_expect_eq(ckpt_check_writable(path_of("x.h5"), err, sizeof err), 0, "%s", err);
+    cr_expect(!exists(stale));
+    cr_expect_eq(count_files(), 6);
+    cr_expect_eq(ckpt_check_writable(dir, err, sizeof err), -1);
+    cr_expect(strstr(err, "is a directory"), "%s", err);
+    cr_expect_eq(ckpt_check_writable("/nonexistent-dir/x.h5", err, sizeof err), -1);
+    cr_expect(strstr(err, "cannot create a temporary file in /nonexistent-dir: No such file"), "%s", err);
+}
+
 /* Model side of the fit check: NetParams made by hand (no network needed). */
 typedef struct Model {
     LayerSpec conv, fc;

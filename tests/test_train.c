@@ -449,7 +449,7 @@ Test(train, sigterm_mid_epoch_saves_and_resumes_exactly)
 }
 
 /* SIGINT right after epoch 1's line: exit 130 and a checkpoint that holds epoch 1 (and, if the signal came after
- * a step of epoch 2, its position) -- resumable either way. */
+ * a step of epoch 2, its position) -- resumable either way, and exactly. */
 Test(train, sigint_exits_130_with_a_resumable_checkpoint)
 {
     write_lenet(model, MOMENTUM);
@@ -470,6 +470,11 @@ Test(train, sigint_exits_130_with_a_resumable_checkpoint)
     cr_expect_eq(c.ts.epoch, 1);
     cr_expect_eq(c.metrics.n, 1);
     ckpt_free(&c);
+    /* --resume from it ends exactly where an uninterrupted run does. */
+    const char *o = "--epochs 2 --limit 2000 --test-limit 1000 --threads 1 --quiet";
+    cr_assert_eq(run("train %s --resume %s %s --out %s", model, in_dir("i.h5"), o, in_dir("i.h5")), 0);
+    cr_assert_eq(run("train %s %s --out %s", model, o, in_dir("u.h5")), 0);
+    expect_same_run(in_dir("u.h5"), in_dir("i.h5"));
 }
 
 /* ---------------------------------------------------------------- failures */
@@ -489,6 +494,32 @@ Test(train, divergence_stops_with_status_3_and_keeps_the_checkpoint)
     free(e);
 }
 
+/* The same run diverging after a good epoch: its epoch-1 checkpoint stays as it was, byte for byte. The resume
+ * takes the weights and momentum of a sane run and a model file whose lr is 1e30 (the checkpoint's own lr is
+ * not used on resume: the model file's is). */
+Test(train, divergence_mid_run_leaves_the_last_good_checkpoint)
+{
+    write_lenet(model, MOMENTUM);
+    const char *o = "--limit 1000 --test-limit 500 --threads 1";
+    cr_assert_eq(run("train %s --epochs 1 %s --quiet --out %s", model, o, in_dir("g.h5")), 0);
+    copy_file(in_dir("g.h5"), in_dir("orig.h5"), -1);
+    write_lenet(in_dir("boom.bnn"), "optimizer sgd(lr=1e30, momentum=0.9)");
+    int st = run("train %s --resume %s --epochs 3 %s --out %s", in_dir("boom.bnn"), in_dir("g.h5"), o, in_dir("g.h5"));
+    char *e = err_text(), *out = out_text(), want[512];
+    cr_expect_eq(st, 3, "status %d: %s", st, e);
+    int step = 0;
+    cr_expect(sscanf(e, "bnni: error: training diverged at epoch 2, step %d: ", &step) == 1 && step >= 1 && step <= 8,
+              "epoch 2 of a run of 8 steps per epoch: %s", e);
+    cr_expect(strstr(e, "non-finite") && (strstr(e, "batchnorm_") || strstr(e, "conv2d_") || strstr(e, "dense_")),
+              "names the first bad layer: %s", e);
+    snprintf(want, sizeof want, "; the last good checkpoint %s is unchanged\n", in_dir("g.h5"));
+    cr_expect(strlen(e) > strlen(want) && strcmp(e + strlen(e) - strlen(want), want) == 0 && strchr(e, '\n')[1] == 0,
+              "one line ending '%s': %s", want, e);
+    cr_expect_eq(parse_epochs(out, (Epoch[1]){0}, 1), 0, "no epoch line for the diverged epoch: %s", out);
+    cr_expect(same_bytes(in_dir("g.h5"), in_dir("orig.h5")), "the last good checkpoint was replaced");
+    free(e), free(out);
+}
+
 Test(train, full_disk_keeps_the_checkpoint_and_removes_the_temp_file)
 {
     small_checkpoint("keep.h5");
@@ -496,8 +527,10 @@ Test(train, full_disk_keeps_the_checkpoint_and_removes_the_temp_file)
     write_lenet(model, MOMENTUM);
     pid_t pid = fork();
     if (pid == 0) {
-        struct rlimit rl = {16384, 16384}; /* smaller than a LeNet checkpoint: the save's write fails */
-        signal(SIGXFSZ, SIG_IGN);
+        /* Smaller than a LeNet checkpoint: the save's write fails. SIGXFSZ keeps its default action (death), as
+         * under `ulimit -f`: bnni ignores it itself, to report the failed write. */
+        struct rlimit rl = {16384, 16384};
+        signal(SIGXFSZ, SIG_DFL);
         setrlimit(RLIMIT_FSIZE, &rl);
         int fd = open(in_dir("full-err.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 2);
@@ -664,6 +697,42 @@ Test(train, bad_checkpoints)
                               in_dir("keep.h5")),
                           "format_version 2", NULL);
     cr_expect(same_bytes(in_dir("keep.h5"), in_dir("good.h5")), "a failed run replaced the checkpoint");
+}
+
+/* Every command's help ends with a newline, and its usage errors are two lines: "bnni CMD: error: ..." naming
+ * the offending argument, then "usage: bnni CMD ...   (bnni help CMD)" (docs/errors.md). */
+Test(train, help_texts_and_usage_errors_have_one_form)
+{
+    const char *cmds[] = {"check", "train", "eval", "inspect", "predict"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        char want[128], *o, *e;
+        cr_expect_eq(run("help %s", cmds[i]), 0);
+        o = out_text();
+        snprintf(want, sizeof want, "usage: bnni %s ", cmds[i]);
+        cr_expect(strncmp(o, want, strlen(want)) == 0 && o[strlen(o) - 1] == '\n' && strstr(o, "\nexit status: "),
+                  "bnni help %s:\n%s", cmds[i], o);
+        free(o);
+        cr_expect_eq(run("%s --help", cmds[i]), 0);
+        free(out_text());
+        cr_expect_eq(run("%s x --bogus", cmds[i]), 2);
+        e = err_text();
+        snprintf(want, sizeof want, "bnni %s: error: unknown option: --bogus\nusage: bnni %s ", cmds[i], cmds[i]);
+        char *second = strchr(e, '\n');
+        cr_expect(strncmp(e, want, strlen(want)) == 0 && second && strchr(second + 1, '\n') &&
+                      strchr(second + 1, '\n')[1] == '\0',
+                  "bnni %s --bogus:\n%s", cmds[i], e);
+        snprintf(want, sizeof want, "   (bnni help %s)\n", cmds[i]);
+        cr_expect(strstr(e, want), "bnni %s --bogus:\n%s", cmds[i], e);
+        free(e);
+    }
+    cr_expect_eq(run(""), 2);
+    char *e = err_text();
+    cr_expect_str_eq(e, "bnni: error: no command given\nusage: bnni COMMAND [ARGS...]   (bnni --help lists the commands)\n");
+    free(e);
+    cr_expect_eq(run("frobnicate"), 2);
+    e = err_text();
+    cr_expect_str_eq(e, "bnni: error: unknown command 'frobnicate' (see 'bnni --help')\n");
+    free(e);
 }
 
 Test(train, usage_errors)
