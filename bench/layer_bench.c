@@ -1,5 +1,5 @@
 /* Per-layer micro-benchmark of the runtime: LeNet-BN (the reference workload) built by hand at batch 128 on a
- * 1x28x28 input, timed layer by layer for a training step (forward + backward) and for an evaluation forward,
+ * 1x28x28 input (--batch for another size), timed layer by layer for a training step (forward + backward) and for an evaluation forward,
  * at each thread count asked for. Prints the median milliseconds per batch of every layer and images/s. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include "runtime/net.h"
 #include "runtime/threads.h"
 
-#define BATCH 128
+static int batch = 128; /* --batch */
 #define NLAYERS 16
 #define MAX_REPS 1000
 
@@ -143,10 +143,10 @@ static void print(const Net *net, const int *threads, const Timing *t, int nt)
         for (int i = 0; i < NLAYERS; i++)
             tr += t[j].fwd[i] + t[j].bwd[i], ev += t[j].eval[i];
         printf("threads %d: train %.3f ms/batch = %.0f img/s; eval %.3f ms/batch = %.0f img/s\n", threads[j],
-               1e3 * t[j].train_total, BATCH / t[j].train_total, 1e3 * t[j].eval_total, BATCH / t[j].eval_total);
+               1e3 * t[j].train_total, batch / t[j].train_total, 1e3 * t[j].eval_total, batch / t[j].eval_total);
         /* Robust to a few disturbed steps on a shared machine, where the whole-step median is not. */
-        printf("threads %d, sum of layer medians: train %.0f img/s; eval %.0f img/s\n", threads[j], BATCH / tr,
-               BATCH / ev);
+        printf("threads %d, sum of layer medians: train %.0f img/s; eval %.0f img/s\n", threads[j], batch / tr,
+               batch / ev);
     }
     if (nt == 2)
         printf("scaling %dt/%dt: train %.2fx, eval %.2fx\n", threads[1], threads[0],
@@ -155,8 +155,9 @@ static void print(const Net *net, const int *threads, const Timing *t, int nt)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: layer_bench [--reps N] [--threads A[,B]]\n"
+    fprintf(stderr, "usage: layer_bench [--reps N] [--threads A[,B]] [--batch N]\n"
                     "  --reps N         timed steps per thread count, median reported (default 200, max 1000)\n"
+                    "  --batch N        images per batch (default 128, the reference workload's)\n"
                     "  --threads A,B    thread counts to time (default 1,2)\n");
     return 2;
 }
@@ -175,21 +176,23 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             nt = sscanf(argv[++i], "%d,%d", &threads[0], &threads[1]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch = atoi(argv[++i]);
         else
             return usage();
     }
-    if (reps < 1 || reps > MAX_REPS || nt < 1 || threads[0] < 1 || (nt == 2 && threads[1] < 1))
+    if (reps < 1 || reps > MAX_REPS || batch < 1 || batch > 65536 || nt < 1 || threads[0] < 1 || (nt == 2 && threads[1] < 1))
         return usage();
     samples = malloc(sizeof *samples * (3 * NLAYERS + 2));
     if (!samples || lenet_bn(specs, in, err, sizeof err) || net_create(specs, NLAYERS, in, 1, &net, err, sizeof err) ||
-        net_resize(net, BATCH, err, sizeof err))
+        net_resize(net, batch, err, sizeof err))
         goto fail;
-    if (tensor_alloc(&x, BATCH, 1, 28, 28) || tensor_alloc(&dout, BATCH, 10, 1, 1)) {
+    if (tensor_alloc(&x, batch, 1, 28, 28) || tensor_alloc(&dout, batch, 10, 1, 1)) {
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
     fill(x.data, tensor_size(&x), 1, 0.0f, 1.0f);
-    fill(dout.data, tensor_size(&dout), 2, -1.0f / BATCH, 1.0f / BATCH);
+    fill(dout.data, tensor_size(&dout), 2, -1.0f / batch, 1.0f / batch);
     for (int j = 0; j < nt; j++) {
         rt_set_threads(threads[j]);
         run(net, &x, &dout, reps, &t[j]);

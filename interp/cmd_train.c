@@ -14,7 +14,7 @@
 const char cmd_train_usage[] =
     "usage: bnni train MODEL.bnn [--epochs N] [--out CKPT.h5] [--resume CKPT.h5] [--init CKPT.h5]\n"
     "                  [--metrics FILE.csv] [--data DIR] [--limit N] [--test-limit N] [--seed N] [--threads N]\n"
-    "                  [--mem-cap SIZE] [--quiet]\n"
+    "                  [--mem-cap SIZE] [--profile] [--quiet]\n"
     "\n"
     "Trains the model on its data set, printing one line per epoch and saving an HDF5 checkpoint\n"
     "(docs/checkpoint.md) after every epoch. Flags override the model file.\n"
@@ -31,6 +31,9 @@ const char cmd_train_usage[] =
     "  --threads N         worker threads (default: all cores)\n"
     "  --mem-cap SIZE      refuse the model if training would need more memory: bytes, or with a suffix\n"
     "                      K, M, G or T (binary: 512M); default: the machine's physical memory\n"
+    "  --profile           after training, print on stderr where the time went: per layer the milliseconds\n"
+    "                      per batch of its forward, backward and eval forward, per epoch and as a share of\n"
+    "                      the step; the step's other phases (data, loss, optimizer...); each epoch's totals\n"
     "  --quiet             no epoch lines and no progress bar\n"
     "\n"
     "SIGINT/SIGTERM finish the current step, save a resumable checkpoint and exit 130/143 (a second one stops\n"
@@ -61,7 +64,7 @@ typedef struct TrainFlags {
     const char *model, *out, *resume, *init, *metrics, *data;
     long long epochs, limit, test_limit, threads; /* -1: not given */
     unsigned long long seed, mem_cap;             /* mem_cap 0: physical memory */
-    int has_seed, quiet;
+    int has_seed, quiet, profile;
 } TrainFlags;
 
 /* Handles one flag that takes a value (argv[*i] is the flag); returns 0, or 2 after a usage error. */
@@ -123,6 +126,8 @@ static int parse_flags(TrainFlags *f, int argc, char **argv)
                 return rc;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             f->quiet = 1;
+        } else if (strcmp(a, "--profile") == 0) {
+            f->profile = 1;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option", a);
         } else if (f->model) {
@@ -181,6 +186,8 @@ int cmd_train(int argc, char **argv)
         .quiet = f.quiet,
         .progress = isatty(STDERR_FILENO),
         .log = stdout,
+        .profile = f.profile,
+        .profile_out = stderr,
     };
     char err[16384];
     rc = train_run(m, &o, err, sizeof err);

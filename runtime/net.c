@@ -12,12 +12,16 @@
  * net_zero_grad descend into these bodies, so the optimizer and the checkpoint walk one flat list in network order.
  *
  * Backward chaining: layer i's backward reads layers[i].dy and writes its input gradient straight into
- * layers[i-1].dy (or the caller's dx for layer 0), so no gradient is copied between layers. */
+ * layers[i-1].dy (or the caller's dx for layer 0), so no gradient is copied between layers.
+ *
+ * Profiling (net->prof not NULL): each layer call is timed with CLOCK_MONOTONIC around the same call; a net that
+ * is not profiled takes one untaken branch per layer and reads no clock. */
 #include "net.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NET_STREAM_SALT 0x5DEECE66DA3B9F1Dull
 
@@ -91,6 +95,7 @@ int net_init(Net *net, const LayerSpec *specs, int n, Shape in, Rng *init, Rng *
     net->n = 0;
     net->in = net->out = in;
     net->batch = 0;
+    net->prof = NULL;
     if (n < 0 || (n > 0 && !specs)) {
         snprintf(err, errlen, "a network needs a layer list (got %d layers)", n);
         return -1;
@@ -156,6 +161,26 @@ int net_resize(Net *net, int batch, char *err, size_t errlen)
     return 0;
 }
 
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Layer i's forward, timed into net->prof[i]. */
+static void timed_forward(Net *net, int i, const Tensor *x, int train)
+{
+    Layer *l = &net->layers[i];
+    LayerTime *t = &net->prof[i];
+    double t0 = now_seconds();
+    l->ops->forward(l, x, train);
+    if (train)
+        t->fwd += now_seconds() - t0, t->nfwd++;
+    else
+        t->eval += now_seconds() - t0, t->neval++;
+}
+
 const Tensor *net_forward(Net *net, const Tensor *x, int train)
 {
     const Tensor *h = x;
@@ -165,7 +190,10 @@ const Tensor *net_forward(Net *net, const Tensor *x, int train)
         return NULL;
     for (int i = 0; i < net->n; i++) {
         Layer *l = &net->layers[i];
-        l->ops->forward(l, h, train);
+        if (net->prof)
+            timed_forward(net, i, h, train);
+        else
+            l->ops->forward(l, h, train);
         h = &l->y;
     }
     return h;
@@ -186,7 +214,10 @@ void net_backward(Net *net, const Tensor *x, const Tensor *dout, Tensor *dx)
     last->dy.data = dout->data;
     for (int i = net->n - 1; i >= 0; i--) {
         Layer *l = &net->layers[i];
+        double t0 = net->prof ? now_seconds() : 0.0;
         l->ops->backward(l, i ? &net->layers[i - 1].y : x, i ? &net->layers[i - 1].dy : dx);
+        if (net->prof)
+            net->prof[i].bwd += now_seconds() - t0, net->prof[i].nbwd++;
     }
     last->dy.data = own;
 }
@@ -238,13 +269,55 @@ static void zero_grad(Net *net)
 
 void net_zero_grad(Net *net) { zero_grad(net); }
 
+int net_profile_start(Net *net)
+{
+    if (!net->prof && net->n > 0 && !(net->prof = calloc((size_t)net->n, sizeof *net->prof)))
+        return -1;
+    if (net->prof)
+        memset(net->prof, 0, (size_t)net->n * sizeof *net->prof);
+    for (int i = 0; i < net->n; i++)
+        if (net->layers[i].spec->kind == LK_RESIDUAL && net_profile_start(net->layers[i].state) < 0) {
+            free(net->prof);
+            net->prof = NULL;
+            return -1;
+        }
+    return 0;
+}
+
+/* Appends the rows of net at depth d to out from index k, or only counts when out is NULL. */
+static int profile_rows(const Net *net, int d, NetProfileRow *out, int k)
+{
+    for (int i = 0; i < net->n; i++) {
+        const Layer *l = &net->layers[i];
+        if (out)
+            out[k] = (NetProfileRow){l->spec, d, net->prof ? net->prof[i] : (LayerTime){0}};
+        k++;
+        if (l->spec->kind == LK_RESIDUAL)
+            k = profile_rows(l->state, d + 1, out, k);
+    }
+    return k;
+}
+
+int net_profile_rows(const Net *net, NetProfileRow **out)
+{
+    int n = profile_rows(net, 0, NULL, 0);
+    *out = NULL;
+    if (!net->prof && net->n > 0)
+        return -1;
+    if (!(*out = malloc((size_t)(n > 0 ? n : 1) * sizeof **out)))
+        return -1;
+    return profile_rows(net, 0, *out, 0);
+}
+
 void net_release(Net *net)
 {
     for (int i = 0; i < net->n; i++)
         if (net->layers[i].ops->destroy)
             net->layers[i].ops->destroy(&net->layers[i]);
     free(net->layers);
+    free(net->prof);
     net->layers = NULL;
+    net->prof = NULL;
     net->n = 0;
     net->batch = 0;
 }

@@ -5,13 +5,29 @@
 
 #include "layer.h"
 
+/* Wall time of one layer's calls while profiling (net_profile_start), summed over the calls. */
+typedef struct LayerTime {
+    double fwd, bwd, eval;       /* seconds in training forwards, backwards and eval-mode forwards */
+    long long nfwd, nbwd, neval; /* how many of each */
+} LayerTime;
+
 typedef struct Net {
     Layer *layers; /* owned */
     int n;
     Shape in, out;
     int batch;     /* current batch size of every buffer; 0 before net_resize */
     Rng rng;       /* dropout masks; saved in checkpoints for an exact resume */
+    LayerTime *prof; /* [n], owned; NULL (the default) unless profiling: then net_forward/net_backward time
+                      * every layer call, and otherwise they read no clock */
 } Net;
+
+/* One row of a profile: a layer (residual bodies follow their residual layer, one depth deeper) and its times.
+ * A residual layer's times include its body's. */
+typedef struct NetProfileRow {
+    const LayerSpec *spec;
+    int depth;
+    LayerTime t;
+} NetProfileRow;
 
 /* One parameter or buffer of the network, with the name of the layer that holds it. */
 typedef struct NetParam {
@@ -32,6 +48,13 @@ void net_zero_grad(Net *net);
 /* Every parameter and buffer in network order (residual bodies flattened). Caller frees *out with free(). Returns count or -1. */
 int net_params(Net *net, NetParam **out);
 void net_free(Net *net);
+
+/* Turns on per-layer timing in net and every residual body, with every count at zero (again zero when already
+ * on). Returns 0, or -1 when out of memory (profiling then stays off). */
+int net_profile_start(Net *net);
+/* Every layer's times in network order, residual bodies flattened after their layer. Caller frees *out with
+ * free(). Returns the row count, or -1 when out of memory or profiling is off. */
+int net_profile_rows(const Net *net, NetProfileRow **out);
 
 /* For a residual layer's body: builds the layers of specs into an existing *net (not heap-allocated by this call),
  * drawing initial values from `init` and using `stream` (borrowed) for dropout masks. Returns 0 or -1 with err;

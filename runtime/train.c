@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "../interp/frontend.h"
 #include "loss.h"
 #include "optim.h"
+#include "profile.h"
 
 #define SHUFFLE_STREAM 0x53485546464c45ull /* "SHUFFLE": keeps the shuffle stream apart from the init stream */
 
@@ -100,6 +102,7 @@ typedef struct Run {
     FILE *csv;
     long long steps;     /* steps taken by this process */
     double last_draw;    /* progress bar throttle */
+    TrainProfile prof;   /* --profile: the phases outside the layers (the net times its layers) */
 } Run;
 
 static void run_free(Run *r)
@@ -114,6 +117,7 @@ static void run_free(Run *r)
     free(r->ts.order);
     metrics_free(&r->metrics);
     dataset_free(&r->train), dataset_free(&r->test);
+    prof_free(&r->prof);
 }
 
 static int setup_data(Run *r, char *err, size_t errlen)
@@ -150,6 +154,10 @@ static int setup_net(Run *r, char *err, size_t errlen)
     }
     if (net_resize(r->net, m->data.batch, err, errlen) < 0)
         return -1;
+    if (r->o->profile && net_profile_start(r->net) < 0) {
+        snprintf(err, errlen, "out of memory for the profile");
+        return -1;
+    }
     rng_seed(&ts->shuffle_rng, m->seed ^ SHUFFLE_STREAM);
     return 0;
 }
@@ -312,15 +320,49 @@ static int diverged(Run *r, int epoch, const char *what, char *err, size_t errle
     return TRAIN_DIVERGED;
 }
 
+/* With --profile: the clock now (0.0 without: no clock is read). */
+static double lap_start(const Run *r) { return r->o->profile ? prof_now() : 0.0; }
+
+/* With --profile: adds the seconds since *t to phase k and restarts *t. */
+static void lap(Run *r, ProfPhase k, double *t)
+{
+    if (!r->o->profile)
+        return;
+    double now = prof_now();
+    r->prof.phase[k] += now - *t;
+    *t = now;
+}
+
+/* Whether every parameter and buffer is finite: one pass over the list with no early exit and no allocation,
+ * which the compiler vectorises (an exponent of all ones is Inf or NaN). net_check_finite, which names the first
+ * bad value, runs only when this fails. */
+static int all_finite(const NetParam *ps, int n)
+{
+    uint32_t bad = 0;
+    for (int i = 0; i < n; i++) {
+        const float *v = ps[i].p.value;
+        for (size_t j = 0; j < ps[i].p.size; j++) {
+            uint32_t bits;
+            memcpy(&bits, &v[j], sizeof bits);
+            bad |= (bits & 0x7f800000u) == 0x7f800000u;
+        }
+    }
+    return !bad;
+}
+
 static int train_step(Run *r, int epoch, char *err, size_t errlen)
 {
     TrainState *ts = &r->ts;
     int n = ts->norder - ts->position < ts->batch ? ts->norder - ts->position : ts->batch, correct;
     char why[512];
+    double t = lap_start(r);
     dataset_batch(&r->train, ts->order, ts->position, n, &r->nz, &r->x, r->labels);
+    lap(r, PROF_DATA, &t);
     const Tensor *logits = net_forward(r->net, &r->x, 1);
     r->dlogits.n = n;
+    t = lap_start(r);
     float loss = loss_cross_entropy(logits, r->labels, &r->dlogits, &correct);
+    lap(r, PROF_LOSS, &t);
     if (!isfinite(loss)) {
         const char *where = first_bad_output(r->net);
         snprintf(why, sizeof why, "the loss is %s%s%s", isnan(loss) ? "nan" : "inf",
@@ -328,10 +370,14 @@ static int train_step(Run *r, int epoch, char *err, size_t errlen)
         return diverged(r, epoch, why, err, errlen);
     }
     net_zero_grad(r->net);
+    lap(r, PROF_ZERO, &t);
     net_backward(r->net, &r->x, &r->dlogits, NULL);
+    t = lap_start(r);
     optim_step(r->opt, ts->lr);
-    if (net_check_finite(r->net, why, sizeof why) < 0)
+    lap(r, PROF_OPTIM, &t);
+    if (!all_finite(r->ps, r->np) && net_check_finite(r->net, why, sizeof why) < 0)
         return diverged(r, epoch, why, err, errlen);
+    lap(r, PROF_CHECK, &t);
     ts->loss_sum += (double)loss * n;
     ts->correct += correct;
     ts->position += n;
@@ -381,7 +427,9 @@ static int train_epoch(Run *r, int epoch, char *err, size_t errlen)
             start_epoch(r, epoch), fresh = 0;
         double t0 = now_seconds();
         int rc = train_step(r, epoch, err, errlen);
-        ts->seconds += now_seconds() - t0;
+        double dt = now_seconds() - t0;
+        ts->seconds += dt;
+        r->prof.step += dt, r->prof.steps++;
         if (rc != TRAIN_OK)
             return rc;
         draw_progress(r, epoch);
@@ -393,9 +441,12 @@ static int train_epoch(Run *r, int epoch, char *err, size_t errlen)
 static int finish_epoch(Run *r, int epoch, char *err, size_t errlen)
 {
     TrainState *ts = &r->ts;
-    double test_loss, test_acc;
+    double test_loss, test_acc, t0 = now_seconds();
     if (train_evaluate(r->net, &r->test, &r->nz, ts->batch, &test_loss, &test_acc, err, errlen) < 0)
         return TRAIN_BAD_INPUT;
+    double eval_s = now_seconds() - t0;
+    r->prof.eval += eval_s, r->prof.eval_images += r->test.count;
+    r->prof.eval_batches += (r->test.count + ts->batch - 1) / ts->batch;
     double v[6] = {ts->loss_sum / ts->norder, (double)ts->correct / ts->norder, test_loss, test_acc, ts->seconds,
                    ts->seconds > 0 ? ts->norder / ts->seconds : 0.0};
     if (metrics_append(&r->metrics, v) < 0) {
@@ -411,7 +462,14 @@ static int finish_epoch(Run *r, int epoch, char *err, size_t errlen)
     if (r->csv)
         csv_row(r->csv, epoch + 1, v);
     ts->epoch = epoch + 1, ts->position = 0;
-    return save(r, err, errlen) < 0 ? TRAIN_BAD_INPUT : TRAIN_OK;
+    t0 = now_seconds();
+    if (save(r, err, errlen) < 0)
+        return TRAIN_BAD_INPUT;
+    if (r->o->profile && prof_add_epoch(&r->prof, epoch + 1, v[4], eval_s, now_seconds() - t0) < 0) {
+        snprintf(err, errlen, "out of memory for the profile");
+        return TRAIN_BAD_INPUT;
+    }
+    return TRAIN_OK;
 }
 
 static int run_epochs(Run *r, char *err, size_t errlen)
@@ -466,6 +524,9 @@ int train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen)
     if (open_csv(&r, err, errlen) < 0)
         goto done;
     rc = run_epochs(&r, err, errlen);
+    if (o->profile && r.steps > 0) /* also after an interrupt or a divergence: where the time went until then */
+        prof_print(o->profile_out ? o->profile_out : stderr, &r.prof, r.net, m->data.batch,
+                   (r.ts.norder + m->data.batch - 1) / m->data.batch);
 done:
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

@@ -29,6 +29,8 @@ typedef struct TrainOptions {
     int quiet;           /* no epoch lines, no progress bar */
     int progress;        /* draw the live progress bar on stderr (the caller checks isatty) */
     FILE *log;           /* the epoch lines (stdout) */
+    int profile;         /* time every layer and phase; print the tables (runtime/profile.h) after training */
+    FILE *profile_out;   /* where the profile goes (NULL: stderr) */
 } TrainOptions;
 
 /* Trains m (data, optimizer, epochs, seed, limit as m says; the caller applies its flags to m first).

@@ -90,8 +90,9 @@ static void expect_close(const char *what, const float *got, const double *want,
         }
 }
 
-/* Float sums of up to C*K*K (forward, dx) or N*OH*OW (dw) terms of O(1): 1e-5 relative to the largest value. */
-static void compare_direct(Conv c, int N, uint64_t seed)
+/* Float sums of up to C*K*K (forward, dx) or N*OH*OW (dw) terms of O(1): 1e-5 relative to the largest value.
+ * train: the forward's mode (a convolution computes the same in both; the backward must follow either). */
+static void compare_direct_mode(Conv c, int N, uint64_t seed, int train)
 {
     char err[256];
     LayerSpec s = conv_spec(c);
@@ -109,7 +110,7 @@ static void compare_direct(Conv c, int N, uint64_t seed)
     gradcheck_fill_distinct(&x, seed + 1);
     gradcheck_fill_distinct(&l.dy, seed + 2);
     direct(c, N, OH, OW, x.data, p[0].value, c.bias ? p[1].value : NULL, l.dy.data, y, ddx, dw, db);
-    l.ops->forward(&l, &x, 1);
+    l.ops->forward(&l, &x, train);
     expect_close("y", l.y.data, y, ny, 1e-5);
     l.ops->backward(&l, &x, &dx);
     expect_close("dx", dx.data, ddx, nx, 1e-5);
@@ -120,6 +121,8 @@ static void compare_direct(Conv c, int N, uint64_t seed)
     tensor_free(&x), tensor_free(&dx);
     l.ops->destroy(&l);
 }
+
+static void compare_direct(Conv c, int N, uint64_t seed) { compare_direct_mode(c, N, seed, 1); }
 
 Test(conv2d, direct_lenet_conv1) { compare_direct((Conv){1, 28, 28, 6, 5, 1, 2, 1}, 4, 10); }
 Test(conv2d, direct_lenet_conv2) { compare_direct((Conv){6, 14, 14, 16, 5, 1, 0, 1}, 3, 11); }
@@ -198,3 +201,12 @@ Test(conv2d, bad_specs_are_errors)
 Test(conv2d, direct_partial_chunk_padded) { compare_direct((Conv){1, 14, 14, 6, 5, 1, 2, 1}, 37, 21); }
 Test(conv2d, direct_partial_chunk_valid) { compare_direct((Conv){6, 7, 7, 9, 3, 1, 0, 1}, 37, 22); }
 Test(conv2d, direct_partial_chunk_strided) { compare_direct((Conv){9, 5, 5, 7, 3, 2, 1, 1}, 37, 23); }
+/* 12 or more filters: the weight gradient runs with the filters in the vector lanes. 12 filters (lanes masked),
+ * 20 (two vectors), 33 (a pair of vectors then one); 63 and 30 positions (an odd tail of one position); 54, 27
+ * and 18 taps (tap-block tails of 6 and 3); padding, stride 2, no bias; 37 images: a partial chunk. */
+Test(conv2d, direct_filters_in_lanes_odd_positions) { compare_direct((Conv){6, 9, 7, 12, 3, 1, 1, 1}, 37, 24); }
+Test(conv2d, direct_filters_in_lanes_two_vectors) { compare_direct((Conv){3, 9, 7, 20, 3, 1, 1, 0}, 5, 25); }
+Test(conv2d, direct_filters_in_lanes_strided) { compare_direct((Conv){2, 11, 10, 33, 3, 2, 1, 1}, 19, 26); }
+Test(conv2d, gradcheck_filters_in_lanes) { check_grad((Conv){2, 6, 5, 13, 3, 1, 1, 1}, 2, 8); }
+/* An eval forward keeps one unfolded image per thread, not every image: a backward after it unfolds them again. */
+Test(conv2d, direct_backward_after_eval_forward) { compare_direct_mode((Conv){3, 9, 7, 20, 3, 1, 1, 1}, 37, 27, 0); }

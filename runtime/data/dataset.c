@@ -3,11 +3,13 @@
 #include "dataset.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../threads.h"
 #include "idx.h"
 
 /* Picks DIR/NAME.gz when it exists, else DIR/NAME when that does; else the .gz name (for the error). */
@@ -124,18 +126,45 @@ void dataset_permutation(int *order, int n, Rng *r)
     }
 }
 
-void dataset_batch(const Dataset *d, const int *order, int start, int n, const Normalizer *nz, Tensor *x,
-                   int *labels)
+/* Images ahead of the one being converted whose bytes are prefetched: a shuffled batch reads images from all
+ * over the set, where the hardware prefetcher cannot guess the next one (measured with `bnni train --profile`:
+ * 0.19 ms per shuffled batch of 128 without, 0.09 ms with; a sequential batch takes 0.03 ms). */
+#define BATCH_PREFETCH 4
+
+/* Images [lo, hi) of the batch. */
+static void batch_images(const Dataset *d, const int *order, int start, int lo, int hi, const Normalizer *nz,
+                         Tensor *x, int *labels)
 {
     size_t sz = (size_t)d->shape.c * d->shape.h * d->shape.w;
-    x->n = n;
-    for (int b = 0; b < n; b++) {
+    for (int b = lo; b < hi; b++) {
         int idx = order ? order[start + b] : start + b;
         const uint8_t *src = d->pixels + (size_t)idx * sz;
+        if (b + BATCH_PREFETCH < hi) {
+            const uint8_t *next = d->pixels + (size_t)(order ? order[start + b + BATCH_PREFETCH]
+                                                             : start + b + BATCH_PREFETCH) * sz;
+            for (size_t k = 0; k < sz; k += 64)
+                __builtin_prefetch(next + k);
+        }
         float *dst = x->data + (size_t)b * sz;
         for (size_t k = 0; k < sz; k++)
             dst[k] = nz->lut[src[k]];
         if (labels)
             labels[b] = d->labels[idx];
+    }
+}
+
+/* Split by images across the runtime's threads as the first layer splits them (threads.h), so that each thread
+ * converts the images it will read first; every image is converted alone, so the result is the same for any
+ * thread count. */
+void dataset_batch(const Dataset *d, const int *order, int start, int n, const Normalizer *nz, Tensor *x,
+                   int *labels)
+{
+    size_t total = (size_t)n * d->shape.c * d->shape.h * d->shape.w;
+    x->n = n;
+#pragma omp parallel num_threads(rt_threads()) if (total >= RT_MIN_PARALLEL)
+    {
+        int lo, hi;
+        rt_split(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        batch_images(d, order, start, lo, hi, nz, x, labels);
     }
 }

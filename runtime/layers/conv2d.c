@@ -41,7 +41,10 @@ typedef struct ConvState {
     float *u;       /* (batch, usize) + CONVK_SLACK: the unfolded inputs of the last forward, reused by backward */
     float *du;      /* (chunks, usize): each chunk's scratch for one image's unfolded input gradient */
     float *part;    /* (chunks, O*CKK + O): each chunk's weight and bias gradient */
+    float *wscr;    /* (chunks, convk_wgrad_scratch): each chunk's scratch for the weight gradient */
     int chunks;
+    int unfolded;   /* u holds every image of the last forward (training); an eval forward keeps only one
+                     * image per thread there, in L1, since no backward is coming (backward unfolds again) */
 } ConvState;
 
 /* PyTorch's nn.Conv2d defaults: W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C*K*K (kaiming_uniform_
@@ -82,8 +85,8 @@ static int conv2d_create(Layer *l, Rng *init, char *err, size_t errlen)
 
 static void free_scratch(ConvState *st)
 {
-    free(st->u), free(st->du), free(st->part);
-    st->u = st->du = st->part = NULL;
+    free(st->u), free(st->du), free(st->part), free(st->wscr);
+    st->u = st->du = st->part = st->wscr = NULL;
 }
 
 static int conv2d_resize(Layer *l, int batch, char *err, size_t errlen)
@@ -99,7 +102,9 @@ static int conv2d_resize(Layer *l, int batch, char *err, size_t errlen)
     if (!(st->u = layer_alloc_floats(g->usize * batch + CONVK_SLACK, "the conv2d unfolded input", err, errlen)) ||
         !(st->du = layer_alloc_floats(g->usize * st->chunks, "the conv2d unfolded gradient", err, errlen)) ||
         !(st->part = layer_alloc_floats(((size_t)g->O * g->CKK + g->O) * st->chunks, "the conv2d gradient partials",
-                                        err, errlen))) {
+                                        err, errlen)) ||
+        !(st->wscr = layer_alloc_floats(convk_wgrad_scratch(g) * st->chunks, "the conv2d gradient scratch", err,
+                                        errlen))) {
         free_scratch(st);
         layer_free_io(l);
         return -1;
@@ -107,21 +112,22 @@ static int conv2d_resize(Layer *l, int batch, char *err, size_t errlen)
     return 0;
 }
 
-/* x is (N, C, H, W), y is (N, O, OH, OW); each thread unfolds and convolves its share of the images. */
+/* x is (N, C, H, W), y is (N, O, OH, OW); each thread unfolds and convolves its share of the images. Training
+ * keeps every unfolded image for the backward; eval reuses one slot per thread. */
 static void conv2d_layer_forward(Layer *l, const Tensor *x, int train)
 {
     ConvState *st = l->state;
     const ConvGeom *g = &st->g;
     size_t chw = (size_t)g->C * g->H * g->W, ohw = (size_t)g->O * g->NP;
     int N = x->n, T = rt_threads();
-    (void)train;
     layer_set_count(l, N);
+    st->unfolded = train;
 #pragma omp parallel num_threads(T)
     {
-        int lo, hi;
-        rt_split(N, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        int lo, hi, t = omp_get_thread_num();
+        rt_split(N, t, omp_get_num_threads(), &lo, &hi);
         for (int n = lo; n < hi; n++) {
-            float *u = st->u + n * g->usize;
+            float *u = st->u + (train ? n : t) * g->usize; /* t < N whenever the share is not empty */
             convk_unfold(g, u, x->data + n * chw);
             convk_forward(g, l->y.data + n * ohw, u, st->off, st->w, st->b);
         }
@@ -129,13 +135,14 @@ static void conv2d_layer_forward(Layer *l, const Tensor *x, int train)
 }
 
 /* One chunk of G images from n0: its weight and bias gradient into part (overwritten), and dx when not NULL. */
-static void backward_chunk(ConvState *st, float *part, float *du, float *dx, const float *dy, int n0, int G)
+static void backward_chunk(ConvState *st, int c, float *dx, const float *dy, int n0, int G)
 {
     const ConvGeom *g = &st->g;
     size_t chw = (size_t)g->C * g->H * g->W, ohw = (size_t)g->O * g->NP, nw = (size_t)g->O * g->CKK;
+    float *part = st->part + c * (nw + g->O), *du = st->du + c * g->usize;
     memset(part, 0, (nw + g->O) * sizeof(float));
     convk_weight_grad(g, part, st->db ? part + nw : NULL, dy + n0 * ohw, st->u + n0 * g->usize, g->usize, st->off,
-                      G);
+                      G, st->wscr + c * convk_wgrad_scratch(g));
     if (!dx)
         return;
     for (int n = n0; n < n0 + G; n++) {
@@ -152,15 +159,23 @@ static void conv2d_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
     const ConvGeom *g = &st->g;
     size_t nw = (size_t)g->O * g->CKK, np = nw + g->O;
     int N = x->n, chunks = (N + CONV_CHUNK - 1) / CONV_CHUNK, T = rt_threads();
+    size_t chw = (size_t)g->C * g->H * g->W;
 #pragma omp parallel num_threads(T)
     {
         int lo, hi;
+        if (!st->unfolded) { /* after an eval forward */
+            rt_split(N, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            for (int n = lo; n < hi; n++)
+                convk_unfold(g, st->u + n * g->usize, x->data + n * chw);
+#pragma omp barrier
+        }
         rt_split(chunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
         for (int c = lo; c < hi; c++) {
             int n0 = c * CONV_CHUNK, G = N - n0 < CONV_CHUNK ? N - n0 : CONV_CHUNK;
-            backward_chunk(st, st->part + c * np, st->du + c * g->usize, dx ? dx->data : NULL, l->dy.data, n0, G);
+            backward_chunk(st, c, dx ? dx->data : NULL, l->dy.data, n0, G);
         }
     }
+    st->unfolded = 1;
     for (int c = 0; c < chunks; c++) {
         const float *part = st->part + c * np;
         for (size_t i = 0; i < nw; i++)

@@ -36,9 +36,12 @@ void convk_fold(const ConvGeom *g, float *dx, const float *du);
 /* y (O, NP) = w (O, CKK) . u + b (b may be NULL): one image's output. */
 void convk_forward(const ConvGeom *g, float *y, const float *u, const int *off, const float *w, const float *b);
 /* Over G images, dy (G, O, NP) and their unfolded inputs at u + i*ustride:
- * dw (O, CKK) += sum_i dy_i . u_i^T; db (O) += row sums of dy (when db is not NULL). */
+ * dw (O, CKK) += sum_i dy_i . u_i^T; db (O) += row sums of dy (when db is not NULL).
+ * scratch: convk_wgrad_scratch(g) floats of the caller's (contents not kept). */
 void convk_weight_grad(const ConvGeom *g, float *dw, float *db, const float *dy, const float *u, size_t ustride,
-                       const int *off, int G);
+                       const int *off, int G, float *scratch);
+/* The scratch convk_weight_grad needs, in floats (at least 1). */
+size_t convk_wgrad_scratch(const ConvGeom *g);
 /* du (usize) += w^T . dy, each tap's row added at its place in the unfolded layout; dy (O, NP) is one image's. */
 void convk_input_grad(const ConvGeom *g, float *du, const float *dy, const int *off, const float *w);
 
