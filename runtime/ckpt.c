@@ -673,6 +673,18 @@ typedef struct Walk {
     size_t errlen;
 } Walk;
 
+/* Whether dataset d stores at least `bytes` (unfiltered) or anything at all (filtered): a declared
+ * shape alone would make HDF5 fill gigabytes with fill values from a file of a few KB. */
+static int holds_data(hid_t d, unsigned long long bytes)
+{
+    hid_t dcpl = H5Dget_create_plist(d);
+    int nfilters = dcpl < 0 ? 0 : H5Pget_nfilters(dcpl);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    hsize_t stored = H5Dget_storage_size(d);
+    return bytes == 0 || (nfilters > 0 ? stored > 0 : stored >= bytes);
+}
+
 static int read_tensor(hid_t d, const char *path, CkptTensor *t, char *err, size_t errlen)
 {
     hid_t ty = H5Dget_type(d), sp = H5Dget_space(d);
@@ -694,6 +706,10 @@ static int read_tensor(hid_t d, const char *path, CkptTensor *t, char *err, size
         t->dims[i] = (int)dims[i];
     }
     t->rank = rank, t->size = (size_t)n;
+    if (!holds_data(d, n * sizeof(float))) {
+        snprintf(err, errlen, "tensor %s declares %llu values but its file holds no data for them", path, n);
+        goto done;
+    }
     t->path = dupstr(path);
     t->data = malloc(n ? n * sizeof(float) : 1);
     if (!t->path || !t->data) {
@@ -765,7 +781,7 @@ static herr_t walk_cb(hid_t g, const char *name, const H5L_info_t *info, void *o
     Walk *w = op;
     char path[1024], saved[1024];
     if (snprintf(path, sizeof path, "%s/%s", w->prefix, name) >= (int)sizeof path) {
-        snprintf(w->err, w->errlen, "object name too long in %s", w->prefix);
+        snprintf(w->err, w->errlen, "object name too long in %.200s", w->prefix);
         return -1;
     }
     hid_t o = H5Oopen(g, name, H5P_DEFAULT);
@@ -840,6 +856,8 @@ static int read_optimizer(hid_t f, Ckpt *c, char *err, size_t errlen)
     char *kind = NULL;
     long long steps = 0, nesterov = 0;
     OptSpec *o = &c->opt;
+    if (g < 0)
+        snprintf(err, errlen, "/optimizer is not a group");
     int rc = g < 0 || get_str(g, "/optimizer", "kind", &kind, err, errlen) < 0 ? -1 : 0;
     if (rc == 0 && strcmp(kind, "sgd") != 0 && strcmp(kind, "adam") != 0)
         rc = -1, snprintf(err, errlen, "unknown optimizer kind '%.40s' in /optimizer", kind);
@@ -866,6 +884,22 @@ static int read_optimizer(hid_t f, Ckpt *c, char *err, size_t errlen)
 }
 
 /* Reads a 1-D dataset of exactly n values of mtype into buf. */
+/* The length of 1-D dataset `name` in g, or -1 when it is missing or not 1-D. */
+static long long vec_len(hid_t g, const char *name)
+{
+    hid_t d = H5Lexists(g, name, H5P_DEFAULT) > 0 ? H5Dopen2(g, name, H5P_DEFAULT) : -1;
+    hid_t sp = d < 0 ? -1 : H5Dget_space(d);
+    hsize_t dims[1] = {0};
+    long long n = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1 && H5Sget_simple_extent_dims(sp, dims, NULL) == 1
+                      ? (long long)dims[0]
+                      : -1;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (d >= 0)
+        H5Dclose(d);
+    return n;
+}
+
 static int read_vec(hid_t g, const char *name, hid_t mtype, hsize_t n, void *buf, char *err, size_t errlen)
 {
     hid_t d = H5Lexists(g, name, H5P_DEFAULT) > 0 ? H5Dopen2(g, name, H5P_DEFAULT) : -1;
@@ -892,6 +926,8 @@ static int read_train_state(hid_t f, Ckpt *c, char *err, size_t errlen)
     long long v[5];
     const char *w = "/train_state";
     int rc = g < 0 ? -1 : 0;
+    if (g < 0)
+        snprintf(err, errlen, "/train_state is not a group");
     if (rc == 0)
         rc = get_i64(g, w, "epoch", &v[0], err, errlen) | get_i64(g, w, "position", &v[1], err, errlen) |
              get_i64(g, w, "images_per_epoch", &v[2], err, errlen) | get_i64(g, w, "batch", &v[3], err, errlen) |
@@ -904,8 +940,12 @@ static int read_train_state(hid_t f, Ckpt *c, char *err, size_t errlen)
     if (rc == 0) {
         ts->epoch = (int)v[0], ts->position = (int)v[1], ts->norder = (int)v[2], ts->batch = (int)v[3];
         ts->correct = v[4];
-        ts->order = malloc((size_t)ts->norder * sizeof *ts->order);
-        rc = !ts->order ? -1
+        /* The header's count is only a claim: check the dataset really holds it before allocating. */
+        if (vec_len(g, "order") != ts->norder)
+            rc = -1, snprintf(err, errlen, "dataset /train_state/order is missing or not %d values long", ts->norder);
+        else if (!(ts->order = malloc((size_t)ts->norder * sizeof *ts->order)))
+            rc = -1, snprintf(err, errlen, "out of memory reading /train_state/order");
+        rc = rc ? -1
                         : read_vec(g, "order", H5T_NATIVE_INT, (hsize_t)ts->norder, ts->order, err, errlen) |
                               read_vec(g, "shuffle_rng", H5T_NATIVE_UINT64, 4, ts->shuffle_rng.s, err, errlen) |
                               read_vec(g, "net_rng", H5T_NATIVE_UINT64, 4, ts->net_rng.s, err, errlen);

@@ -38,6 +38,34 @@ static long long read_full(gzFile gz, void *buf, size_t n, char *err, size_t err
     return (long long)got;
 }
 
+/* Reads up to `want` bytes into *buf (caller frees), growing it as data arrives: a header that
+ * promises gigabytes costs nothing until the bytes are really there (a 41-byte file once asked for
+ * 17 GB up front). Returns the byte count, -1 on corrupt data (err set), -2 when out of memory. */
+static long long read_body(gzFile gz, size_t want, uint8_t **buf, char *err, size_t errlen)
+{
+    size_t len = 0, cap = 0;
+    *buf = NULL;
+    for (;;) {
+        if (len == cap) {
+            if (cap == want)
+                break;
+            size_t grown = cap ? cap * 2 : (size_t)1 << 20;
+            cap = grown < want ? grown : want;
+            uint8_t *p = realloc(*buf, cap ? cap : 1);
+            if (!p)
+                return -2;
+            *buf = p;
+        }
+        long long r = read_full(gz, *buf + len, cap - len, err, errlen);
+        if (r < 0)
+            return -1;
+        len += (size_t)r;
+        if (len < cap)
+            break; /* end of data: check_size reports the truncation */
+    }
+    return (long long)len;
+}
+
 /* Reads and discards the rest of the stream; returns the byte count, or -1 on corrupt data. */
 static long long skip_rest(gzFile gz, char *err, size_t errlen)
 {
@@ -133,12 +161,9 @@ int idx_read(const char *path, IdxKind kind, long long limit, IdxFile *out, char
     out->cols = kind == IDX_IMAGES ? (int)be32(h + 12) : 1;
     size_t item = (size_t)out->rows * out->cols;
     out->count = limit > 0 && limit < out->total ? (int)limit : out->total;
-    out->data = malloc((size_t)out->count * item);
-    if (!out->data) {
+    long long body = read_body(gz, (size_t)out->count * item, &out->data, err, errlen);
+    if (body == -2)
         snprintf(err, errlen, "out of memory for %d %ss of %zu bytes", out->count, kind_name(kind), item);
-        goto fail;
-    }
-    long long body = read_full(gz, out->data, (size_t)out->count * item, err, errlen);
     if (body < 0)
         goto fail;
     unsigned long long expected = hlen + (unsigned long long)out->total * item;
