@@ -155,11 +155,11 @@ roof=$(calc '2 * $1 * 1e3 / $2' "$gf1" "$MFLOP_PER_IMAGE")
 untimed() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) keep[i] = $i !~ /second|time|elapsed|rss/ }
     { s = ""; for (i = 1; i <= NF; i++) if (keep[i]) s = s $i ","; print s }' "$1"; }
 
-# bnni's eval figure: an images-per-second line if `bnni eval` prints one, else 10,000 images over the wall time
+# bnni's eval figure: the `N images/s` of `bnni eval` (the evaluation alone), else 10,000 images over the wall time
 # of the whole command (start-up, data and checkpoint loading included: a conservative figure).
 bnni_eval_ips() {
     local b=$1 v
-    v=$(awk '/images_per_second/ { for (i = 1; i < NF; i++) if ($i ~ /images_per_second/) v = $(i + 1) }
+    v=$(awk '/images\/s/ { for (i = 2; i <= NF; i++) if ($i ~ /^images\/s/) v = $(i - 1) }
              END { if (v != "") print v }' "$b.out" "$b.err")
     [ -n "$v" ] && { echo "$v"; return; }
     v=$(wall_s "$b.time")
