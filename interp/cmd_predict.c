@@ -111,7 +111,7 @@ static int predict_file(const ModelSpec *m, Net *net, const Normalizer *nz, cons
     for (int start = 0; rc == 0 && start < d.count; start += batch) {
         int n = d.count - start < batch ? d.count - start : batch;
         dataset_batch(&d, NULL, start, n, nz, &x, NULL);
-        print_rows(m, file, start, net_forward(net, &x, 0));
+        print_rows(m, file, start, net_infer(net, &x));
     }
     tensor_free(&x);
     return rc;

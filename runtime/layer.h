@@ -27,6 +27,21 @@ typedef struct Param {
 
 typedef struct Layer Layer;
 
+/* Eval-mode fusion (net.c): what the layers after a conv2d or dense compute in eval mode, applied by that layer
+ * to each image's output while it is still in cache, instead of by the layers themselves in passes over the
+ * whole chunk. A batchnorm contributes y = gamma*((x - mean)*rstd) + beta per channel (layer_post_norm, the
+ * exact float operations of its own eval forward, so fused and unfused results are the same bit for bit); an
+ * activation contributes its elementwise function. */
+typedef struct LayerPost {
+    const float *mean, *rstd, *gamma, *beta; /* [C] each, borrowed from the batchnorm; NULL: no normalisation */
+    void (*act)(float *y, size_t n);         /* in place; NULL: none */
+} LayerPost;
+
+static inline float layer_post_norm(float x, float mean, float rstd, float gamma, float beta)
+{
+    return gamma * ((x - mean) * rstd) + beta;
+}
+
 typedef struct LayerOps {
     const char *type;
     /* Shape rule: the output shape for input `in`, and the trainable and buffer value counts;
@@ -43,6 +58,12 @@ typedef struct LayerOps {
     int (*params)(Layer *l, Param *out);
     /* Frees what create and resize allocated (l->y, l->dy, l->state); safe on a half-created layer. */
     void (*destroy)(Layer *l);
+    /* Optional, for eval-mode fusion (LayerPost); NULL in layers without them. takes_post: forward(train = 0)
+     * applies l->post to its output. eval_norm: fills post's normalisation with this layer's eval statistics
+     * (valid until its next forward). eval_act: this layer's eval forward is that elementwise function. */
+    int takes_post;
+    void (*eval_norm)(Layer *l, LayerPost *post);
+    void (*eval_act)(float *y, size_t n);
 } LayerOps;
 
 struct Layer {
@@ -53,6 +74,7 @@ struct Layer {
     Tensor y;              /* output activation, owned */
     Tensor dy;             /* gradient w.r.t. y, owned; filled by the next layer's backward */
     void *state;           /* the layer kind's private struct, owned */
+    LayerPost post;        /* set by the net around an eval forward of a takes_post layer; zero otherwise */
 };
 
 /* The table of every layer kind, indexed by LayerKind. */

@@ -14,6 +14,11 @@
  * Backward chaining: layer i's backward reads layers[i].dy and writes its input gradient straight into
  * layers[i-1].dy (or the caller's dx for layer 0), so no gradient is copied between layers.
  *
+ * Inference (net_infer, LayerPost in layer.h): an eval forward after which no backward comes, so a conv2d or
+ * dense applies the batchnorm and the activation that follow it to each image's output itself, and the net skips
+ * those two layers (net_forward in eval mode runs them, since a backward needs their outputs). A residual body
+ * runs unfused. Results are the same bit for bit.
+ *
  * Profiling (net->prof not NULL): each layer call is timed with CLOCK_MONOTONIC around the same call; a net that
  * is not profiled takes one untaken branch per layer and reads no clock. */
 #include "net.h"
@@ -181,6 +186,22 @@ static void timed_forward(Net *net, int i, const Tensor *x, int train)
         t->eval += now_seconds() - t0, t->neval++;
 }
 
+/* Eval mode: a layer that takes a LayerPost absorbs the normalisation (batchnorm) and then the activation right
+ * after it, either of which may be missing. Fills layer i's post and returns the next layer to run. */
+static int absorb(Net *net, int i)
+{
+    Layer *l = &net->layers[i];
+    int j = i + 1;
+    l->post = (LayerPost){0};
+    if (!l->ops->takes_post)
+        return j;
+    if (j < net->n && net->layers[j].ops->eval_norm)
+        net->layers[j].ops->eval_norm(&net->layers[j], &l->post), j++;
+    if (j < net->n && net->layers[j].ops->eval_act)
+        l->post.act = net->layers[j].ops->eval_act, j++;
+    return j;
+}
+
 const Tensor *net_forward(Net *net, const Tensor *x, int train)
 {
     const Tensor *h = x;
@@ -194,6 +215,26 @@ const Tensor *net_forward(Net *net, const Tensor *x, int train)
             timed_forward(net, i, h, train);
         else
             l->ops->forward(l, h, train);
+        h = &l->y;
+    }
+    return h;
+}
+
+const Tensor *net_infer(Net *net, const Tensor *x)
+{
+    const Tensor *h = x;
+    Shape in = net->in;
+    int h_in = in.rank == 1 ? 1 : in.h, w_in = in.rank == 1 ? 1 : in.w;
+    if (x->n < 1 || x->n > net->batch || x->c != in.c || x->h != h_in || x->w != w_in)
+        return NULL;
+    for (int i = 0, next; i < net->n; i = next) {
+        Layer *l = &net->layers[i];
+        next = absorb(net, i); /* absorbed layers write no output: l->y stands for theirs */
+        if (net->prof)
+            timed_forward(net, i, h, 0);
+        else
+            l->ops->forward(l, h, 0);
+        l->post = (LayerPost){0};
         h = &l->y;
     }
     return h;
@@ -268,6 +309,25 @@ static void zero_grad(Net *net)
 }
 
 void net_zero_grad(Net *net) { zero_grad(net); }
+
+int net_clone(Net *net, Net **out, char *err, size_t errlen)
+{
+    NetParam *a = NULL, *b = NULL;
+    int n = -1, m = -1;
+    if (net_create(net->n ? net->layers[0].spec : NULL, net->n, net->in, 0, out, err, errlen))
+        return -1;
+    if ((n = net_params(net, &a)) >= 0 && (m = net_params(*out, &b)) == n)
+        for (int i = 0; i < n; i++)
+            memcpy(b[i].p.value, a[i].p.value, a[i].p.size * sizeof(float));
+    free(a), free(b);
+    if (n < 0 || m != n) {
+        snprintf(err, errlen, "out of memory copying the network");
+        net_free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
 
 int net_profile_start(Net *net)
 {

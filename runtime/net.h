@@ -42,9 +42,17 @@ int net_create(const LayerSpec *specs, int n, Shape in, uint64_t seed, Net **out
 int net_resize(Net *net, int batch, char *err, size_t errlen);
 /* x is batch x in; returns the output (owned by the last layer). */
 const Tensor *net_forward(Net *net, const Tensor *x, int train);
+/* An eval-mode forward that no backward may follow: the same output as net_forward(net, x, 0) bit for bit, with
+ * each conv2d or dense applying the batchnorm and activation after it (LayerPost), whose outputs stay unwritten.
+ * Returns the output (owned by a layer), or NULL when x does not fit. */
+const Tensor *net_infer(Net *net, const Tensor *x);
 /* dout is the gradient w.r.t. the output; writes the input gradient to dx when not NULL. */
 void net_backward(Net *net, const Tensor *x, const Tensor *dout, Tensor *dx);
 void net_zero_grad(Net *net);
+/* A second network of the same layers (the same specs, borrowed) with its own buffers and a copy of every
+ * parameter and buffer value of net, for eval-mode forwards on another thread. Returns 0, or -1 with err; the
+ * caller frees *out with net_free. */
+int net_clone(Net *net, Net **out, char *err, size_t errlen);
 /* Every parameter and buffer in network order (residual bodies flattened). Caller frees *out with free(). Returns count or -1. */
 int net_params(Net *net, NetParam **out);
 void net_free(Net *net);

@@ -21,11 +21,13 @@ void rt_set_threads(int n)
     openblas_set_num_threads(1);
 }
 
+/* Inside a parallel region (each thread running whole networks, as evaluation does) every layer runs on its
+ * own thread: a nested region would get a team of one anyway, and layers size their shares by this count. */
 int rt_threads(void)
 {
     if (nthreads == 0)
         rt_set_threads(0);
-    return nthreads;
+    return omp_in_parallel() ? 1 : nthreads;
 }
 
 void rt_share(size_t n, size_t align, size_t *lo, size_t *hi)

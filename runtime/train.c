@@ -5,6 +5,7 @@
 #include "train.h"
 
 #include <errno.h>
+#include <omp.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 #include "loss.h"
 #include "optim.h"
 #include "profile.h"
+#include "threads.h"
 
 #define SHUFFLE_STREAM 0x53485546464c45ull /* "SHUFFLE": keeps the shuffle stream apart from the init stream */
 
@@ -55,32 +57,90 @@ static int alloc_batch(const Net *net, int batch, Tensor *x, Tensor *dlogits, in
     return 0;
 }
 
+/* Images per evaluation chunk. Each thread runs the whole network over its own chunks (on a replica of the
+ * network, net_clone, for every thread but the first), so an evaluation is one parallel region instead of one
+ * per layer and batch, and a chunk's activations stay in its thread's cache. The chunks are the same whatever the
+ * thread count and their sums are added in chunk order, so loss and accuracy do not depend on the count. */
+#define EVAL_CHUNK 32
+
+/* One thread's network and input buffers; net is the caller's for slot 0 (not owned), a clone for the others. */
+typedef struct EvalSlot {
+    Net *net;
+    Tensor x;
+    int *labels;
+} EvalSlot;
+
+static void free_slots(EvalSlot *slot, int T)
+{
+    for (int t = 0; slot && t < T; t++) {
+        if (t > 0)
+            net_free(slot[t].net);
+        tensor_free(&slot[t].x);
+        free(slot[t].labels);
+    }
+    free(slot);
+}
+
+/* The T slots for chunks of `chunk` images: slot 0 uses net as it is when its buffers are large enough. */
+static EvalSlot *make_slots(Net *net, int T, int chunk, char *err, size_t errlen)
+{
+    EvalSlot *slot = calloc((size_t)T, sizeof *slot);
+    if (!slot) {
+        snprintf(err, errlen, "out of memory for %d evaluation threads", T);
+        return NULL;
+    }
+    for (int t = 0; t < T; t++) {
+        if (t == 0)
+            slot[t].net = net;
+        else if (net_clone(net, &slot[t].net, err, errlen) < 0)
+            goto fail;
+        if ((t > 0 || net->batch < chunk) && net_resize(slot[t].net, chunk, err, errlen) < 0)
+            goto fail;
+        if (alloc_batch(slot[t].net, chunk, &slot[t].x, NULL, &slot[t].labels) < 0) {
+            snprintf(err, errlen, "out of memory for an evaluation chunk of %d images", chunk);
+            goto fail;
+        }
+    }
+    return slot;
+fail:
+    free_slots(slot, T);
+    return NULL;
+}
+
 int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
                    char *err, size_t errlen)
 {
-    Tensor x = {0};
-    int *labels = NULL, rc = -1;
-    double sum = 0.0;
-    long long correct = 0;
-    if (alloc_batch(net, batch, &x, NULL, &labels) < 0) {
-        snprintf(err, errlen, "out of memory for an evaluation batch of %d", batch);
+    int chunk = batch < EVAL_CHUNK ? batch : EVAL_CHUNK, nchunks = (d->count + chunk - 1) / chunk;
+    int T = rt_threads() < nchunks ? rt_threads() : nchunks > 0 ? nchunks : 1, rc = -1;
+    double *sum = calloc((size_t)(nchunks > 0 ? nchunks : 1), sizeof *sum), total = 0.0;
+    int *correct = calloc((size_t)(nchunks > 0 ? nchunks : 1), sizeof *correct);
+    long long right = 0;
+    EvalSlot *slot = NULL;
+    if (!sum || !correct) {
+        snprintf(err, errlen, "out of memory for the evaluation of %d images", d->count);
         goto done;
     }
-    if (net_resize(net, batch, err, errlen) < 0) /* a last, smaller batch runs in the same buffers */
+    if (!(slot = make_slots(net, T, chunk, err, errlen)))
         goto done;
-    for (int start = 0; start < d->count; start += batch) {
-        int n = d->count - start < batch ? d->count - start : batch, ok;
-        dataset_batch(d, NULL, start, n, nz, &x, labels);
-        const Tensor *logits = net_forward(net, &x, 0);
-        sum += (double)loss_cross_entropy(logits, labels, NULL, &ok) * n;
-        correct += ok;
+#pragma omp parallel num_threads(T)
+    {
+        EvalSlot *s = &slot[omp_get_thread_num()];
+        int lo, hi;
+        rt_split(nchunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        for (int c = lo; c < hi; c++) {
+            int start = c * chunk, n = d->count - start < chunk ? d->count - start : chunk;
+            dataset_batch(d, NULL, start, n, nz, &s->x, s->labels);
+            sum[c] = (double)loss_cross_entropy(net_infer(s->net, &s->x), s->labels, NULL, &correct[c]) * n;
+        }
     }
-    *loss = d->count ? sum / d->count : 0.0;
-    *acc = d->count ? (double)correct / d->count : 0.0;
+    for (int c = 0; c < nchunks; c++)
+        total += sum[c], right += correct[c];
+    *loss = d->count ? total / d->count : 0.0;
+    *acc = d->count ? (double)right / d->count : 0.0;
     rc = 0;
 done:
-    tensor_free(&x);
-    free(labels);
+    free_slots(slot, T);
+    free(sum), free(correct);
     return rc;
 }
 

@@ -332,3 +332,91 @@ Test(net, empty_network_is_identity)
     tensor_free(&x), tensor_free(&dx);
     net_free(net);
 }
+
+/* Gives every batchnorm of net moving statistics, gamma and beta far from their initial 0/1/1/0, so that a
+ * normalisation applied twice, skipped or taken from the wrong layer shows. */
+static void set_statistics(Net *net)
+{
+    NetParam *p;
+    int np = net_params(net, &p);
+    for (int j = 0; j < np; j++)
+        for (size_t i = 0; i < p[j].p.size; i++) {
+            const char *nm = p[j].p.name;
+            float v = 0.1f * (float)((i * 7 + (size_t)j) % 11);
+            if (!strcmp(nm, "moving_var") || !strcmp(nm, "gamma"))
+                p[j].p.value[i] = 0.5f + v;
+            else if (!strcmp(nm, "moving_mean") || !strcmp(nm, "beta"))
+                p[j].p.value[i] = v - 0.5f;
+        }
+    free(p);
+}
+
+/* net_infer's fusion (LayerPost): a conv2d or dense applies the batchnorm and activation after it. The reference
+ * is the same network run one layer at a time in eval mode with nothing fused; the results must agree bit for bit, for
+ * conv -> bn -> sigmoid, conv -> relu (no batchnorm), dense -> bn -> tanh, dense -> bn (no activation), and a
+ * batchnorm and an activation that follow a pooling layer (nothing to absorb them). */
+Test(net, eval_fusion_matches_the_unfused_layers)
+{
+    char err[256];
+    LayerSpec s[] = {CONV("c1", 4, 3, 1, 1),   L(LK_BATCHNORM, "b1", 0, 0, 0, 0), ACT(LK_SIGMOID, "s1"),
+                     POOL(LK_AVGPOOL, "p1", 2, 2, 0), L(LK_BATCHNORM, "b2", 0, 0, 0, 0), ACT(LK_TANH, "t1"),
+                     CONV("c2", 5, 3, 1, 0),   ACT(LK_RELU, "r1"),                 ACT(LK_FLATTEN, "f"),
+                     DENSE("d1", 12),          L(LK_BATCHNORM, "b3", 0, 0, 0, 0), ACT(LK_TANH, "t2"),
+                     DENSE("d2", 7),           L(LK_BATCHNORM, "b4", 0, 0, 0, 0)};
+    int n = (int)(sizeof s / sizeof s[0]), batch = 5;
+    Net *net = make(s, n, (Shape){3, 2, 10, 10}, 11);
+    Tensor x;
+    cr_assert(net_resize(net, batch, err, sizeof err) == 0, "%s", err);
+    cr_assert(tensor_alloc(&x, batch, 2, 10, 10) == 0);
+    gradcheck_fill_distinct(&x, 3);
+    set_statistics(net);
+    const Tensor *y = net_infer(net, &x);
+    cr_assert(y != NULL);
+    size_t len = tensor_size(y);
+    float *fused = malloc(len * sizeof *fused);
+    cr_assert(fused != NULL);
+    memcpy(fused, y->data, len * sizeof *fused);
+    const Tensor *h = &x;
+    for (int i = 0; i < n; i++) { /* unfused: every layer's own eval forward */
+        Layer *l = &net->layers[i];
+        cr_assert(l->post.mean == NULL && l->post.act == NULL, "layer %d keeps a post after net_infer", i);
+        l->ops->forward(l, h, 0);
+        h = &l->y;
+    }
+    cr_assert(tensor_size(h) == len);
+    for (size_t i = 0; i < len; i++)
+        cr_assert(memcmp(&fused[i], &h->data[i], sizeof(float)) == 0, "output %zu: fused %a, unfused %a", i,
+                  (double)fused[i], (double)h->data[i]);
+    free(fused);
+    tensor_free(&x);
+    net_free(net);
+}
+
+/* net_clone: the same values in separate memory, and the same inference outputs. */
+Test(net, clone_copies_values_not_buffers)
+{
+    char err[256];
+    LayerSpec s[] = {CONV("c1", 3, 3, 1, 0), L(LK_BATCHNORM, "b1", 0, 0, 0, 0), ACT(LK_SIGMOID, "s1"),
+                     ACT(LK_FLATTEN, "f"), DENSE("d1", 4)};
+    Net *a = make(s, 5, (Shape){3, 1, 6, 6}, 2), *b;
+    NetParam *pa, *pb;
+    Tensor x;
+    set_statistics(a);
+    cr_assert(net_clone(a, &b, err, sizeof err) == 0, "%s", err);
+    int na = net_params(a, &pa), nb = net_params(b, &pb);
+    cr_assert(na == nb && na == 8, "%d and %d parameters", na, nb);
+    for (int j = 0; j < na; j++) {
+        cr_expect(pa[j].p.value != pb[j].p.value, "%s/%s shares memory", pa[j].layer->name, pa[j].p.name);
+        cr_expect(memcmp(pa[j].p.value, pb[j].p.value, pa[j].p.size * sizeof(float)) == 0, "%s/%s differs",
+                  pa[j].layer->name, pa[j].p.name);
+    }
+    cr_assert(net_resize(a, 3, err, sizeof err) == 0 && net_resize(b, 3, err, sizeof err) == 0, "%s", err);
+    cr_assert(tensor_alloc(&x, 3, 1, 6, 6) == 0);
+    gradcheck_fill_distinct(&x, 4);
+    const Tensor *ya = net_infer(a, &x), *yb = net_infer(b, &x);
+    cr_assert(ya && yb && ya->data != yb->data);
+    cr_expect(memcmp(ya->data, yb->data, tensor_size(ya) * sizeof(float)) == 0);
+    free(pa), free(pb);
+    tensor_free(&x);
+    net_free(a), net_free(b);
+}

@@ -1,14 +1,21 @@
 /* Threads (runtime/threads.h): the static shares cover every item once; a training step of a LeNet-BN-shaped
  * network gives the same outputs, input gradient and parameter gradients bit for bit at 1, 2 and 3 threads, and
- * again when repeated (the single-threaded step is checked against finite differences in test_net.c). */
+ * again when repeated (the single-threaded step is checked against finite differences in test_net.c); an
+ * evaluation (train_evaluate: whole networks per thread) gives the same loss and accuracy at any thread count,
+ * those of one plain eval-mode forward over every image. */
 #include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/data/dataset.h"
 #include "runtime/layer.h"
+#include "runtime/loss.h"
 #include "runtime/net.h"
 #include "runtime/threads.h"
+#include "runtime/train.h"
 #include "tests/gradcheck.h"
 
 Test(threads, split_covers_every_item_once)
@@ -116,4 +123,51 @@ Test(threads, same_results_at_any_thread_count)
                   (double)c[i]);
     }
     free(a), free(b), free(c), free(d);
+}
+
+/* 77 images of 1x14x14 with labels in [0, 10): three evaluation chunks and a partial one. */
+static void tiny_dataset(Dataset *d)
+{
+    *d = (Dataset){.count = 77, .shape = {3, 1, 14, 14}, .classes = 10};
+    d->pixels = malloc(77 * 196);
+    d->labels = malloc(77);
+    cr_assert(d->pixels && d->labels);
+    for (int i = 0; i < 77 * 196; i++)
+        d->pixels[i] = (uint8_t)((i * 37 + i / 196 * 11) % 256);
+    for (int i = 0; i < 77; i++)
+        d->labels[i] = (uint8_t)(i * 7 % 10);
+}
+
+Test(threads, evaluation_same_at_any_thread_count)
+{
+    char err[256];
+    LayerSpec specs[NL];
+    Net *net = lenet(specs);
+    Dataset d;
+    Normalizer nz;
+    Tensor x;
+    int labels[77], right;
+    double loss[4], acc[4];
+    tiny_dataset(&d);
+    norm_init(&nz, 0.3, 0.4);
+    /* training steps first, so that the moving statistics are not the initial 0 and 1 */
+    cr_assert(net_resize(net, 77, err, sizeof err) == 0, "%s", err);
+    cr_assert(tensor_alloc(&x, 77, 1, 14, 14) == 0);
+    dataset_batch(&d, NULL, 0, 77, &nz, &x, labels);
+    for (int k = 0; k < 3; k++)
+        cr_assert(net_forward(net, &x, 1) != NULL);
+    float ref_loss = loss_cross_entropy(net_forward(net, &x, 0), labels, NULL, &right);
+    for (int t = 1; t <= 4; t++) {
+        rt_set_threads(t);
+        cr_assert(train_evaluate(net, &d, &nz, 128, &loss[t - 1], &acc[t - 1], err, sizeof err) == 0, "%s", err);
+        cr_expect(loss[t - 1] == loss[0] && acc[t - 1] == acc[0], "%d threads: loss %.9g acc %.9g, 1 thread: %.9g %.9g",
+                  t, loss[t - 1], acc[t - 1], loss[0], acc[0]);
+    }
+    rt_set_threads(0);
+    cr_expect(acc[0] == right / 77.0, "accuracy %.6f, one plain forward gives %.6f", acc[0], right / 77.0);
+    cr_expect(fabs(loss[0] - ref_loss) <= 1e-5 * fabs(ref_loss), "loss %.9g, one plain forward gives %.9g", loss[0],
+              (double)ref_loss);
+    tensor_free(&x);
+    dataset_free(&d);
+    net_free(net);
 }

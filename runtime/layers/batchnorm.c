@@ -197,7 +197,7 @@ static void normalise(float *y, const float *x, int n0, int n1, int C, int HW, c
     if (HW == 1) { /* across features, so that it vectorises */
         for (int n = n0; n < n1; n++)
             for (int c = 0; c < C; c++)
-                y[(size_t)n * C + c] = gamma[c] * ((x[(size_t)n * C + c] - mean[c]) * rstd[c]) + beta[c];
+                y[(size_t)n * C + c] = layer_post_norm(x[(size_t)n * C + c], mean[c], rstd[c], gamma[c], beta[c]);
         return;
     }
     for (int n = n0; n < n1; n++)
@@ -205,7 +205,7 @@ static void normalise(float *y, const float *x, int n0, int n1, int C, int HW, c
             size_t off = ((size_t)n * C + c) * HW;
             float mu = mean[c], r = rstd[c], g = gamma[c], b = beta[c];
             for (int i = 0; i < HW; i++)
-                y[off + i] = g * ((x[off + i] - mu) * r) + b;
+                y[off + i] = layer_post_norm(x[off + i], mu, r, g, b);
         }
 }
 
@@ -311,7 +311,7 @@ static void finish_stats(Layer *l, const float *x, int N, int train)
             v = chunk_total(b, chunks, 1, c) / m - d * d;
             v = v < 0.0 ? 0.0 : v;
         }
-        set_stats(b, c, x[(size_t)c * b->HW] + d, v, train, l->spec);
+        set_stats(b, c, train ? x[(size_t)c * b->HW] + d : 0.0, v, train, l->spec); /* eval reads no x */
     }
 }
 
@@ -400,6 +400,15 @@ static void batchnorm_backward(Layer *l, const Tensor *x, Tensor *dx)
     }
 }
 
+/* Eval-mode fusion: the moving statistics as the layer before applies them (LayerPost). */
+static void batchnorm_eval_norm(Layer *l, LayerPost *post)
+{
+    BnLayer *b = l->state;
+    b->train = 0;
+    finish_stats(l, NULL, 0, 0);
+    post->mean = b->mean, post->rstd = b->rstd, post->gamma = b->gamma, post->beta = b->beta;
+}
+
 static Param vec_param(const char *name, float *value, float *grad, int C)
 {
     return (Param){.name = name, .value = value, .grad = grad, .rank = 1, .dims = {C}, .size = (size_t)C,
@@ -437,4 +446,5 @@ const LayerOps batchnorm_ops = {
     .backward = batchnorm_backward,
     .params = batchnorm_params,
     .destroy = batchnorm_destroy,
+    .eval_norm = batchnorm_eval_norm,
 };

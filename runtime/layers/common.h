@@ -25,6 +25,10 @@ float *layer_alloc_floats(size_t n, const char *what, char *err, size_t errlen);
 /* w[0..n) ~ U(-bound, bound), drawn in index order: torch.nn.init.uniform_ as kaiming_uniform_(a=sqrt(5)) uses it. */
 void layer_init_uniform(float *w, size_t n, float bound, Rng *r);
 
+/* Eval-mode fusion: applies post (LayerPost) in place to n images of y, each C channels of HW values (HW = 1:
+ * n rows of C features). A no-op when post is empty. */
+void layer_post_apply(const LayerPost *post, float *y, int n, int C, int HW);
+
 /* Values per sample of a shape (c*h*w). */
 static inline size_t shape_size(Shape s) { return (size_t)s.c * s.h * s.w; }
 

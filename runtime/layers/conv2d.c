@@ -130,6 +130,8 @@ static void conv2d_layer_forward(Layer *l, const Tensor *x, int train)
             float *u = st->u + (train ? n : t) * g->usize; /* t < N whenever the share is not empty */
             convk_unfold(g, u, x->data + n * chw);
             convk_forward(g, l->y.data + n * ohw, u, st->off, st->w, st->b);
+            if (!train) /* the batchnorm and activation after it, while this image's output is in L1 */
+                layer_post_apply(&l->post, l->y.data + n * ohw, 1, g->O, g->NP);
         }
     }
 }
@@ -218,4 +220,5 @@ const LayerOps conv2d_ops = {
     .backward = conv2d_layer_backward,
     .params = conv2d_params,
     .destroy = conv2d_destroy,
+    .takes_post = 1,
 };

@@ -111,7 +111,6 @@ static void dense_layer_forward(Layer *l, const Tensor *x, int train)
 {
     DenseState *st = l->state;
     int N = x->n, C = st->in, OC = st->out;
-    (void)train;
     layer_set_count(l, N);
 #pragma omp parallel num_threads(team(N, C, OC))
     {
@@ -120,6 +119,8 @@ static void dense_layer_forward(Layer *l, const Tensor *x, int train)
         for (int n0 = lo; n0 < hi; n0 += DENSE_BLOCK) {
             int rows = hi - n0 < DENSE_BLOCK ? hi - n0 : DENSE_BLOCK;
             dense_forward(l->y.data + (size_t)n0 * OC, x->data + (size_t)n0 * C, st->w, st->b, rows, C, OC);
+            if (!train)
+                layer_post_apply(&l->post, l->y.data + (size_t)n0 * OC, rows, OC, 1);
         }
     }
 }
@@ -176,4 +177,5 @@ const LayerOps dense_ops = {
     .backward = dense_layer_backward,
     .params = dense_params,
     .destroy = dense_destroy,
+    .takes_post = 1,
 };

@@ -38,6 +38,9 @@ static void relu_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
         relu_backward(dx->data, x->data, l->dy.data, tensor_size(x));
 }
 
+/* Eval-mode fusion (LayerPost): the same function, in place on the output of the layer before. */
+static void relu_inplace(float *y, size_t n) { relu_forward(y, y, n); }
+
 const LayerOps relu_ops = {
     .type = "relu",
     .out_shape = relu_out_shape,
@@ -46,4 +49,5 @@ const LayerOps relu_ops = {
     .forward = relu_layer_forward,
     .backward = relu_layer_backward,
     .destroy = layer_free_io,
+    .eval_act = relu_inplace,
 };

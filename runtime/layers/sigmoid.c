@@ -63,6 +63,9 @@ static void sigmoid_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
     }
 }
 
+/* Eval-mode fusion (LayerPost): the same function, in place on the output of the layer before. */
+static void sigmoid_inplace(float *y, size_t n) { sigmoid_forward(y, y, n); }
+
 const LayerOps sigmoid_ops = {
     .type = "sigmoid",
     .out_shape = sigmoid_out_shape,
@@ -71,4 +74,5 @@ const LayerOps sigmoid_ops = {
     .forward = sigmoid_layer_forward,
     .backward = sigmoid_layer_backward,
     .destroy = layer_free_io,
+    .eval_act = sigmoid_inplace,
 };

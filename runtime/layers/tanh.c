@@ -40,6 +40,9 @@ static void tanh_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
         tanh_backward(dx->data, l->y.data, l->dy.data, tensor_size(x));
 }
 
+/* Eval-mode fusion (LayerPost): the same function, in place on the output of the layer before. */
+static void tanh_inplace(float *y, size_t n) { tanh_forward(y, y, n); }
+
 const LayerOps tanh_ops = {
     .type = "tanh",
     .out_shape = tanh_out_shape,
@@ -48,4 +51,5 @@ const LayerOps tanh_ops = {
     .forward = tanh_layer_forward,
     .backward = tanh_layer_backward,
     .destroy = layer_free_io,
+    .eval_act = tanh_inplace,
 };
