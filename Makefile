@@ -9,13 +9,13 @@ OPT      ?= -O3
 SANITIZE ?= 0
 BUILD    ?= build
 
-PKGS      = gcc make flex bison pkg-config libhdf5-dev hdf5-tools libopenblas-serial-dev zlib1g-dev libcriterion-dev \
-            dataset-fashion-mnist time
-# OpenBLAS's single-threaded build: bnni runs its own OpenMP threads and calls sgemm inside them. The threaded
-# build starts a worker per core at load time that spins on sched_yield for ~0.1 s and then after every call,
-# taking a core from ours: that alone made `bnni eval` 2.6x slower. Linked by path with an rpath, so Debian's
-# libopenblas.so.0 alternative (often the pthread build) cannot swap it back at run time.
-BLAS_PC    = PKG_CONFIG_PATH=/usr/lib/$(shell gcc -print-multiarch 2>/dev/null)/openblas-serial/pkgconfig
+PKGS      = gcc make flex bison pkg-config libhdf5-dev hdf5-tools libopenblas-pthread-dev zlib1g-dev \
+            libcriterion-dev dataset-fashion-mnist time
+# OpenBLAS's pthread build, linked by path with an rpath so that Debian's libopenblas.so.0 alternative cannot swap
+# in another at run time: bnni calls sgemm from several OpenMP threads at once, which the pthread build allows
+# (its serial build does not: it shares buffers between calls, and results changed from run to run). Its own
+# worker threads are shut down by rt_set_threads (runtime/threads.c).
+BLAS_PC    = PKG_CONFIG_PATH=/usr/lib/$(shell gcc -print-multiarch 2>/dev/null)/openblas-pthread/pkgconfig
 BLAS_DIR  := $(shell $(BLAS_PC) pkg-config --variable=libdir openblas 2>/dev/null)
 PKG_CFLAGS := $(shell $(BLAS_PC) pkg-config --cflags hdf5 openblas 2>/dev/null)
 PKG_LIBS   := $(shell $(BLAS_PC) pkg-config --libs hdf5 openblas 2>/dev/null) -Wl,-rpath,$(BLAS_DIR)

@@ -171,3 +171,41 @@ Test(threads, evaluation_same_at_any_thread_count)
     dataset_free(&d);
     net_free(net);
 }
+
+/* Concurrent sgemm calls: at LeNet's fc1 size (batch 128, 256 -> 120) dense splits its products across threads,
+ * each calling OpenBLAS at once. An OpenBLAS that is not safe for that (Debian's serial build shares its buffers
+ * between calls) gives different numbers from run to run; the pthread build the Makefile links must not. */
+Test(threads, concurrent_sgemm_calls_are_deterministic)
+{
+    char err[256];
+    LayerSpec s[1] = {L(LK_DENSE, "fc", 120, 0, 0, 0)};
+    Shape out;
+    Net *net;
+    Tensor x, dout, dx;
+    float *first = NULL;
+    size_t ny = 128 * 120, ndx = 128 * 256;
+    cr_assert(gradcheck_shapes(s, 1, (Shape){1, 256, 1, 1}, &out, err, sizeof err) == 0, "%s", err);
+    cr_assert(net_create(s, 1, (Shape){1, 256, 1, 1}, 3, &net, err, sizeof err) == 0, "%s", err);
+    cr_assert(net_resize(net, 128, err, sizeof err) == 0, "%s", err);
+    cr_assert(tensor_alloc(&x, 128, 256, 1, 1) == 0 && tensor_alloc(&dout, 128, 120, 1, 1) == 0 &&
+              tensor_alloc(&dx, 128, 256, 1, 1) == 0);
+    gradcheck_fill_distinct(&x, 5);
+    gradcheck_fill_distinct(&dout, 6);
+    cr_assert((first = malloc((ny + ndx) * sizeof *first)) != NULL);
+    for (int rep = 0; rep < 40; rep++) {
+        rt_set_threads(rep == 0 ? 1 : 2);
+        const Tensor *y = net_forward(net, &x, 1);
+        net_backward(net, &x, &dout, &dx);
+        if (rep == 0) {
+            memcpy(first, y->data, ny * sizeof *first);
+            memcpy(first + ny, dx.data, ndx * sizeof *first);
+            continue;
+        }
+        cr_assert(memcmp(first, y->data, ny * sizeof *first) == 0, "run %d: the output differs from 1 thread's", rep);
+        cr_assert(memcmp(first + ny, dx.data, ndx * sizeof *first) == 0, "run %d: dx differs from 1 thread's", rep);
+    }
+    rt_set_threads(0);
+    free(first);
+    tensor_free(&x), tensor_free(&dout), tensor_free(&dx);
+    net_free(net);
+}
