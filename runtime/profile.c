@@ -3,6 +3,8 @@
  * them add up to 100 % (a residual layer's row includes its body's rows, which are listed again under it). */
 #include "profile.h"
 
+#include "train.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,8 +97,11 @@ void prof_print(FILE *f, const TrainProfile *p, const Net *net, int batch, int b
     phase_row(f, "other", rest, step_ms, batches_per_epoch);
     phase_row(f, "step", step_ms, step_ms, batches_per_epoch);
     double eval_ms = per_call_ms(p->eval, p->eval_batches);
-    fprintf(f, "evaluation: %.4f ms per batch (layers %.4f, data and loss %.4f), %.0f images/s\n", eval_ms, eval,
-            eval_ms - eval, p->eval > 0 ? p->eval_images / p->eval : 0.0);
+    (void)eval; /* per chunk on one thread: not comparable with the wall time per batch */
+    fprintf(f, "evaluation: %.4f ms of wall time per batch of %d, %.0f images/s; its layers' \"eval ms\" above are "
+               "per chunk of up to %d images on one thread, a batchnorm and activation after a conv2d or dense "
+               "counted in that layer\n",
+            eval_ms, batch, p->eval > 0 ? p->eval_images / p->eval : 0.0, TRAIN_EVAL_CHUNK);
     fprintf(f, "\n%-6s %10s %10s %12s\n", "epoch", "train s", "eval s", "checkpoint s");
     for (int i = 0; i < p->nepochs; i++)
         fprintf(f, "%-6d %10.3f %10.3f %12.3f\n", p->epoch[i], p->train[i], p->test[i], p->save[i]);

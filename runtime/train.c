@@ -57,11 +57,11 @@ static int alloc_batch(const Net *net, int batch, Tensor *x, Tensor *dlogits, in
     return 0;
 }
 
-/* Images per evaluation chunk. Each thread runs the whole network over its own chunks (on a replica of the
- * network, net_clone, for every thread but the first), so an evaluation is one parallel region instead of one
- * per layer and batch, and a chunk's activations stay in its thread's cache. The chunks are the same whatever the
- * thread count and their sums are added in chunk order, so loss and accuracy do not depend on the count. */
-#define EVAL_CHUNK 32
+/* Evaluation: each thread runs the whole network (net_infer) over its own chunks of TRAIN_EVAL_CHUNK images, on a
+ * replica of the network (net_clone) for every thread but the first, so an evaluation is one parallel region
+ * instead of one per layer and batch, and a chunk's activations stay in its thread's cache. The chunks are the
+ * same whatever the thread count and their sums are added in chunk order, so loss and accuracy do not depend on
+ * the count. */
 
 /* One thread's network and input buffers; net is the caller's for slot 0 (not owned), a clone for the others. */
 typedef struct EvalSlot {
@@ -110,7 +110,7 @@ fail:
 int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
                    char *err, size_t errlen)
 {
-    int chunk = batch < EVAL_CHUNK ? batch : EVAL_CHUNK, nchunks = (d->count + chunk - 1) / chunk;
+    int chunk = batch < TRAIN_EVAL_CHUNK ? batch : TRAIN_EVAL_CHUNK, nchunks = (d->count + chunk - 1) / chunk;
     int T = rt_threads() < nchunks ? rt_threads() : nchunks > 0 ? nchunks : 1, rc = -1;
     double *sum = calloc((size_t)(nchunks > 0 ? nchunks : 1), sizeof *sum), total = 0.0;
     int *correct = calloc((size_t)(nchunks > 0 ? nchunks : 1), sizeof *correct);

@@ -40,8 +40,12 @@ typedef struct TrainOptions {
  * checkpoint (ckpt_check_writable), so a missing or read-only one fails before any training. */
 int train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen);
 
-/* Evaluates net on every image of d in eval mode (moving statistics), `batch` images at a time.
- * Returns 0 with the mean loss and the accuracy, or -1 with err. */
+/* Images per evaluation chunk: what one thread runs through the whole network at a time. */
+#define TRAIN_EVAL_CHUNK 32
+
+/* Evaluates net on every image of d in eval mode (moving statistics), in chunks of min(batch, TRAIN_EVAL_CHUNK)
+ * images spread over the runtime's threads (threads.h), each thread on its own copy of net. The result is the
+ * same at any thread count. Returns 0 with the mean loss and the accuracy, or -1 with err. */
 int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
                    char *err, size_t errlen);
 
