@@ -2,7 +2,8 @@
 # The benchmark of the performance issue (`make bench`): PyTorch's LeNet-BN, an OpenBLAS sgemm peak probe and bnni,
 # one after the other on this machine, each measurement repeated and the median kept; prints a table and the pass/fail
 # of each target. Environment: BUILD (build dir, default build), BNNI (binary, default ./bnni), REPS (default 3),
-# BENCH_FULL=0 skips the 10-epoch run, BENCH_FULL_TIMEOUT (seconds, default 420), BENCH_STRICT=1 exits 1 on a missed target.
+# BENCH_FULL=0 skips the 10-epoch run and the seed runs, BENCH_FULL_TIMEOUT (seconds, default 420), BENCH_SEEDS (10-epoch
+# runs with seeds 1..N for the accuracy's spread, default 10, 0: none), BENCH_STRICT=1 exits 1 on a missed target.
 # shellcheck disable=SC2016,SC2059  # awk programs in single quotes and printf formats in fmt() are meant as written
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -14,6 +15,7 @@ MODEL=models/lenet_bn.bnn
 PY=/usr/bin/python3
 FULL=${BENCH_FULL:-1}
 FULL_TIMEOUT=${BENCH_FULL_TIMEOUT:-420}
+SEEDS=${BENCH_SEEDS:-10}
 OUT=$BUILD/bench
 MFLOP_PER_IMAGE=1.52 # forward 0.56 + backward; sgemm_probe prints the exact GEMM count (step_mflop_per_image)
 TIME=/usr/bin/time
@@ -220,6 +222,15 @@ elif [ "$FULL" != 1 ]; then
 fi
 [ "$bnni_ok" = 1 ] || note "bnni train not available: $bnni_why"
 
+# The spread of the final accuracy over seeds 1..BENCH_SEEDS (bench/seeds.sh): one run is one draw from it.
+seeds_line=
+if [ "$bnni_ok" = 1 ] && [ "$FULL" = 1 ] && [ "$SEEDS" -gt 0 ]; then
+    say "bnni train $MODEL with seeds 1..$SEEDS (bench/seeds.sh) ..."
+    BNNI=$BNNI bash bench/seeds.sh "$MODEL" 1 "$SEEDS" >"$OUT/seeds.out" 2>&1
+    sed 's/^/  /' "$OUT/seeds.out"
+    seeds_line=$(sed -n 's/^bnni final: //p' "$OUT/seeds.out")
+fi
+
 # ---------------------------------------------------------------- table
 
 say ""
@@ -267,6 +278,7 @@ check "scaling, 2 threads / 1 thread" "$(fmt '%.2f' "$(calc '$1 / $2' "$b2" "$b1
 check "peak RSS of bnni train, MB (largest of all runs)" "${rss_all:--}" '<=' 120
 check "test accuracy after the full \`bnni train $MODEL\`" "$full_acc" '>=' 0.86
 [ -n "$full_why" ] && say "       ($full_why)"
+[ -n "$seeds_line" ] && say "[INFO] final test accuracy over seeds 1..$SEEDS: $seeds_line"
 for t in 1 2; do
     case ${SAME[$t]:-} in
         yes) say "[PASS] determinism: the $REPS runs at ${t}t have identical metrics (timing columns aside)"; met=$((met + 1)) ;;
