@@ -7,26 +7,9 @@
 #include <string.h>
 
 #include "interp/frontend.h"
+#include "tests/support.h"
 
 #define BAD_DIR "tests/bad"
-
-/* Whole file as a NUL-terminated string (caller frees), or NULL. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(m);
-    fclose(f);
-    return buf;
-}
 
 static int by_name(const void *a, const void *b)
 {
@@ -66,7 +49,7 @@ static void check_one(const char *stem)
     char path[512], exp_path[512];
     snprintf(path, sizeof path, BAD_DIR "/%s.bnn", stem);
     snprintf(exp_path, sizeof exp_path, BAD_DIR "/%s.expected", stem);
-    char *expected = slurp(exp_path);
+    char *expected = support_try_slurp(exp_path, NULL);
     cr_assert_not_null(expected, "%s has no %s", path, exp_path);
     cr_assert(strncmp(expected, path, strlen(path)) == 0 && strstr(expected, ": error: "),
               "%s must hold the first error of %s", exp_path, path);

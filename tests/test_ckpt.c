@@ -13,14 +13,11 @@
 #include <unistd.h>
 
 #include "runtime/ckpt.h"
+#include "tests/support.h"
 
 static char dir[64];
 
-static void make_dir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/bnni-ckpt-XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
+static void make_dir(void) { support_make_tmpdir(dir, sizeof dir, "ckpt"); }
 
 static int count_files(void)
 {
@@ -34,31 +31,11 @@ static int count_files(void)
     return n;
 }
 
-static void remove_dir(void)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
+static void remove_dir(void) { support_remove_tree(dir); }
 
 TestSuite(ckpt, .init = make_dir, .fini = remove_dir);
 
-static const char *path_of(const char *name)
-{
-    static char p[4][512];
-    static int k;
-    char *s = p[k++ % 4];
-    snprintf(s, 512, "%s/%s", dir, name);
-    return s;
-}
+static const char *path_of(const char *name) { return support_path(dir, name); }
 
 /* A small hand-made checkpoint: conv1 (weight 2x1x3x3, bias 2), bn1 (four [2] tensors), one momentum buffer,
  * a train state stopped mid-epoch and two epochs of metrics. Data arrays are static (borrowed). */
@@ -249,30 +226,12 @@ static void expect_read_error(const char *path, const char *needle)
     cr_expect(!strchr(err, '\n'), "one line: '%s'", err);
 }
 
-static void copy_prefix(const char *from, const char *to, long keep)
-{
-    FILE *f = fopen(from, "rb"), *g = fopen(to, "wb");
-    cr_assert(f && g);
-    char buf[4096];
-    size_t n;
-    long done = 0;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0 && done < keep) {
-        size_t k = keep - done < (long)n ? (size_t)(keep - done) : n;
-        fwrite(buf, 1, k, g);
-        done += (long)k;
-    }
-    fclose(f), fclose(g);
-}
-
 Test(ckpt, rejects_bad_files)
 {
     expect_read_error(path_of("missing.h5"), "cannot open: No such file");
-    FILE *f = fopen(path_of("text.h5"), "w");
-    fputs("this is not HDF5\n", f);
-    fclose(f);
+    support_write_text(path_of("text.h5"), "this is not HDF5\n");
     expect_read_error(path_of("text.h5"), "not an HDF5 file");
-    f = fopen(path_of("empty.h5"), "w");
-    fclose(f);
+    support_write_text(path_of("empty.h5"), "");
     expect_read_error(path_of("empty.h5"), "not an HDF5 file");
     char p[512], cut[512];
     snprintf(p, sizeof p, "%s", path_of("good.h5"));
@@ -284,7 +243,7 @@ Test(ckpt, rejects_bad_files)
     fclose(g);
     long cuts[3] = {size / 2, size - 1, 600};
     for (int i = 0; i < 3; i++) {
-        copy_prefix(p, cut, cuts[i]);
+        support_copy_file(p, cut, cuts[i]);
         expect_read_error(cut, "truncated or corrupt");
     }
 }
@@ -358,13 +317,7 @@ Test(ckpt, failed_write_keeps_the_old_file)
 
 static int exists(const char *name) { return access(path_of(name), F_OK) == 0; }
 
-static void touch(const char *name)
-{
-    FILE *f = fopen(path_of(name), "w");
-    cr_assert(f);
-    fputs("half a checkpoint", f);
-    fclose(f);
-}
+static void touch(const char *name) { support_write_text(path_of(name), "half a checkpoint"); }
 
 /* A save removes the temporary files that killed writers left for the same path (their pid is gone, or is this
  * process's own, as in a container where every run gets the same pid) and nothing else: not a live process's

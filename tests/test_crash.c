@@ -7,7 +7,6 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "runtime/ckpt.h"
+#include "tests/support.h"
 
 #define EPOCHS 4
 #define MAX_TEMPS 1 /* a kill mid-write leaves one; the next save removes it before writing its own */
@@ -39,51 +39,21 @@ static const char model_text[] = "model crash\n"
 
 static char dir[64], model[128], run_dir[128], ckpt[160], err_path[128];
 
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char p[1024];
-    while (d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(p);
-        else
-            unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(path);
-}
-
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/bnni-crash-XXXXXX");
-    cr_assert(mkdtemp(dir));
+    support_make_tmpdir(dir, sizeof dir, "crash");
     snprintf(model, sizeof model, "%s/m.bnn", dir);
     snprintf(run_dir, sizeof run_dir, "%s/run", dir); /* holds only the checkpoint and its temporary files */
     snprintf(ckpt, sizeof ckpt, "%s/c.h5", run_dir);
     snprintf(err_path, sizeof err_path, "%s/err.txt", dir);
     cr_assert_eq(mkdir(run_dir, 0755), 0);
-    FILE *f = fopen(model, "w");
-    cr_assert(f);
-    fputs(model_text, f);
-    fclose(f);
+    support_write_text(model, model_text);
 }
 
-static void teardown(void) { remove_tree(dir); }
+static void teardown(void) { support_remove_tree(dir); }
 
 /* No Criterion timeout, so that BNNI_KILLS=1000 can run for minutes: every bnni run has its own (HANG_SECONDS). */
 TestSuite(crash, .init = setup, .fini = teardown);
-
-static const char *bnni(void)
-{
-    const char *b = getenv("BNNI");
-    return b && *b ? b : "./bnni";
-}
 
 static int kills_wanted(void)
 {
@@ -133,29 +103,14 @@ typedef struct Child {
  * stderr in err_path. */
 static void spawn(Child *c, const char *out, int epochs, int resume)
 {
-    int p[2];
     char n[16];
-    const char *argv[] = {bnni(), "train", model, "--epochs", n, "--limit", "1024", "--test-limit", "256",
+    const char *args[] = {"train", model, "--epochs", n, "--limit", "1024", "--test-limit", "256",
                           "--threads", "1", "--out", out, "--resume", out, NULL};
     if (!resume)
-        argv[13] = NULL;
+        args[12] = NULL;
     snprintf(n, sizeof n, "%d", epochs);
-    cr_assert_eq(pipe(p), 0);
-    fcntl(p[0], F_SETFD, FD_CLOEXEC);
-    fcntl(p[1], F_SETFD, FD_CLOEXEC);
     memset(c, 0, sizeof *c);
-    c->pid = fork();
-    cr_assert(c->pid >= 0);
-    if (c->pid == 0) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        dup2(p[1], 1);
-        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(e, 2);
-        execv(bnni(), (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    c->fd = p[0];
+    c->pid = support_spawn(args, &(SupportSpawn){.err_path = err_path}, &c->fd);
 }
 
 /* Reads what the child printed, waiting at most `wait` seconds for something; returns 0 at EOF. */
@@ -196,33 +151,15 @@ static int reap(Child *c)
     return st;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert(s && fread(s, 1, (size_t)n, f) == (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return s;
-}
-
 /* `bnni eval path`: its last line, checked to be a valid result, into line. */
 static void eval_line(const char *path, char *line, size_t len)
 {
     char cmd[1024], out[128];
     snprintf(out, sizeof out, "%s/eval.txt", dir);
     snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=passive timeout -s KILL %d %s eval %s --limit 2000 --threads 1 >%s 2>&1",
-             HANG_SECONDS, bnni(), path, out);
+             HANG_SECONDS, support_bnni(), path, out);
     int st = system(cmd);
-    char *text = slurp(out, NULL);
-    cr_assert(text);
+    char *text = support_slurp(out, NULL);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "bnni eval %s failed (%d): %s", path, st, text);
     size_t n = strlen(text);
     while (n > 0 && text[n - 1] == '\n')
@@ -344,7 +281,7 @@ static void kill_at(Child *c, Aim aim, double span, int target)
 static void expect_eval(const Reference *ref, int epoch, Tally *t)
 {
     size_t a, b;
-    char *now_bytes = slurp(ckpt, &a), *last = slurp(t->last_eval_bytes_path, &b), line[128];
+    char *now_bytes = support_try_slurp(ckpt, &a), *last = support_try_slurp(t->last_eval_bytes_path, &b), line[128];
     int same = last && a == b && memcmp(now_bytes, last, a) == 0;
     if (!same) {
         eval_line(ckpt, line, sizeof line);
@@ -365,7 +302,7 @@ static int kill_once(const Reference *ref, int start, Aim aim, Tally *t)
     int target = start + 1 + (int)(uniform() * (EPOCHS - start));
     kill_at(&c, aim, 1.2 * (ref->startup + ref->per_epoch * (EPOCHS - start)), target);
     int st = reap(&c), mine, announced = last_epoch_line(&c);
-    char *err_text = slurp(err_path, NULL);
+    char *err_text = support_try_slurp(err_path, NULL);
     int finished = WIFEXITED(st) && WEXITSTATUS(st) == 0;
     cr_assert(finished || (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL), "bnni train ended with status %d: %s", st,
               err_text ? err_text : "");

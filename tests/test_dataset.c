@@ -2,54 +2,25 @@
  * statistics (against hand-computed values and Fashion-MNIST's published mean/std), the Fisher-Yates
  * permutation and batch conversion, including the last partial batch. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <zlib.h>
 
 #include "runtime/data/dataset.h"
+#include "tests/support.h"
 
 static char dir[64];
 
-static void make_dir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/bnni-ds-XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
+static void make_dir(void) { support_make_tmpdir(dir, sizeof dir, "ds"); }
 
-static void remove_dir(void)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
+static void remove_dir(void) { support_remove_tree(dir); }
 
 TestSuite(dataset, .init = make_dir, .fini = remove_dir);
 
 static void put(const char *name, const void *bytes, size_t len, int gz)
 {
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    if (gz) {
-        gzFile f = gzopen(p, "wb");
-        cr_assert(f && gzwrite(f, bytes, (unsigned)len) == (int)len);
-        gzclose(f);
-    } else {
-        FILE *f = fopen(p, "wb");
-        cr_assert(f && fwrite(bytes, 1, len, f) == len);
-        fclose(f);
-    }
+    support_write_bytes(support_path(dir, name), bytes, len, gz);
 }
 
 static void be32(uint8_t *b, uint32_t v)

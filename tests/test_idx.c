@@ -1,58 +1,27 @@
 /* The IDX reader (gzipped and plain, strict header and size checks) and the PGM reader, on files written
  * byte by byte here, plus the real Fashion-MNIST test labels against their published first values. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "runtime/data/idx.h"
+#include "tests/support.h"
 
 static char dir[64];
 
-static void make_dir(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/bnni-idx-XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
+static void make_dir(void) { support_make_tmpdir(dir, sizeof dir, "idx"); }
 
-static void remove_dir(void)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
+static void remove_dir(void) { support_remove_tree(dir); }
 
 TestSuite(idx, .init = make_dir, .fini = remove_dir);
 
-/* Writes bytes to dir/name, through gzip when gz; returns the path (static buffer per call site). */
+/* Writes bytes to dir/name, through gzip when gz; returns the path (one of support_path's rotating buffers). */
 static const char *put(const char *name, const void *bytes, size_t len, int gz)
 {
-    static char path[8][512];
-    static int k;
-    char *p = path[k++ % 8];
-    snprintf(p, 512, "%s/%s", dir, name);
-    if (gz) {
-        gzFile f = gzopen(p, "wb");
-        cr_assert(f);
-        cr_assert(gzwrite(f, bytes, (unsigned)len) == (int)len);
-        gzclose(f);
-    } else {
-        FILE *f = fopen(p, "wb");
-        cr_assert(f);
-        cr_assert(fwrite(bytes, 1, len, f) == len);
-        fclose(f);
-    }
+    const char *p = support_path(dir, name);
+    support_write_bytes(p, bytes, len, gz);
     return p;
 }
 

@@ -5,7 +5,6 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,35 +13,15 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "tests/support.h"
 
 static char dir[64], mnt[128], model[128], out_path[128], err_path[128]; /* model: dir/m.bnn */
 
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char p[1024];
-    while (d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            chmod(p, 0755), remove_tree(p);
-        else
-            unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(path);
-}
-
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/bnni-limits-XXXXXX");
-    cr_assert(mkdtemp(dir));
+    support_make_tmpdir(dir, sizeof dir, "limits");
     mnt[0] = '\0';
     snprintf(model, sizeof model, "%s/m.bnn", dir);
     snprintf(out_path, sizeof out_path, "%s/out.txt", dir);
@@ -53,114 +32,51 @@ static void teardown(void)
 {
     if (mnt[0])
         umount2(mnt, MNT_DETACH);
-    remove_tree(dir);
+    support_remove_tree(dir);
 }
 
 TestSuite(limits, .init = setup, .fini = teardown, .timeout = 400);
 
-static const char *bnni(void)
-{
-    const char *b = getenv("BNNI");
-    return b && *b ? b : "./bnni";
-}
-
-/* dir/name in one of 8 rotating buffers. */
-static const char *in_dir(const char *name)
-{
-    static char p[8][512];
-    static int k;
-    char *s = p[k++ % 8];
-    snprintf(s, 512, "%s/%s", dir, name);
-    return s;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f, "cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
-/* Reads a whole file (NULL when it cannot); caller frees. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert(s && fread(s, 1, (size_t)n, f) == (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return s;
-}
-
-static int same_bytes(const char *a, const char *b)
-{
-    size_t la, lb;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
-    int same = x && y && la == lb && memcmp(x, y, la) == 0;
-    free(x), free(y);
-    return same;
-}
-
-static void copy_file(const char *from, const char *to)
-{
-    size_t n;
-    char *s = slurp(from, &n);
-    FILE *f = fopen(to, "wb");
-    cr_assert(s && f);
-    cr_assert(fwrite(s, 1, n, f) == n);
-    fclose(f);
-    free(s);
-}
+static const char *in_dir(const char *name) { return support_path(dir, name); }
 
 typedef struct Limits {
     rlim_t address_space; /* 0: unlimited */
     uid_t uid;            /* run as this user when > 0 (for a read-only directory that binds root too) */
 } Limits;
 
+/* In the child, just before exec: lim's address space and user (support_spawn's prepare). */
+static void apply_limits(const void *ctx)
+{
+    const Limits *lim = ctx;
+    struct rlimit rl = {lim->address_space, lim->address_space};
+    if (lim->address_space && setrlimit(RLIMIT_AS, &rl) < 0)
+        _exit(125);
+    if (lim->uid && (setgroups(0, NULL) < 0 || setgid(lim->uid) < 0 || setuid(lim->uid) < 0))
+        _exit(126);
+}
+
 /* Runs `bnni ARGS...` (NULL-terminated) under lim, stdout in dir/out.txt, stderr in dir/err.txt; returns the exit
  * status, or 128 + signal. */
 static int run_limited(Limits lim, const char *arg, ...)
 {
-    const char *argv[32] = {bnni()};
-    int n = 1;
+    const char *args[32];
+    int n = 0;
     va_list ap;
     va_start(ap, arg);
     for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *))
-        argv[n++] = a;
+        args[n++] = a;
     va_end(ap);
-    argv[n] = NULL;
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(out, 1), dup2(err, 2);
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        struct rlimit rl = {lim.address_space, lim.address_space};
-        if (lim.address_space && setrlimit(RLIMIT_AS, &rl) < 0)
-            _exit(125);
-        if (lim.uid && (setgroups(0, NULL) < 0 || setgid(lim.uid) < 0 || setuid(lim.uid) < 0))
-            _exit(126);
-        execv(bnni(), (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    args[n] = NULL;
+    SupportSpawn how = {.out_path = out_path, .err_path = err_path, .prepare = apply_limits, .ctx = &lim};
+    return support_status(support_reap(support_spawn(args, &how, NULL)));
 }
 
 #define run(...) run_limited((Limits){0, 0}, __VA_ARGS__, (const char *)NULL)
 
-static char *err_text(void) { return slurp(err_path, NULL); }
-static char *out_text(void) { return slurp(out_path, NULL); }
+/* Caller frees. */
+static char *err_text(void) { return support_run_err(dir); }
+/* Caller frees. */
+static char *out_text(void) { return support_run_out(dir); }
 
 static int count_lines(const char *s)
 {
@@ -173,14 +89,7 @@ static int count_lines(const char *s)
 /* Exit status 1 and exactly one stderr line "bnni: error: ..." containing each needle. */
 static void expect_one_line_error(int status, const char *n1, const char *n2)
 {
-    char *e = err_text();
-    cr_assert(e);
-    cr_expect_eq(status, 1, "status %d, stderr: %s", status, e);
-    cr_expect(strncmp(e, "bnni: error: ", 13) == 0 && count_lines(e) == 1 && e[strlen(e) - 1] == '\n',
-              "not one error line: %s", e);
-    cr_expect(strstr(e, n1), "'%s' lacks '%s'", e, n1);
-    cr_expect(!n2 || strstr(e, n2), "'%s' lacks '%s'", e, n2);
-    free(e);
+    support_expect_one_line_error(dir, status, n1, n2);
 }
 
 /* LeNet-BN with momentum (so that its checkpoint is about 400 KB). Its training estimate at batch 128,
@@ -190,15 +99,7 @@ static void expect_one_line_error(int status, const char *n1, const char *n2)
  * = 25,636,848 bytes, 24.4 MiB. */
 static const char lenet[] = "model lenet_bn\n"
                             "data fashion_mnist(batch=128)\n"
-                            "optimizer sgd(lr=0.1, momentum=0.9)\n"
-                            "network {\n"
-                            "    conv2d(6, kernel=5)\n    batchnorm\n    sigmoid\n    avgpool(2, stride=2)\n"
-                            "    conv2d(16, kernel=5)\n    batchnorm\n    sigmoid\n    avgpool(2, stride=2)\n"
-                            "    flatten\n"
-                            "    dense(120)\n    batchnorm\n    sigmoid\n"
-                            "    dense(84)\n    batchnorm\n    sigmoid\n"
-                            "    dense(10)\n"
-                            "}\n";
+                            "optimizer sgd(lr=0.1, momentum=0.9)\n" SUPPORT_LENET_BN_NETWORK;
 #define LENET_BYTES 25636848ull
 
 /* ---------------------------------------------------------------- memory */
@@ -219,7 +120,7 @@ static void expect_memory_diagnostic(const char *file, const char *amount, const
  * on. Refused by default, at once, by check and by train, in an address space of 1 GiB (nothing is allocated). */
 Test(limits, a_model_larger_than_physical_memory_is_refused_without_allocating)
 {
-    write_text(in_dir("huge.bnn"), "model huge\ndata fashion_mnist(batch=128)\noptimizer sgd(lr=0.1)\n"
+    support_write_text(in_dir("huge.bnn"), "model huge\ndata fashion_mnist(batch=128)\noptimizer sgd(lr=0.1)\n"
                                    "network {\n  flatten\n  repeat 100 { dense(65536) }\n  dense(10)\n}\n");
     /* ASan reserves terabytes of shadow memory, so the address-space limit only applies to a plain build. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -242,7 +143,7 @@ Test(limits, a_model_larger_than_physical_memory_is_refused_without_allocating)
 Test(limits, mem_cap_refuses_a_model_that_needs_more)
 {
     const char *m = model;
-    write_text(m, lenet);
+    support_write_text(m, lenet);
     cr_expect_eq(run("check", m, "--quiet", "--mem-cap", "24M"), 1);
     expect_memory_diagnostic(m, "24.4 MiB", "more than 24.0 MiB (the memory cap)");
     cr_expect_eq(run("check", m, "--quiet", "--mem-cap", "25M"), 0);
@@ -270,7 +171,7 @@ Test(limits, mem_cap_refuses_a_model_that_needs_more)
 Test(limits, mem_cap_usage_errors)
 {
     const char *m = model;
-    write_text(m, lenet);
+    support_write_text(m, lenet);
     const char *bad[] = {"0", "-5", "12X", "1KB", "", "K", "99999999999999999999", "17179869184G", "1.5G"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *cmds[] = {"check", "train"};
@@ -297,7 +198,7 @@ static void first_checkpoint(const char *file, const char *path)
     char *e = err_text();
     cr_assert_eq(st, 0, "training failed: %s", e);
     free(e);
-    copy_file(path, in_dir("orig.h5"));
+    support_copy_file(path, in_dir("orig.h5"), -1);
 }
 
 /* Names in d that start with prefix. */
@@ -318,7 +219,7 @@ static int count_prefixed(const char *d, const char *prefix)
 Test(limits, a_full_disk_keeps_the_previous_checkpoint)
 {
     const char *m = model;
-    write_text(m, lenet);
+    support_write_text(m, lenet);
     snprintf(mnt, sizeof mnt, "%s/small", dir);
     cr_assert_eq(mkdir(mnt, 0755), 0);
     if (mount("tmpfs", mnt, "tmpfs", 0, "size=600k") < 0) {
@@ -337,7 +238,7 @@ Test(limits, a_full_disk_keeps_the_previous_checkpoint)
     cr_expect_str_eq(e, want);
     free(e);
     cr_expect_eq(st, 1);
-    cr_expect(same_bytes(keep, in_dir("orig.h5")), "the previous checkpoint changed");
+    cr_expect(support_same_bytes(keep, in_dir("orig.h5")), "the previous checkpoint changed");
     cr_expect_eq(count_prefixed(mnt, ".keep.h5."), 0, "the temporary file was left behind");
     cr_expect_eq(umount2(mnt, 0), 0);
     mnt[0] = '\0';
@@ -351,7 +252,7 @@ Test(limits, a_read_only_directory_fails_before_training)
     char ro[256], keep[256];
     snprintf(ro, sizeof ro, "%s/ro", dir);
     snprintf(keep, sizeof keep, "%s/ro/keep.h5", dir);
-    write_text(m, lenet);
+    support_write_text(m, lenet);
     chmod(m, 0644);
     cr_assert_eq(mkdir(ro, 0755), 0);
     first_checkpoint(m, keep);
@@ -365,20 +266,20 @@ Test(limits, a_read_only_directory_fails_before_training)
     char *out = out_text();
     cr_expect_eq(out[0], '\0', "it trained first: %s", out);
     free(out);
-    cr_expect(same_bytes(keep, in_dir("orig.h5")), "the previous checkpoint changed");
+    cr_expect(support_same_bytes(keep, in_dir("orig.h5")), "the previous checkpoint changed");
     cr_expect_eq(count_prefixed(ro, "."), 2, "only . and .. beside keep.h5");
 }
 
 Test(limits, a_missing_or_wrong_directory_fails_before_training)
 {
     const char *m = model;
-    write_text(m, lenet);
+    support_write_text(m, lenet);
     int st = run("train", m, "--epochs", "1", "--limit", "500", "--out", in_dir("no/such/c.h5"));
     char want[512];
     snprintf(want, sizeof want, "%s: cannot create a temporary file in %s: No such file or directory",
              in_dir("no/such/c.h5"), in_dir("no/such"));
     expect_one_line_error(st, want, NULL);
-    write_text(in_dir("file"), "a file, not a directory\n");
+    support_write_text(in_dir("file"), "a file, not a directory\n");
     st = run("train", m, "--epochs", "1", "--limit", "500", "--out", in_dir("file/c.h5"));
     expect_one_line_error(st, "file/c.h5: cannot create a temporary file in ", "Not a directory");
     st = run("train", m, "--epochs", "1", "--limit", "500", "--out", dir);

@@ -3,19 +3,15 @@
  * with its type and numbers that parse, the phase and epoch tables are there, profiling changes no result, and
  * without the flag nothing is printed. No timing is asserted: only that the figures are finite and not negative. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "interp/frontend.h"
 #include "runtime/ckpt.h"
 #include "runtime/layer.h"
+#include "tests/support.h"
 
 /* Two residuals, one nested in the other, between a convolution and the classifier. */
 static const char model_text[] = "model prof\n"
@@ -37,62 +33,17 @@ static char dir[64], model[128];
 
 static void make_dir(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/bnni-profile-XXXXXX");
-    cr_assert(mkdtemp(dir));
+    support_make_tmpdir(dir, sizeof dir, "profile");
     snprintf(model, sizeof model, "%s/m.bnn", dir);
-    FILE *f = fopen(model, "w");
-    cr_assert(f);
-    fputs(model_text, f);
-    fclose(f);
+    support_write_text(model, model_text);
 }
 
-static void remove_dir(void)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name), unlink(p);
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
+static void remove_dir(void) { support_remove_tree(dir); }
 
 TestSuite(profile, .init = make_dir, .fini = remove_dir, .timeout = 400);
 
-/* Runs `bnni ARGS` with stdout to dir/out.txt and stderr to dir/err.txt; returns the exit status. */
-static int run(const char *fmt, ...)
-{
-    char args[1024], cmd[2048];
-    const char *b = getenv("BNNI");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=passive %s %s >%s/out.txt 2>%s/err.txt", b && *b ? b : "./bnni",
-             args, dir, dir);
-    int st = system(cmd);
-    cr_assert(st != -1);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* dir/name's contents; caller frees. */
-static char *slurp(const char *name)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot read %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert(fread(s, 1, (size_t)n, f) == (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
+/* `bnni ARGS` with stdout in dir/out.txt and stderr in dir/err.txt (support_run). */
+#define run(...) support_run(dir, __VA_ARGS__)
 
 /* The line of text that starts with `prefix` followed by a space, or NULL. */
 static const char *line_starting(const char *text, const char *prefix)
@@ -141,7 +92,7 @@ Test(profile, lists_every_layer_phase_and_epoch)
     cr_assert_eq(bnn_load_file(model, &co, &m), 0);
     int status = run("train %s --epochs 2 --limit 256 --test-limit 100 --threads 2 --quiet --profile --out %s/p.h5",
                      model, dir);
-    char *err = slurp("err.txt"), *out = slurp("out.txt");
+    char *err = support_run_err(dir), *out = support_run_out(dir);
     cr_assert_eq(status, 0, "status %d, stderr: %s", status, err);
     cr_expect_str_eq(out, "", "--quiet --profile prints the profile on stderr only");
     const char *table = strstr(err, "\nlayer ");
@@ -177,7 +128,7 @@ Test(profile, changes_no_result)
     const char *flags = "--epochs 1 --limit 320 --test-limit 64 --threads 2 --quiet";
     cr_assert_eq(run("train %s %s --profile --out %s/a.h5", model, flags, dir), 0);
     cr_assert_eq(run("train %s %s --out %s/b.h5", model, flags, dir), 0);
-    char *err = slurp("err.txt");
+    char *err = support_run_err(dir);
     cr_expect_str_eq(err, "", "without --profile, no profile");
     free(err);
     Ckpt a, b;
@@ -196,7 +147,7 @@ Test(profile, changes_no_result)
 Test(profile, is_in_the_help)
 {
     cr_assert_eq(run("help train"), 0);
-    char *out = slurp("out.txt");
+    char *out = support_run_out(dir);
     cr_expect(strstr(out, "--profile"), "bnni help train lacks --profile:\n%s", out);
     free(out);
 }

@@ -4,12 +4,9 @@
  * stderr, exit status 1, and an existing checkpoint left untouched. Checkpoints are compared through ckpt_read. */
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +18,7 @@
 #include <zlib.h>
 
 #include "runtime/ckpt.h"
+#include "tests/support.h"
 
 #define DATA "/usr/share/datasets/fashion-mnist"
 
@@ -30,15 +28,7 @@ static const char lenet[] = "model lenet_bn\n"
                             "data fashion_mnist(batch=128)\n"
                             "OPTIMIZER\n"
                             "loss cross_entropy\n"
-                            "epochs 10\n"
-                            "network {\n"
-                            "    conv2d(6, kernel=5)\n    batchnorm\n    sigmoid\n    avgpool(2, stride=2)\n"
-                            "    conv2d(16, kernel=5)\n    batchnorm\n    sigmoid\n    avgpool(2, stride=2)\n"
-                            "    flatten\n"
-                            "    dense(120)\n    batchnorm\n    sigmoid\n"
-                            "    dense(84)\n    batchnorm\n    sigmoid\n"
-                            "    dense(10)\n"
-                            "}\n";
+                            "epochs 10\n" SUPPORT_LENET_BN_NETWORK;
 
 /* The seed's optimizer, and two whose checkpoints carry optimizer state (momentum buffers, Adam moments) and
  * whose test accuracy on a few thousand images is steadier than lr = 1.0's. */
@@ -50,108 +40,29 @@ static char dir[64], model[128]; /* the temporary directory and dir/m.bnn */
 
 static void make_dir(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/bnni-train-XXXXXX");
-    cr_assert(mkdtemp(dir));
+    support_make_tmpdir(dir, sizeof dir, "train");
     snprintf(model, sizeof model, "%s/m.bnn", dir);
 }
 
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char p[1024];
-    while (d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(p);
-        else
-            unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(path);
-}
-
-static void remove_dir(void) { remove_tree(dir); }
+static void remove_dir(void) { support_remove_tree(dir); }
 
 /* Each test takes seconds; the timeout only catches a hang, generously so that an ASan build passes too. */
 TestSuite(train, .init = make_dir, .fini = remove_dir, .timeout = 400);
 
-static const char *bnni(void)
-{
-    const char *b = getenv("BNNI");
-    return b && *b ? b : "./bnni";
-}
+static const char *in_dir(const char *name) { return support_path(dir, name); }
 
-/* dir/name in one of 8 rotating buffers. */
-static const char *in_dir(const char *name)
-{
-    static char p[8][512];
-    static int k;
-    char *s = p[k++ % 8];
-    snprintf(s, 512, "%s/%s", dir, name);
-    return s;
-}
+/* `bnni ARGS` (formatted like printf) with stdout in dir/out.txt and stderr in dir/err.txt (support_run). */
+#define run(...) support_run(dir, __VA_ARGS__)
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f, "cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
-/* Reads a whole file; caller frees. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot read %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert(fread(s, 1, (size_t)n, f) == (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return s;
-}
-
-/* Runs `bnni ARGS` (args formatted like printf) with stdout to dir/out.txt and stderr to dir/err.txt;
- * returns the exit status, or 128 + signal. OpenMP threads wait passively: the suite runs two tests at a time on
- * two cores, where spinning threads would only slow each other down (results do not depend on it). */
-static int run(const char *fmt, ...)
-{
-    char args[2048], cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=passive %s %s >%s/out.txt 2>%s/err.txt", bnni(), args, dir, dir);
-    int st = system(cmd);
-    cr_assert(st != -1);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static char *out_text(void) { return slurp(in_dir("out.txt"), NULL); }
-static char *err_text(void) { return slurp(in_dir("err.txt"), NULL); }
+/* Caller frees. */
+static char *out_text(void) { return support_run_out(dir); }
+/* Caller frees. */
+static char *err_text(void) { return support_run_err(dir); }
 
 /* The run failed with exit status 1 and exactly one stderr line "bnni: error: ..." containing each needle. */
 static void expect_one_line_error(int status, const char *n1, const char *n2)
 {
-    char *e = err_text();
-    cr_expect_eq(status, 1, "status %d, stderr: %s", status, e);
-    cr_expect(strncmp(e, "bnni: error: ", 13) == 0, "stderr: %s", e);
-    char *nl = strchr(e, '\n');
-    cr_expect(nl && nl[1] == '\0', "not exactly one line: %s", e);
-    cr_expect(strstr(e, n1), "'%s' lacks '%s'", e, n1);
-    if (n2)
-        cr_expect(strstr(e, n2), "'%s' lacks '%s'", e, n2);
-    free(e);
+    support_expect_one_line_error(dir, status, n1, n2);
 }
 
 typedef struct Epoch {
@@ -174,7 +85,7 @@ static int parse_epochs(const char *out, Epoch *e, int max)
     return n;
 }
 
-static void write_model(const char *name, const char *text) { write_text(in_dir(name), text); }
+static void write_model(const char *name, const char *text) { support_write_text(in_dir(name), text); }
 
 /* LeNet-BN with the given optimizer line, into text. */
 static void lenet_text(char *text, size_t len, const char *optimizer)
@@ -187,7 +98,7 @@ static void write_lenet(const char *path, const char *optimizer)
 {
     char text[2048];
     lenet_text(text, sizeof text, optimizer);
-    write_text(path, text);
+    support_write_text(path, text);
 }
 
 /* Two checkpoints hold bit-identical tensors (layers and optimizer), train state and loss/accuracy history. */
@@ -216,26 +127,6 @@ static void expect_same_run(const char *a_path, const char *b_path)
     cr_expect_arr_eq(a.metrics.test_acc, b.metrics.test_acc, m);
     ckpt_free(&a);
     ckpt_free(&b);
-}
-
-static int same_bytes(const char *a, const char *b)
-{
-    size_t la, lb;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
-    int same = la == lb && memcmp(x, y, la) == 0;
-    free(x), free(y);
-    return same;
-}
-
-static void copy_file(const char *from, const char *to, long keep)
-{
-    size_t n;
-    char *s = slurp(from, &n);
-    FILE *f = fopen(to, "wb");
-    cr_assert(f);
-    fwrite(s, 1, keep >= 0 && (size_t)keep < n ? (size_t)keep : n, f);
-    fclose(f);
-    free(s);
 }
 
 /* A quick good checkpoint (1 epoch on 500 images) at dir/name. */
@@ -267,7 +158,7 @@ Test(train, learns_and_eval_predict_agree)
     cr_expect(ep[2].train_loss < ep[0].train_loss, "train loss %g -> %g", ep[0].train_loss, ep[2].train_loss);
     cr_expect(ep[2].test_acc > 0.6, "test accuracy %g", ep[2].test_acc);
     /* The CSV has the same figures, one row per epoch. */
-    char *csv = slurp(in_dir("a.csv"), NULL), *row = strchr(csv, '\n');
+    char *csv = support_slurp(in_dir("a.csv"), NULL), *row = strchr(csv, '\n');
     cr_expect(strncmp(csv, "epoch,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second\n", 72) == 0);
     for (int i = 0; i < 3 && row; i++, row = strchr(row + 1, '\n')) {
         int k;
@@ -377,27 +268,15 @@ Test(train, deterministic_with_two_threads)
     ckpt_free(&c);
 }
 
-/* Starts `bnni train PATH --epochs 2 --limit LIMIT` with stdout on a pipe; returns its pid and the read end. */
+/* Starts `bnni train PATH --epochs 2 --limit LIMIT` with stdout on a pipe and stderr in dir/spawn-err.txt;
+ * returns its pid and the read end. */
 static pid_t spawn_train(const char *path, const char *out, int limit, int *fd)
 {
-    int pipefd[2];
-    cr_assert_eq(pipe(pipefd), 0);
     char lim[32];
     snprintf(lim, sizeof lim, "%d", limit);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        dup2(pipefd[1], 1);
-        int err = open(in_dir("spawn-err.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(err, 2);
-        close(pipefd[0]);
-        execl(bnni(), bnni(), "train", path, "--epochs", "2", "--limit", lim, "--test-limit", "1000", "--threads", "1",
-              "--out", out, (char *)NULL);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    *fd = pipefd[0];
-    return pid;
+    const char *args[] = {"train", path, "--epochs", "2", "--limit", lim, "--test-limit", "1000", "--threads", "1",
+                          "--out", out, NULL};
+    return support_spawn(args, &(SupportSpawn){.err_path = in_dir("spawn-err.txt")}, fd);
 }
 
 /* Reads the child's stdout until epoch 1's line; returns that epoch's training seconds, or -1. */
@@ -432,7 +311,7 @@ Test(train, sigterm_mid_epoch_saves_and_resumes_exactly)
     int st;
     waitpid(pid, &st, 0);
     close(fd);
-    char *e = slurp(in_dir("spawn-err.txt"), NULL);
+    char *e = support_slurp(in_dir("spawn-err.txt"), NULL);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 143, "status %d, stderr: %s", st, e);
     cr_expect(strstr(e, "interrupted by SIGTERM at epoch 2"), "%s", e);
     free(e);
@@ -460,7 +339,7 @@ Test(train, sigint_exits_130_with_a_resumable_checkpoint)
     int st;
     waitpid(pid, &st, 0);
     close(fd);
-    char *e = slurp(in_dir("spawn-err.txt"), NULL);
+    char *e = support_slurp(in_dir("spawn-err.txt"), NULL);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "status %d, stderr: %s", st, e);
     cr_expect(strstr(e, "bnni: interrupted by SIGINT") && strstr(e, "--resume"), "%s", e);
     free(e);
@@ -482,7 +361,7 @@ Test(train, sigint_exits_130_with_a_resumable_checkpoint)
 Test(train, divergence_stops_with_status_3_and_keeps_the_checkpoint)
 {
     small_checkpoint("keep.h5");
-    copy_file(in_dir("keep.h5"), in_dir("orig.h5"), -1);
+    support_copy_file(in_dir("keep.h5"), in_dir("orig.h5"), -1);
     write_model("d.bnn", "model boom\ndata fashion_mnist(batch=64)\noptimizer sgd(lr=1.0e30)\n"
                          "network {\n  input 1x28x28\n  flatten\n  dense(32)\n  relu\n  dense(10)\n}\n");
     int st = run("train %s --epochs 1 --limit 2000 --threads 1 --out %s", in_dir("d.bnn"), in_dir("keep.h5"));
@@ -490,7 +369,7 @@ Test(train, divergence_stops_with_status_3_and_keeps_the_checkpoint)
     cr_expect_eq(st, 3, "status %d: %s", st, e);
     cr_expect(strstr(e, "bnni: error: training diverged at epoch 1, step "), "%s", e);
     cr_expect(strstr(e, "non-finite") && strstr(e, "dense"), "names the layer: %s", e);
-    cr_expect(same_bytes(in_dir("keep.h5"), in_dir("orig.h5")), "the last good checkpoint was replaced");
+    cr_expect(support_same_bytes(in_dir("keep.h5"), in_dir("orig.h5")), "the last good checkpoint was replaced");
     free(e);
 }
 
@@ -502,7 +381,7 @@ Test(train, divergence_mid_run_leaves_the_last_good_checkpoint)
     write_lenet(model, MOMENTUM);
     const char *o = "--limit 1000 --test-limit 500 --threads 1";
     cr_assert_eq(run("train %s --epochs 1 %s --quiet --out %s", model, o, in_dir("g.h5")), 0);
-    copy_file(in_dir("g.h5"), in_dir("orig.h5"), -1);
+    support_copy_file(in_dir("g.h5"), in_dir("orig.h5"), -1);
     write_lenet(in_dir("boom.bnn"), "optimizer sgd(lr=1e30, momentum=0.9)");
     int st = run("train %s --resume %s --epochs 3 %s --out %s", in_dir("boom.bnn"), in_dir("g.h5"), o, in_dir("g.h5"));
     char *e = err_text(), *out = out_text(), want[512];
@@ -516,36 +395,32 @@ Test(train, divergence_mid_run_leaves_the_last_good_checkpoint)
     cr_expect(strlen(e) > strlen(want) && strcmp(e + strlen(e) - strlen(want), want) == 0 && strchr(e, '\n')[1] == 0,
               "one line ending '%s': %s", want, e);
     cr_expect_eq(parse_epochs(out, (Epoch[1]){0}, 1), 0, "no epoch line for the diverged epoch: %s", out);
-    cr_expect(same_bytes(in_dir("g.h5"), in_dir("orig.h5")), "the last good checkpoint was replaced");
+    cr_expect(support_same_bytes(in_dir("g.h5"), in_dir("orig.h5")), "the last good checkpoint was replaced");
     free(e), free(out);
+}
+
+/* In the child: a file-size limit smaller than a LeNet checkpoint, so that the save's write fails. SIGXFSZ
+ * keeps its default action (death), as under `ulimit -f`: bnni ignores it itself, to report the failed write. */
+static void small_file_limit(const void *unused)
+{
+    struct rlimit rl = {16384, 16384};
+    signal(SIGXFSZ, SIG_DFL);
+    setrlimit(RLIMIT_FSIZE, &rl);
 }
 
 Test(train, full_disk_keeps_the_checkpoint_and_removes_the_temp_file)
 {
     small_checkpoint("keep.h5");
-    copy_file(in_dir("keep.h5"), in_dir("orig.h5"), -1);
+    support_copy_file(in_dir("keep.h5"), in_dir("orig.h5"), -1);
     write_lenet(model, MOMENTUM);
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* Smaller than a LeNet checkpoint: the save's write fails. SIGXFSZ keeps its default action (death), as
-         * under `ulimit -f`: bnni ignores it itself, to report the failed write. */
-        struct rlimit rl = {16384, 16384};
-        signal(SIGXFSZ, SIG_DFL);
-        setrlimit(RLIMIT_FSIZE, &rl);
-        int fd = open(in_dir("full-err.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 2);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        execl(bnni(), bnni(), "train", model, "--epochs", "1", "--limit", "500", "--threads", "1",
-              "--out", in_dir("keep.h5"), (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    char *e = slurp(in_dir("full-err.txt"), NULL);
+    const char *args[] = {"train", model, "--epochs", "1", "--limit", "500", "--threads", "1",
+                          "--out", in_dir("keep.h5"), NULL};
+    SupportSpawn how = {.out_path = "/dev/null", .err_path = in_dir("full-err.txt"), .prepare = small_file_limit};
+    int st = support_reap(support_spawn(args, &how, NULL));
+    char *e = support_slurp(in_dir("full-err.txt"), NULL);
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d: %s", st, e);
     cr_expect(strstr(e, "cannot save the checkpoint") && strstr(e, "File too large"), "%s", e);
-    cr_expect(same_bytes(in_dir("keep.h5"), in_dir("orig.h5")));
+    cr_expect(support_same_bytes(in_dir("keep.h5"), in_dir("orig.h5")));
     DIR *d = opendir(dir);
     struct dirent *ent;
     while ((ent = readdir(d)))
@@ -570,15 +445,7 @@ static const char *data_with(const char *name, const void *bad, size_t len, int 
             cr_assert_eq(symlink(from, to), 0);
     }
     snprintf(to, sizeof to, "%s/%s", d, name);
-    if (gz) {
-        gzFile f = gzopen(to, "wb");
-        gzwrite(f, bad, (unsigned)len);
-        gzclose(f);
-    } else {
-        FILE *f = fopen(to, "wb");
-        fwrite(bad, 1, len, f);
-        fclose(f);
-    }
+    support_write_bytes(to, bad, len, gz);
     return d;
 }
 
@@ -588,7 +455,7 @@ static void expect_bad_data(const char *data, const char *n1, const char *n2)
     int st = run("train %s --epochs 1 --limit 500 --threads 1 --data %s --out %s", model, data,
                  in_dir("keep.h5"));
     expect_one_line_error(st, n1, n2);
-    cr_expect(same_bytes(in_dir("keep.h5"), in_dir("orig.h5")), "a failed run replaced the checkpoint");
+    cr_expect(support_same_bytes(in_dir("keep.h5"), in_dir("orig.h5")), "a failed run replaced the checkpoint");
 }
 
 static void be32(unsigned char *b, unsigned v)
@@ -600,7 +467,7 @@ static void be32(unsigned char *b, unsigned v)
 Test(train, bad_data_files)
 {
     small_checkpoint("keep.h5");
-    copy_file(in_dir("keep.h5"), in_dir("orig.h5"), -1);
+    support_copy_file(in_dir("keep.h5"), in_dir("orig.h5"), -1);
     expect_bad_data("/nonexistent-bnni-data", "/nonexistent-bnni-data/train-images-idx3-ubyte.gz: cannot open",
                     "No such file");
     static unsigned char labels[8 + 10000];
@@ -614,7 +481,7 @@ Test(train, bad_data_files)
                     "t10k-labels-idx1-ubyte.gz: truncated: expected 10008 bytes, found 9000", NULL);
     /* a gzip file cut in the middle of its compressed stream */
     size_t zlen;
-    char *z = slurp(DATA "/t10k-labels-idx1-ubyte.gz", &zlen);
+    char *z = support_slurp(DATA "/t10k-labels-idx1-ubyte.gz", &zlen);
     expect_bad_data(data_with("t10k-labels-idx1-ubyte.gz", z, zlen / 2, 0), "t10k-labels-idx1-ubyte.gz: truncated",
                     "the gzip stream ends early");
     free(z);
@@ -641,7 +508,7 @@ Test(train, bad_data_files)
 /* Writes a copy of src with root attribute format_version = v. */
 static void with_version(const char *src, const char *dst, long long v)
 {
-    copy_file(src, dst, -1);
+    support_copy_file(src, dst, -1);
     hid_t f = H5Fopen(dst, H5F_ACC_RDWR, H5P_DEFAULT);
     cr_assert(f >= 0);
     hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
@@ -653,12 +520,12 @@ static void with_version(const char *src, const char *dst, long long v)
 Test(train, bad_checkpoints)
 {
     small_checkpoint("good.h5");
-    copy_file(in_dir("good.h5"), in_dir("keep.h5"), -1);
-    write_text(in_dir("text.h5"), "not a checkpoint\n");
+    support_copy_file(in_dir("good.h5"), in_dir("keep.h5"), -1);
+    support_write_text(in_dir("text.h5"), "not a checkpoint\n");
     expect_one_line_error(run("eval %s", in_dir("text.h5")), "text.h5: not an HDF5 file", NULL);
     size_t n;
-    free(slurp(in_dir("good.h5"), &n));
-    copy_file(in_dir("good.h5"), in_dir("cut.h5"), (long)n / 2);
+    free(support_slurp(in_dir("good.h5"), &n));
+    support_copy_file(in_dir("good.h5"), in_dir("cut.h5"), (long)n / 2);
     expect_one_line_error(run("eval %s", in_dir("cut.h5")), "cut.h5: not a readable HDF5 file (truncated", NULL);
     with_version(in_dir("good.h5"), in_dir("v2.h5"), 2);
     expect_one_line_error(run("inspect %s", in_dir("v2.h5")), "v2.h5: checkpoint format_version 2 is not supported",
@@ -696,7 +563,7 @@ Test(train, bad_checkpoints)
     expect_one_line_error(run("train %s --resume %s --limit 500 --epochs 2 --out %s", m, in_dir("v2.h5"),
                               in_dir("keep.h5")),
                           "format_version 2", NULL);
-    cr_expect(same_bytes(in_dir("keep.h5"), in_dir("good.h5")), "a failed run replaced the checkpoint");
+    cr_expect(support_same_bytes(in_dir("keep.h5"), in_dir("good.h5")), "a failed run replaced the checkpoint");
 }
 
 /* Every command's help ends with a newline, and its usage errors are two lines: "bnni CMD: error: ..." naming
