@@ -22,10 +22,44 @@ static inline float sigmoidf(float v)
     return (v >= 0 ? 1.0f : e) / (1.0f + e);
 }
 
-/* x, y are (n) */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+/* sigmoidf on 16 lanes with the same float operations in the same order, so the same bits (checked over all 2^32
+ * inputs; tests/test_activations.c compares the two paths). GCC's vectorisation of sigmoidf turned each ?: into
+ * masked moves and blends, 55 instructions a vector; this is 27, and sigmoid 1.7x faster. act_expf's two-factor
+ * 2^k is one vscalefps here: both round p * 2^k once, denormal results included. */
+static inline __m512 sigmoid16(__m512 v)
+{
+    const __m512 one = _mm512_set1_ps(1.0f), magic = _mm512_set1_ps(12582912.0f);
+    __m512 a = _mm512_or_ps(v, _mm512_set1_ps(-0.0f));       /* -|v| */
+    __m512 x = _mm512_max_ps(a, _mm512_set1_ps(-104.0f));     /* NaN gives -104, restored below */
+    __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), magic), magic);
+    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), one);
+    __m512 e = _mm512_scalef_ps(p, n);
+    e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
+    __m512 num = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ), one);
+    return _mm512_div_ps(num, _mm512_add_ps(one, e));
+}
+#endif
+
+/* Whole vectors, then the last n % 16 values one at a time. x, y are (n) */
 static void sigmoid_forward(float *y, const float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, sigmoid16(_mm512_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++)
         y[i] = sigmoidf(x[i]);
 }
 
