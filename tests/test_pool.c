@@ -202,3 +202,34 @@ Test(pool, lenet_shapes)
     cr_assert(layer_out_shape(&s, (Shape){3, 16, 10, 10}, &out, &np, &nb, err, sizeof err) == 0, "%s", err);
     cr_expect(out.c == 16 && out.h == 5 && out.w == 5);
 }
+
+/* The 2x2, stride-2 window (LeNet's) has its own forward, with a vector path for rows of up to 16 outputs. Every
+ * output must be PyTorch's float sum in its order, (((a0 + a1) + b0) + b1) / 4, bit for bit, for widths on both
+ * sides of the vector path (odd widths leave a last column no window reads) and odd heights. */
+Test(pool, avgpool_2x2_matches_the_float_sum_bit_for_bit)
+{
+    char err[256];
+    for (int W = 2; W <= 36; W++)
+        for (int H = 2; H <= 5; H++) {
+            Pool p = {3, H, W, 2, 2, 0};
+            LayerSpec s = pool_spec(LK_AVGPOOL, p);
+            Layer l;
+            Tensor x;
+            cr_assert(gradcheck_setup(&l, &s, (Shape){3, 3, H, W}, 2, NULL, 1, err, sizeof err) == 0, "%s", err);
+            cr_assert(tensor_alloc(&x, 2, 3, H, W) == 0);
+            gradcheck_fill_distinct(&x, (uint64_t)(W * 8 + H));
+            l.ops->forward(&l, &x, 0);
+            int OH = H / 2, OW = W / 2;
+            for (int nc = 0; nc < 6; nc++)
+                for (int oh = 0; oh < OH; oh++)
+                    for (int ow = 0; ow < OW; ow++) {
+                        const float *a = x.data + ((size_t)nc * H + 2 * oh) * W + 2 * ow, *b = a + W;
+                        float want = (((a[0] + a[1]) + b[0]) + b[1]) / 4.0f;
+                        float got = l.y.data[((size_t)nc * OH + oh) * OW + ow];
+                        cr_assert(memcmp(&got, &want, sizeof got) == 0, "%dx%d: y[%d][%d][%d] = %a, want %a", H, W,
+                                  nc, oh, ow, (double)got, (double)want);
+                    }
+            tensor_free(&x);
+            l.ops->destroy(&l);
+        }
+}
