@@ -202,12 +202,18 @@ static int absorb(Net *net, int i)
     return j;
 }
 
+/* x holds 1 to net->batch images of the network's input shape. */
+static int fits(const Net *net, const Tensor *x)
+{
+    Shape in = net->in;
+    int h_in = in.rank == 1 ? 1 : in.h, w_in = in.rank == 1 ? 1 : in.w;
+    return x->n >= 1 && x->n <= net->batch && x->c == in.c && x->h == h_in && x->w == w_in;
+}
+
 const Tensor *net_forward(Net *net, const Tensor *x, int train)
 {
     const Tensor *h = x;
-    Shape in = net->in;
-    int h_in = in.rank == 1 ? 1 : in.h, w_in = in.rank == 1 ? 1 : in.w;
-    if (x->n < 1 || x->n > net->batch || x->c != in.c || x->h != h_in || x->w != w_in)
+    if (!fits(net, x))
         return NULL;
     for (int i = 0; i < net->n; i++) {
         Layer *l = &net->layers[i];
@@ -223,9 +229,7 @@ const Tensor *net_forward(Net *net, const Tensor *x, int train)
 const Tensor *net_infer(Net *net, const Tensor *x)
 {
     const Tensor *h = x;
-    Shape in = net->in;
-    int h_in = in.rank == 1 ? 1 : in.h, w_in = in.rank == 1 ? 1 : in.w;
-    if (x->n < 1 || x->n > net->batch || x->c != in.c || x->h != h_in || x->w != w_in)
+    if (!fits(net, x))
         return NULL;
     for (int i = 0, next; i < net->n; i = next) {
         Layer *l = &net->layers[i];
