@@ -27,11 +27,12 @@ static int online_cores(void)
 static void place_team(int T)
 {
     static int pinned;
+    static int cpu[CPU_SETSIZE];
     cpu_set_t allowed;
-    int cpu[64], n = 0;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+    int n = 0;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 1)
         return;
-    for (int c = 0; c < CPU_SETSIZE && n < 64; c++)
+    for (int c = 0; c < CPU_SETSIZE; c++)
         if (CPU_ISSET(c, &allowed))
             cpu[n++] = c;
     if (T != n && !pinned)
