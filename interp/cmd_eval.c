@@ -19,7 +19,7 @@ const char cmd_eval_usage[] =
     "  --model MODEL.bnn  use this model instead of the source embedded in the checkpoint\n"
     "  --data DIR         directory of the IDX files (default: the model's data path)\n"
     "  --limit N          evaluate on the first N test images only (default: all)\n"
-    "  --threads N        worker threads (default: all cores)\n"
+    "  --threads N        worker threads (default: every core it may run on)\n"
     "\n"
     "exit status: 0 ok, 1 bad input (unreadable checkpoint, tensors that do not fit, bad data), 2 usage error\n"
     "example: bnni eval lenet_bn.h5\n";

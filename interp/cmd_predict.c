@@ -19,7 +19,7 @@ const char cmd_predict_usage[] =
     "file,index,class,label,probability -- the predicted class, its name and its softmax probability.\n"
     "\n"
     "  --model MODEL.bnn  use this model instead of the source embedded in the checkpoint\n"
-    "  --threads N        worker threads (default: all cores)\n"
+    "  --threads N        worker threads (default: every core it may run on)\n"
     "\n"
     "exit status: 0 ok, 1 bad input (checkpoint or image file), 2 usage error\n"
     "example: bnni predict lenet_bn.h5 /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n";

@@ -28,7 +28,7 @@ const char cmd_train_usage[] =
     "  --limit N           train on the first N training images\n"
     "  --test-limit N      evaluate each epoch on the first N test images (default: all)\n"
     "  --seed N            seed of the initialisation, shuffling and dropout streams\n"
-    "  --threads N         worker threads (default: all cores)\n"
+    "  --threads N         worker threads (default: every core it may run on)\n"
     "  --mem-cap SIZE      refuse the model if training would need more memory: bytes, or with a suffix\n"
     "                      K, M, G or T (binary: 512M); default: the machine's physical memory\n"
     "  --profile           after training, print on stderr where the time went: per layer the milliseconds\n"

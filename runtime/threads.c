@@ -12,11 +12,14 @@ void openblas_set_num_threads(int n); /* not in every cblas.h */
 /* In OpenBLAS's pthread build only (weak: NULL elsewhere): stops its worker threads. */
 int blas_thread_shutdown_(void) __attribute__((weak));
 
-static int nthreads; /* 0: not set yet, all cores */
+static int nthreads; /* 0: not set yet, every usable core */
 
-static int online_cores(void)
+/* The CPUs this process may run on (as nproc counts them: taskset and cpusets shrink it), else every online one. */
+static int usable_cores(void)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t allowed;
+    long cores = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed)
+                                                                        : sysconf(_SC_NPROCESSORS_ONLN);
     return cores > 0 ? (int)(cores < 256 ? cores : 256) : 1;
 }
 
@@ -52,7 +55,7 @@ static void place_team(int T)
  * `bnni eval` 2.6x slower. With one BLAS thread they are never used again, so they are stopped here. */
 void rt_set_threads(int n)
 {
-    nthreads = n > 0 ? n : online_cores();
+    nthreads = n > 0 ? n : usable_cores();
     openblas_set_num_threads(1);
     if (blas_thread_shutdown_)
         blas_thread_shutdown_();

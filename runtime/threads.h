@@ -6,10 +6,10 @@
 
 #include <stddef.h>
 
-/* Sets the thread count (n <= 0: every online core) and sets OpenBLAS to 1 thread, since every parallel region
+/* Sets the thread count (n <= 0: every core the process may run on) and sets OpenBLAS to 1 thread, since every parallel region
  * of the runtime calls it from inside. Call before a training or evaluation run, not during a step. */
 void rt_set_threads(int n);
-/* The current thread count (every online core until rt_set_threads is called); 1 inside a parallel region. */
+/* The current thread count (every usable core until rt_set_threads is called); 1 inside a parallel region. */
 int rt_threads(void);
 
 /* The static share [*lo, *hi) of n items for thread t of T: contiguous, sizes differing by at most one. */
