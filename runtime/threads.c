@@ -14,12 +14,23 @@ int blas_thread_shutdown_(void) __attribute__((weak));
 
 static int nthreads; /* 0: not set yet, every usable core */
 
+/* The CPUs this process may run on, read once, before place_team narrows the calling thread's own set to one CPU.
+ * Returns 0, or -1 when the system does not say. */
+static int process_cpus(cpu_set_t *out)
+{
+    static cpu_set_t set;
+    static int state; /* 0 not read, 1 read, -1 unavailable */
+    if (state == 0)
+        state = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 ? 1 : -1;
+    *out = set;
+    return state > 0 ? 0 : -1;
+}
+
 /* The CPUs this process may run on (as nproc counts them: taskset and cpusets shrink it), else every online one. */
 static int usable_cores(void)
 {
     cpu_set_t allowed;
-    long cores = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed)
-                                                                        : sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = process_cpus(&allowed) == 0 ? CPU_COUNT(&allowed) : sysconf(_SC_NPROCESSORS_ONLN);
     return cores > 0 ? (int)(cores < 256 ? cores : 256) : 1;
 }
 
@@ -33,7 +44,7 @@ static void place_team(int T)
     static int cpu[CPU_SETSIZE];
     cpu_set_t allowed;
     int n = 0;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 1)
+    if (process_cpus(&allowed) != 0)
         return;
     for (int c = 0; c < CPU_SETSIZE; c++)
         if (CPU_ISSET(c, &allowed))

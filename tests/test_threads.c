@@ -3,7 +3,10 @@
  * again when repeated (the single-threaded step is checked against finite differences in test_net.c); an
  * evaluation (train_evaluate: whole networks per thread) gives the same loss and accuracy at any thread count,
  * those of one plain eval-mode forward over every image. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <criterion/criterion.h>
+#include <omp.h>
+#include <sched.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -208,4 +211,49 @@ Test(threads, concurrent_sgemm_calls_are_deterministic)
     free(first);
     tensor_free(&x), tensor_free(&dout), tensor_free(&dx);
     net_free(net);
+}
+
+/* CPU t of the process's allowed set, or -1. */
+static int nth_cpu(const cpu_set_t *set, int t)
+{
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, set) && t-- == 0)
+            return c;
+    return -1;
+}
+
+/* The default team is every CPU the process may run on, each thread pinned to its own; a smaller team lets them go
+ * (every thread may again run anywhere the process may). */
+Test(threads, default_team_is_pinned_one_thread_per_allowed_cpu)
+{
+    cpu_set_t allowed;
+    cr_assert(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    int n = CPU_COUNT(&allowed), ok = 1;
+    rt_set_threads(0);
+    cr_assert_eq(rt_threads(), n < 256 ? n : 256, "the default is the %d allowed CPUs", n);
+    if (n > 256)
+        return;
+#pragma omp parallel num_threads(n)
+    {
+        cpu_set_t mine;
+        int t = omp_get_thread_num();
+        if (sched_getaffinity(0, sizeof mine, &mine) != 0 || CPU_COUNT(&mine) != 1 ||
+            !CPU_ISSET(nth_cpu(&allowed, t), &mine))
+#pragma omp atomic write
+            ok = 0;
+    }
+    cr_expect(ok, "every thread of the default team runs on its own allowed CPU");
+    if (n > 1) {
+        ok = 1;
+        rt_set_threads(n - 1);
+#pragma omp parallel num_threads(n - 1)
+        {
+            cpu_set_t mine;
+            if (sched_getaffinity(0, sizeof mine, &mine) != 0 || !CPU_EQUAL(&mine, &allowed))
+#pragma omp atomic write
+                ok = 0;
+        }
+        cr_expect(ok, "a team of %d of %d CPUs is not pinned", n - 1, n);
+    }
+    rt_set_threads(0);
 }
