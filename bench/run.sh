@@ -134,8 +134,11 @@ torch_best_eval=$(max2 "${R[torch,1,eval]:--}" "${R[torch,2,eval]:--}")
 probe=$OUT/sgemm_probe
 g1=() g2=() s1=() s2=()
 # shellcheck disable=SC2046
+# The OpenBLAS build bnni links (the Makefile's: pthread, whatever Debian's alternative points to).
+blas_pc=/usr/lib/$(gcc -print-multiarch 2>/dev/null)/openblas-pthread/pkgconfig
 if gcc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -o "$probe" bench/sgemm_probe.c \
-        $(pkg-config --cflags --libs openblas) 2>"$OUT/sgemm_build.err"; then
+        $(PKG_CONFIG_PATH=$blas_pc pkg-config --cflags --libs openblas) \
+        -Wl,-rpath,"$(PKG_CONFIG_PATH=$blas_pc pkg-config --variable=libdir openblas)" 2>"$OUT/sgemm_build.err"; then
     for r in $(seq "$REPS"); do
         b=$OUT/sgemm_$r
         if ! "$probe" >"$b.out" 2>"$b.err"; then note "sgemm probe failed: $(tail -n 1 "$b.err")"; continue; fi
