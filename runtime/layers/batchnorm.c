@@ -190,23 +190,13 @@ static void chunk_grad_sums(double *restrict s, double *restrict t, const float 
         }
 }
 
-/* y = gamma * xhat + beta with xhat = (x - mean) * rstd, images [n0, n1) of x and y. */
-static void normalise(float *y, const float *x, int n0, int n1, int C, int HW, const float *mean, const float *rstd,
-                      const float *gamma, const float *beta)
+/* y = gamma*((x - mean)*rstd) + beta for images [n0, n1): the normalisation a LayerPost applies when this layer is
+ * fused into the one before it, through the same loop. */
+static void normalise(const BnLayer *b, float *y, const float *x, int n0, int n1)
 {
-    if (HW == 1) { /* across features, so that it vectorises */
-        for (int n = n0; n < n1; n++)
-            for (int c = 0; c < C; c++)
-                y[(size_t)n * C + c] = layer_post_norm(x[(size_t)n * C + c], mean[c], rstd[c], gamma[c], beta[c]);
-        return;
-    }
-    for (int n = n0; n < n1; n++)
-        for (int c = 0; c < C; c++) {
-            size_t off = ((size_t)n * C + c) * HW;
-            float mu = mean[c], r = rstd[c], g = gamma[c], b = beta[c];
-            for (int i = 0; i < HW; i++)
-                y[off + i] = layer_post_norm(x[off + i], mu, r, g, b);
-        }
+    LayerPost p = {.mean = b->mean, .rstd = b->rstd, .gamma = b->gamma, .beta = b->beta};
+    size_t off = (size_t)n0 * b->C * b->HW;
+    layer_post_normalise(&p, y + off, x + off, n1 - n0, b->C, b->HW);
 }
 
 /* dx = a*dy + bx*xhat + d per channel, images [n0, n1) of dx, dy, x. */
@@ -328,14 +318,14 @@ static void stats_chunk(BnLayer *b, const float *x, int N, int k)
 static void batchnorm_forward(Layer *l, const Tensor *x, int train)
 {
     BnLayer *b = l->state;
-    int N = x->n, C = b->C, HW = b->HW, chunks = (N + BN_CHUNK - 1) / BN_CHUNK, T = team(b, N);
+    int N = x->n, chunks = (N + BN_CHUNK - 1) / BN_CHUNK, T = team(b, N);
     b->train = train;
     layer_set_count(l, N); /* a last, smaller batch runs in the buffers of the full one */
     if (T == 1) { /* no parallel region: even a team of one costs microseconds at N x C sizes */
         for (int k = 0; train && k < chunks; k++)
             stats_chunk(b, x->data, N, k);
         finish_stats(l, x->data, N, train);
-        normalise(l->y.data, x->data, 0, N, C, HW, b->mean, b->rstd, b->gamma, b->beta);
+        normalise(b, l->y.data, x->data, 0, N);
         return;
     }
 #pragma omp parallel num_threads(T)
@@ -348,7 +338,7 @@ static void batchnorm_forward(Layer *l, const Tensor *x, int train)
 #pragma omp single
         finish_stats(l, x->data, N, train);
         rt_split(N, t, T, &lo, &hi);
-        normalise(l->y.data, x->data, lo, hi, C, HW, b->mean, b->rstd, b->gamma, b->beta);
+        normalise(b, l->y.data, x->data, lo, hi);
     }
 }
 

@@ -67,20 +67,28 @@ void layer_init_uniform(float *w, size_t n, float bound, Rng *r)
         w[i] = (2.0f * rng_uniform(r) - 1.0f) * bound;
 }
 
-void layer_post_apply(const LayerPost *post, float *y, int n, int C, int HW)
+void layer_post_normalise(const LayerPost *post, float *y, const float *x, int n, int C, int HW)
 {
     const float *mu = post->mean, *r = post->rstd, *g = post->gamma, *b = post->beta;
-    if (mu && HW == 1) /* across features, so that it vectorises */
+    if (HW == 1) { /* across features, so that it vectorises */
         for (int i = 0; i < n; i++)
             for (int c = 0; c < C; c++)
-                y[(size_t)i * C + c] = layer_post_norm(y[(size_t)i * C + c], mu[c], r[c], g[c], b[c]);
-    else if (mu)
-        for (int i = 0; i < n; i++)
-            for (int c = 0; c < C; c++) {
-                float *row = y + ((size_t)i * C + c) * HW;
-                for (int k = 0; k < HW; k++)
-                    row[k] = layer_post_norm(row[k], mu[c], r[c], g[c], b[c]);
-            }
+                y[(size_t)i * C + c] = layer_post_norm(x[(size_t)i * C + c], mu[c], r[c], g[c], b[c]);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < C; c++) {
+            size_t off = ((size_t)i * C + c) * HW;
+            float mc = mu[c], rc = r[c], gc = g[c], bc = b[c];
+            for (int k = 0; k < HW; k++)
+                y[off + k] = layer_post_norm(x[off + k], mc, rc, gc, bc);
+        }
+}
+
+void layer_post_apply(const LayerPost *post, float *y, int n, int C, int HW)
+{
+    if (post->mean)
+        layer_post_normalise(post, y, y, n, C, HW);
     if (post->act)
         post->act(y, (size_t)n * C * HW);
 }

@@ -25,8 +25,12 @@ float *layer_alloc_floats(size_t n, const char *what, char *err, size_t errlen);
 /* w[0..n) ~ U(-bound, bound), drawn in index order: torch.nn.init.uniform_ as kaiming_uniform_(a=sqrt(5)) uses it. */
 void layer_init_uniform(float *w, size_t n, float bound, Rng *r);
 
-/* Eval-mode fusion: applies post (LayerPost) in place to n images of y, each C channels of HW values (HW = 1:
- * n rows of C features). A no-op when post is empty. */
+/* y = post's normalisation of x (layer_post_norm per channel) over n images of C channels of HW values (HW = 1:
+ * n rows of C features); y may be x. post->mean must be set. Batchnorm's own eval and training forwards use it
+ * too, so fused and unfused normalisation are one loop. */
+void layer_post_normalise(const LayerPost *post, float *y, const float *x, int n, int C, int HW);
+/* Eval-mode fusion: applies post (LayerPost) in place to n images of y, laid out as above: its normalisation,
+ * then its activation. A no-op when post is empty. */
 void layer_post_apply(const LayerPost *post, float *y, int n, int C, int HW);
 
 /* Values per sample of a shape (c*h*w). */
