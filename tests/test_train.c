@@ -295,6 +295,30 @@ static double wait_first_epoch(int fd)
     return -1;
 }
 
+/* Sends sig to the training child, reaps it and returns its stderr (caller frees), failing the test unless it
+ * exited with `status`. */
+static char *stop_child(pid_t pid, int fd, int sig, int status)
+{
+    int st;
+    kill(pid, sig);
+    waitpid(pid, &st, 0);
+    close(fd);
+    char *e = support_slurp(in_dir("spawn-err.txt"), NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == status, "status %d, stderr: %s", st, e);
+    return e;
+}
+
+/* Resumes the interrupted checkpoint ckpt to 2 epochs of `limit` images and checks that it ends exactly where an
+ * uninterrupted run of model does. */
+static void expect_resume_matches(const char *model_path, const char *ckpt, int limit)
+{
+    char o[128];
+    snprintf(o, sizeof o, "--epochs 2 --limit %d --test-limit 1000 --threads 1 --quiet", limit);
+    cr_assert_eq(run("train %s --resume %s %s --out %s", model_path, ckpt, o, ckpt), 0);
+    cr_assert_eq(run("train %s %s --out %s", model_path, o, in_dir("u.h5")), 0);
+    expect_same_run(in_dir("u.h5"), ckpt);
+}
+
 Test(train, sigterm_mid_epoch_saves_and_resumes_exactly)
 {
     const int limit = 10000;
@@ -307,12 +331,7 @@ Test(train, sigterm_mid_epoch_saves_and_resumes_exactly)
     /* Epoch 2 trains as long as epoch 1 did: half of that lands in its middle, whatever the machine's speed. */
     struct timespec pause = {(time_t)(secs / 2), (long)((secs / 2 - (time_t)(secs / 2)) * 1e9)};
     nanosleep(&pause, NULL);
-    kill(pid, SIGTERM);
-    int st;
-    waitpid(pid, &st, 0);
-    close(fd);
-    char *e = support_slurp(in_dir("spawn-err.txt"), NULL);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 143, "status %d, stderr: %s", st, e);
+    char *e = stop_child(pid, fd, SIGTERM, 143);
     cr_expect(strstr(e, "interrupted by SIGTERM at epoch 2"), "%s", e);
     free(e);
     Ckpt c;
@@ -321,10 +340,7 @@ Test(train, sigterm_mid_epoch_saves_and_resumes_exactly)
     cr_expect(c.ts.epoch == 1 && c.ts.position > 0 && c.ts.position < limit, "stopped mid-epoch: %d/%d",
               c.ts.position, limit);
     ckpt_free(&c);
-    const char *o = "--epochs 2 --limit 10000 --test-limit 1000 --threads 1 --quiet";
-    cr_assert_eq(run("train %s --resume %s %s --out %s", m, in_dir("s.h5"), o, in_dir("s.h5")), 0);
-    cr_assert_eq(run("train %s %s --out %s", m, o, in_dir("u.h5")), 0);
-    expect_same_run(in_dir("u.h5"), in_dir("s.h5"));
+    expect_resume_matches(m, in_dir("s.h5"), limit);
 }
 
 /* SIGINT right after epoch 1's line: exit 130 and a checkpoint that holds epoch 1 (and, if the signal came after
@@ -335,12 +351,7 @@ Test(train, sigint_exits_130_with_a_resumable_checkpoint)
     int fd;
     pid_t pid = spawn_train(model, in_dir("i.h5"), 2000, &fd);
     cr_assert(wait_first_epoch(fd) >= 0, "no epoch line from the child");
-    kill(pid, SIGINT);
-    int st;
-    waitpid(pid, &st, 0);
-    close(fd);
-    char *e = support_slurp(in_dir("spawn-err.txt"), NULL);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "status %d, stderr: %s", st, e);
+    char *e = stop_child(pid, fd, SIGINT, 130);
     cr_expect(strstr(e, "bnni: interrupted by SIGINT") && strstr(e, "--resume"), "%s", e);
     free(e);
     Ckpt c;
@@ -350,10 +361,7 @@ Test(train, sigint_exits_130_with_a_resumable_checkpoint)
     cr_expect_eq(c.metrics.n, 1);
     ckpt_free(&c);
     /* --resume from it ends exactly where an uninterrupted run does. */
-    const char *o = "--epochs 2 --limit 2000 --test-limit 1000 --threads 1 --quiet";
-    cr_assert_eq(run("train %s --resume %s %s --out %s", model, in_dir("i.h5"), o, in_dir("i.h5")), 0);
-    cr_assert_eq(run("train %s %s --out %s", model, o, in_dir("u.h5")), 0);
-    expect_same_run(in_dir("u.h5"), in_dir("i.h5"));
+    expect_resume_matches(model, in_dir("i.h5"), 2000);
 }
 
 /* ---------------------------------------------------------------- failures */
