@@ -420,7 +420,7 @@ static void batchnorm_destroy(Layer *l)
     BnLayer *b = l->state;
     layer_free_io(l);
     if (b) {
-        free(b->vec);
+        tensor_zfree(b->vec);
         free(b->part);
         free(b);
     }

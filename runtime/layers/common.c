@@ -49,15 +49,9 @@ int layer_create_none(Layer *l, Rng *init, char *err, size_t errlen)
 
 float *layer_alloc_floats(size_t n, const char *what, char *err, size_t errlen)
 {
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    float *p = NULL;
-    if (n <= SIZE_MAX / sizeof(float) - 64)
-        p = aligned_alloc(64, bytes ? bytes : 64);
-    if (!p) {
+    float *p = tensor_zalloc((n + 15) & ~(size_t)15);
+    if (!p)
         snprintf(err, errlen, "out of memory for %s (%zu values)", what, n);
-        return NULL;
-    }
-    memset(p, 0, bytes);
     return p;
 }
 

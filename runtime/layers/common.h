@@ -19,7 +19,7 @@ int layer_create_none(Layer *l, Rng *init, char *err, size_t errlen);
 static inline void layer_set_count(Layer *l, int n) { l->y.n = l->dy.n = n; }
 
 /* A zeroed, 64-byte aligned array of n floats for buffers whose size comes from the model, or NULL with err
- * naming `what`. Caller frees with free(). */
+ * naming `what`. Caller frees with tensor_zfree(). */
 float *layer_alloc_floats(size_t n, const char *what, char *err, size_t errlen);
 
 /* w[0..n) ~ U(-bound, bound), drawn in index order: torch.nn.init.uniform_ as kaiming_uniform_(a=sqrt(5)) uses it. */

@@ -85,7 +85,7 @@ static int conv2d_create(Layer *l, Rng *init, char *err, size_t errlen)
 
 static void free_scratch(ConvState *st)
 {
-    free(st->u), free(st->du), free(st->part), free(st->wscr);
+    tensor_zfree(st->u), tensor_zfree(st->du), tensor_zfree(st->part), tensor_zfree(st->wscr);
     st->u = st->du = st->part = st->wscr = NULL;
 }
 
@@ -204,7 +204,7 @@ static void conv2d_destroy(Layer *l)
     ConvState *st = l->state;
     if (st) {
         free_scratch(st);
-        free(st->w), free(st->dw), free(st->off);
+        tensor_zfree(st->w), tensor_zfree(st->dw), free(st->off);
     }
     free(st);
     l->state = NULL;

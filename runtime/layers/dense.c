@@ -162,7 +162,7 @@ static void dense_destroy(Layer *l)
 {
     DenseState *st = l->state;
     if (st)
-        free(st->w), free(st->dw);
+        tensor_zfree(st->w), tensor_zfree(st->dw);
     free(st);
     l->state = NULL;
     layer_free_io(l);

@@ -39,7 +39,7 @@ static int dropout_resize(Layer *l, int batch, char *err, size_t errlen)
     DropoutState *st = l->state;
     if (l->batch == batch && l->y.data)
         return 0;
-    free(st->mask);
+    tensor_zfree(st->mask);
     st->mask = NULL;
     if (layer_alloc_io(l, batch, err, errlen))
         return -1;
@@ -96,7 +96,7 @@ static void dropout_destroy(Layer *l)
 {
     DropoutState *st = l->state;
     if (st)
-        free(st->mask);
+        tensor_zfree(st->mask);
     free(st);
     l->state = NULL;
     layer_free_io(l);
