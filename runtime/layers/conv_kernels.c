@@ -2,24 +2,34 @@
  *
  * What the layout buys: at stride 1 a tap's row over the output positions is a plain slice of u, so the
  * unfolded image is K times smaller than im2col (13 KB for LeNet's conv1) and stays in L1 while it is used.
- * What the AVX-512 blocks buy: every product keeps up to 24 accumulators of 16 floats in registers across its
- * whole reduction, with the weights broadcast from memory, so conv1 (6 filters) uses every lane and FMA slot
- * where OpenBLAS ran it at half its peak. The blocks are instantiated for every tail size (macros at the end), so
- * any O, CKK and NP work; the plain-C versions below are the reference the vector ones must match.
- * The weight gradient with 12 to 64 filters runs transposed, filters in the lanes (weight_grad_t): summing over
- * positions in the lanes left 24 horizontal sums per block and spilled registers, at 2.5 times the forward's time
- * for the same products; with the filters in the lanes there is no horizontal sum at all. */
+ * What the vector blocks buy: every product keeps its accumulators in registers across its whole reduction (up to
+ * 24 vectors of 16 floats with AVX-512, 12 of 8 with AVX2: simd.h, one source for both), with the weights
+ * broadcast from memory, so conv1 (6 filters) uses every lane and FMA slot where OpenBLAS ran it at half its peak.
+ * The blocks are instantiated for every tail size (macros at the end), so any O, CKK and NP work; the plain-C
+ * versions below are the reference the vector ones must match (and 4 to 10 times slower: an AVX2-only CPU trained
+ * LeNet-BN at 15k images/s on them, 76k on the AVX2 blocks).
+ * With AVX-512, the weight gradient with 12 to 64 filters runs transposed, filters in the lanes (weight_grad_t):
+ * summing over positions in the lanes left 24 horizontal sums per block and spilled registers, at 2.5 times the
+ * forward's time for the same products; with the filters in the lanes there is no horizontal sum at all. */
 #include "conv_kernels.h"
 
 #include <string.h>
 
 #include "window.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#define CONVK_AVX512 1
+#include "simd.h"
+
+#define VW SIMD_WIDTH
+#if VW == 16
+/* Block limits: AVX-512 has 32 registers, room for 6 x 4 accumulators, the loaded vectors and a broadcast. */
+#define CONVK_PV 4    /* vectors of positions per block of the forward and input gradient */
+#define CONVK_DW_OB 6 /* filters x taps per block of the weight gradient (positions in lanes) */
+#define CONVK_DW_KB 4
 #else
-#define CONVK_AVX512 0
+/* AVX2 has 16: 6 x 2 accumulators in the forward and input gradient, 3 x 3 in the weight gradient. */
+#define CONVK_PV 2
+#define CONVK_DW_OB 3
+#define CONVK_DW_KB 3
 #endif
 
 void convk_geom(ConvGeom *g)
@@ -67,13 +77,13 @@ static void im2col(const ConvGeom *g, float *u, const float *x)
  * vectorised loop costs more than the copy: whole vectors and one masked tail instead. */
 static inline void copy_row(float *dst, const float *src, int n)
 {
-#if CONVK_AVX512
+#if VW
     int p = 0;
-    for (; p + 16 <= n; p += 16)
-        _mm512_storeu_ps(dst + p, _mm512_loadu_ps(src + p));
+    for (; p + VW <= n; p += VW)
+        simd_store(dst + p, simd_load(src + p));
     if (p < n) {
-        __mmask16 m = (__mmask16)((1u << (n - p)) - 1);
-        _mm512_mask_storeu_ps(dst + p, m, _mm512_maskz_loadu_ps(m, src + p));
+        SimdMask m = simd_first(n - p);
+        simd_storem(dst + p, m, simd_loadm(m, src + p));
     }
 #else
     memcpy(dst, src, (size_t)n * sizeof(float));
@@ -153,7 +163,7 @@ void convk_fold(const ConvGeom *g, float *dx, const float *du)
             }
 }
 
-#if !CONVK_AVX512
+#if !VW
 
 void convk_forward(const ConvGeom *g, float *y, const float *u, const int *off, const float *w, const float *b)
 {
@@ -212,104 +222,101 @@ void convk_input_grad(const ConvGeom *g, float *du, const float *dy, const int *
     }
 }
 
-#else /* CONVK_AVX512 */
+#else /* VW */
 
 #define AI static inline __attribute__((always_inline))
 
 /* Lanes of the vector at position p that are real positions (< NP). */
-AI __mmask16 lanes(int p, int NP)
-{
-    return NP - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (NP - p)) - 1u);
-}
+AI SimdMask lanes(int p, int NP) { return simd_first(NP - p); }
 
 /* OB filters x PV vectors of 16 positions from p0, the last vector masked by m; accumulated over every tap.
  * Whole-vector loads past a row's end read the next row or CONVK_SLACK; those lanes are never stored. */
 AI void fwd_block(const ConvGeom *g, float *y, const float *u, const int *off, const float *w, const float *b,
-                  int p0, __mmask16 m, const int OB, const int PV)
+                  int p0, SimdMask m, const int OB, const int PV)
 {
-    __m512 acc[6][4];
+    SimdF acc[6][4];
     for (int o = 0; o < OB; o++)
         for (int v = 0; v < PV; v++)
-            acc[o][v] = _mm512_set1_ps(b ? b[o] : 0.0f);
+            acc[o][v] = simd_set1(b ? b[o] : 0.0f);
     for (int k = 0; k < g->CKK; k++) {
         const float *ur = u + off[k] + p0;
-        __m512 xv[4];
+        SimdF xv[4];
         for (int v = 0; v < PV; v++)
-            xv[v] = _mm512_loadu_ps(ur + 16 * v);
+            xv[v] = simd_load(ur + VW * v);
         for (int o = 0; o < OB; o++) {
-            __m512 wb = _mm512_set1_ps(w[(size_t)o * g->CKK + k]);
+            SimdF wb = simd_set1(w[(size_t)o * g->CKK + k]);
             for (int v = 0; v < PV; v++)
-                acc[o][v] = _mm512_fmadd_ps(wb, xv[v], acc[o][v]);
+                acc[o][v] = simd_fma(wb, xv[v], acc[o][v]);
         }
     }
     for (int o = 0; o < OB; o++) {
         float *yo = y + (size_t)o * g->NP + p0;
         for (int v = 0; v < PV - 1; v++)
-            _mm512_storeu_ps(yo + 16 * v, acc[o][v]);
-        _mm512_mask_storeu_ps(yo + 16 * (PV - 1), m, acc[o][PV - 1]);
+            simd_store(yo + VW * v, acc[o][v]);
+        simd_storem(yo + VW * (PV - 1), m, acc[o][PV - 1]);
     }
 }
 
 /* dw[o][k] for OB filters x KB taps from k0, summed over the G images' positions in 16 lanes, then reduced in
- * _mm512_reduce_add_ps's fixed order. The tail vector is loaded masked on both sides: the lanes past NP hold
+ * simd_sum's fixed order. The tail vector is loaded masked on both sides: the lanes past NP hold
  * another row's values, which must not reach the sum (0 * inf would). */
 AI void dw_block(const ConvGeom *g, float *dw, const float *dy, const float *u, size_t ustride, const int *off,
                  int G, int k0, const int OB, const int KB)
 {
-    __m512 acc[6][4];
-    int NP = g->NP, nfull = NP / 16 * 16;
-    __mmask16 m = lanes(nfull, NP);
+    SimdF acc[6][4];
+    int NP = g->NP, nfull = NP / VW * VW;
+    SimdMask m = lanes(nfull, NP);
     for (int o = 0; o < OB; o++)
         for (int j = 0; j < KB; j++)
-            acc[o][j] = _mm512_setzero_ps();
+            acc[o][j] = simd_zero();
     for (int i = 0; i < G; i++) {
         const float *d = dy + (size_t)i * g->O * NP, *ui = u + i * ustride;
-        for (int p = 0; p < NP; p += 16) {
-            __m512 xv[4];
+        for (int p = 0; p < NP; p += VW) {
+            SimdF xv[4];
             for (int j = 0; j < KB; j++)
-                xv[j] = p < nfull ? _mm512_loadu_ps(ui + off[k0 + j] + p)
-                                  : _mm512_maskz_loadu_ps(m, ui + off[k0 + j] + p);
+                xv[j] = p < nfull ? simd_load(ui + off[k0 + j] + p)
+                                  : simd_loadm(m, ui + off[k0 + j] + p);
             for (int o = 0; o < OB; o++) {
-                __m512 dv = p < nfull ? _mm512_loadu_ps(d + (size_t)o * NP + p)
-                                      : _mm512_maskz_loadu_ps(m, d + (size_t)o * NP + p);
+                SimdF dv = p < nfull ? simd_load(d + (size_t)o * NP + p)
+                                      : simd_loadm(m, d + (size_t)o * NP + p);
                 for (int j = 0; j < KB; j++)
-                    acc[o][j] = _mm512_fmadd_ps(dv, xv[j], acc[o][j]);
+                    acc[o][j] = simd_fma(dv, xv[j], acc[o][j]);
             }
         }
     }
     for (int o = 0; o < OB; o++)
         for (int j = 0; j < KB; j++)
-            dw[(size_t)o * g->CKK + k0 + j] += _mm512_reduce_add_ps(acc[o][j]);
+            dw[(size_t)o * g->CKK + k0 + j] += simd_sum(acc[o][j]);
 }
 
 /* KB taps from k0 x PV vectors from p0 of w^T . dy, summed over the O filters, then added onto the taps' rows
  * of du, tap after tap (rows of one (c, kj) overlap in the stride-1 layout). The last vector is masked by m:
  * past NP a tap's row is another position's. */
 AI void dx_block(const ConvGeom *g, float *du, const float *dy, const int *off, const float *w, int k0, int p0,
-                 __mmask16 m, const int KB, const int PV)
+                 SimdMask m, const int KB, const int PV)
 {
-    __m512 acc[6][4];
+    SimdF acc[6][4];
     for (int j = 0; j < KB; j++)
         for (int v = 0; v < PV; v++)
-            acc[j][v] = _mm512_setzero_ps();
+            acc[j][v] = simd_zero();
     for (int o = 0; o < g->O; o++) {
         const float *d = dy + (size_t)o * g->NP + p0;
-        __m512 dv[4];
+        SimdF dv[4];
         for (int v = 0; v < PV - 1; v++)
-            dv[v] = _mm512_loadu_ps(d + 16 * v);
-        dv[PV - 1] = _mm512_maskz_loadu_ps(m, d + 16 * (PV - 1));
+            dv[v] = simd_load(d + VW * v);
+        dv[PV - 1] = simd_loadm(m, d + VW * (PV - 1));
         for (int j = 0; j < KB; j++) {
-            __m512 wb = _mm512_set1_ps(w[(size_t)o * g->CKK + k0 + j]);
+            SimdF wb = simd_set1(w[(size_t)o * g->CKK + k0 + j]);
             for (int v = 0; v < PV; v++)
-                acc[j][v] = _mm512_fmadd_ps(wb, dv[v], acc[j][v]);
+                acc[j][v] = simd_fma(wb, dv[v], acc[j][v]);
         }
     }
     for (int j = 0; j < KB; j++) {
         float *dr = du + off[k0 + j] + p0;
         for (int v = 0; v < PV - 1; v++)
-            _mm512_storeu_ps(dr + 16 * v, _mm512_add_ps(_mm512_loadu_ps(dr + 16 * v), acc[j][v]));
-        _mm512_mask_storeu_ps(dr + 16 * (PV - 1), m,
-                              _mm512_add_ps(_mm512_maskz_loadu_ps(m, dr + 16 * (PV - 1)), acc[j][PV - 1]));
+            simd_store(dr + VW * v, simd_add(simd_load(dr + VW * v), acc[j][v]));
+        simd_storem(dr + VW * (PV - 1), m,
+                              simd_add(simd_loadm(m, dr + VW * (PV - 1)), acc[j][PV - 1]));
     }
 }
 
@@ -321,14 +328,14 @@ AI void dx_block(const ConvGeom *g, float *du, const float *dy, const int *off, 
 
 void convk_forward(const ConvGeom *g, float *y, const float *u, const int *off, const float *w, const float *b)
 {
-    int nvec = (g->NP + 15) / 16;
+    int nvec = (g->NP + VW - 1) / VW;
     for (int o0 = 0; o0 < g->O; o0 += 6) {
         int ob = g->O - o0 < 6 ? g->O - o0 : 6;
         float *yo = y + (size_t)o0 * g->NP;
         const float *wo = w + (size_t)o0 * g->CKK, *bo = b ? b + o0 : NULL;
-        for (int v0 = 0; v0 < nvec; v0 += 4) {
-            int pv = nvec - v0 < 4 ? nvec - v0 : 4, p0 = 16 * v0;
-            __mmask16 m = lanes(p0 + 16 * (pv - 1), g->NP);
+        for (int v0 = 0; v0 < nvec; v0 += CONVK_PV) {
+            int pv = nvec - v0 < CONVK_PV ? nvec - v0 : CONVK_PV, p0 = VW * v0;
+            SimdMask m = lanes(p0 + VW * (pv - 1), g->NP);
             switch (ob * 8 + pv) {
 #define M(a, b_)                                                                                                 \
     case a * 8 + b_:                                                                                             \
@@ -342,7 +349,7 @@ void convk_forward(const ConvGeom *g, float *y, const float *u, const int *off, 
 }
 
 /* With 12 or more filters the weight gradient runs transposed, filters in the lanes (see convk_weight_grad). */
-static int filters_in_lanes(const ConvGeom *g) { return g->O >= 12 && g->O <= 64; }
+static int filters_in_lanes(const ConvGeom *g) { return VW == 16 && g->O >= 12 && g->O <= 64; }
 
 /* Filters rounded up to whole vectors: the row length of the transposed dy and dw. */
 static int padded_filters(const ConvGeom *g) { return (g->O + 15) / 16 * 16; }
@@ -353,6 +360,7 @@ size_t convk_wgrad_scratch(const ConvGeom *g)
     return filters_in_lanes(g) ? OP * ((size_t)g->NP + g->CKK + 1) : 1;
 }
 
+#if VW == 16
 /* dwt[k][v] (CKK, OP) += sum over p of u[off[k] + p] * dyt[p][v], for KB taps from k0 and VB vectors of filters
  * from v0: every accumulator a whole vector of filters, so no horizontal sum; u is broadcast from memory. Even and
  * odd positions go to two sets of accumulators (more sums in flight per tap pointer), added at the end. */
@@ -447,19 +455,25 @@ static void weight_grad_t(const ConvGeom *g, float *dw, float *db, const float *
     }
 }
 
+#endif /* VW == 16 */
+
 void convk_weight_grad(const ConvGeom *g, float *dw, float *db, const float *dy, const float *u, size_t ustride,
                        const int *off, int G, float *scratch)
 {
+#if VW == 16
     if (filters_in_lanes(g)) {
         weight_grad_t(g, dw, db, dy, u, ustride, off, G, scratch);
         return;
     }
-    for (int o0 = 0; o0 < g->O; o0 += 6) {
-        int ob = g->O - o0 < 6 ? g->O - o0 : 6;
+#else
+    (void)scratch;
+#endif
+    for (int o0 = 0; o0 < g->O; o0 += CONVK_DW_OB) {
+        int ob = g->O - o0 < CONVK_DW_OB ? g->O - o0 : CONVK_DW_OB;
         float *dwo = dw + (size_t)o0 * g->CKK;
         const float *dyo = dy + (size_t)o0 * g->NP;
-        for (int k0 = 0; k0 < g->CKK; k0 += 4) {
-            int kb = g->CKK - k0 < 4 ? g->CKK - k0 : 4;
+        for (int k0 = 0; k0 < g->CKK; k0 += CONVK_DW_KB) {
+            int kb = g->CKK - k0 < CONVK_DW_KB ? g->CKK - k0 : CONVK_DW_KB;
             switch (ob * 8 + kb) {
 #define M(a, b_)                                                                                                 \
     case a * 8 + b_:                                                                                             \
@@ -473,24 +487,24 @@ void convk_weight_grad(const ConvGeom *g, float *dw, float *db, const float *dy,
     if (!db)
         return;
     for (int o = 0; o < g->O; o++) {
-        __m512 s = _mm512_setzero_ps();
+        SimdF s = simd_zero();
         for (int i = 0; i < G; i++) {
             const float *d = dy + ((size_t)i * g->O + o) * g->NP;
-            for (int p = 0; p < g->NP; p += 16)
-                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(lanes(p, g->NP), d + p));
+            for (int p = 0; p < g->NP; p += VW)
+                s = simd_add(s, simd_loadm(lanes(p, g->NP), d + p));
         }
-        db[o] += _mm512_reduce_add_ps(s);
+        db[o] += simd_sum(s);
     }
 }
 
 void convk_input_grad(const ConvGeom *g, float *du, const float *dy, const int *off, const float *w)
 {
-    int nvec = (g->NP + 15) / 16;
+    int nvec = (g->NP + VW - 1) / VW;
     for (int k0 = 0; k0 < g->CKK; k0 += 6) {
         int kb = g->CKK - k0 < 6 ? g->CKK - k0 : 6;
-        for (int v0 = 0; v0 < nvec; v0 += 4) {
-            int pv = nvec - v0 < 4 ? nvec - v0 : 4, p0 = 16 * v0;
-            __mmask16 m = lanes(p0 + 16 * (pv - 1), g->NP);
+        for (int v0 = 0; v0 < nvec; v0 += CONVK_PV) {
+            int pv = nvec - v0 < CONVK_PV ? nvec - v0 : CONVK_PV, p0 = VW * v0;
+            SimdMask m = lanes(p0 + VW * (pv - 1), g->NP);
             switch (kb * 8 + pv) {
 #define M(a, b_)                                                                                                 \
     case a * 8 + b_:                                                                                             \
@@ -503,4 +517,4 @@ void convk_input_grad(const ConvGeom *g, float *du, const float *dy, const int *
     }
 }
 
-#endif /* CONVK_AVX512 */
+#endif /* VW */

@@ -1,6 +1,6 @@
 /* Convolution kernels of conv2d: one image at a time over an unfolded input whose every kernel tap is one
  * contiguous row over the output positions, so that forward, weight gradient and input gradient are small
- * register-blocked products (AVX-512 when the build has it, plain loops otherwise) with no sgemm call.
+ * register-blocked products (AVX-512 or AVX2 when the build has it, plain loops otherwise) with no sgemm call.
  * Why not im2col + OpenBLAS: LeNet's products (6 or 16 filters, k = 25..150) run at a fraction of sgemm's peak
  * and OpenBLAS cannot share a batch across threads for them (bench/RESULTS.md). */
 #ifndef BNNI_CONV_KERNELS_H

@@ -3,8 +3,8 @@
  * The products are split across the runtime's threads (threads.h) in fixed blocks of rows or units: forward and
  * dx by rows of the batch, dw and db by output units, so no gradient needs a reduction. The forward is conv2d's
  * register-blocked kernel (a 1x1 convolution whose positions are the batch rows), the backward dense_kernels.c's;
- * both only where the build has AVX-512, single-threaded sgemm calls elsewhere (the kernels' plain-C forms run at a
- * quarter of OpenBLAS's AVX2 speed). */
+ * both where the build has AVX-512 or AVX2 (simd.h), single-threaded sgemm calls elsewhere (the kernels' plain-C
+ * forms run at a quarter of OpenBLAS's AVX2 speed). */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>

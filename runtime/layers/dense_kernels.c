@@ -1,43 +1,44 @@
 /* dense_kernels: see dense_kernels.h.
- * What the blocks buy: up to 6 rows x 4 vectors of 16 columns of c stay in 24 registers over the whole reduction,
- * each step one load of b per vector and one broadcast of a per row. OpenBLAS ran dense's backward products
- * (32 to 128 rows of a few hundred) at 60-130 GFLOP/s with its AVX2 kernels; these reach ~250 on AVX-512.
- * Columns go in the outer loop so that a K x 64 slice of b stays in L1 while every block of rows uses it. */
+ * What the blocks buy: up to 6 rows x NV_MAX vectors of columns of c stay in registers over the whole reduction
+ * (24 of AVX-512's 32, 12 of AVX2's 16), each step one load of b per vector and one broadcast of a per row.
+ * OpenBLAS ran dense's backward products (32 to 128 rows of a few hundred) at 60-130 GFLOP/s with its AVX2 kernels;
+ * these reach 150-200 on AVX-512. Columns go in the outer loop so that a K-row slice of b stays in L1 while every
+ * block of rows uses it. */
 #include "dense_kernels.h"
 
 #if DENSEK_AVAILABLE
-#include <immintrin.h>
-
 #define AI static inline __attribute__((always_inline))
+#define VW SIMD_WIDTH
+#define NV_MAX (VW == 16 ? 4 : 2)
 
 /* MR rows x NV vectors of c from (i0 = 0, j0 = 0) of the pointers given; the last vector's lanes masked by m
  * (columns past N): loaded masked from b too, so no read passes the end of a row of b or c. */
 AI void gemm_block(float *c, int ldc, const float *a, int ai, int ak, const float *b, int ldb, int K, int accumulate,
-                   __mmask16 m, const int MR, const int NV)
+                   SimdMask m, const int MR, const int NV)
 {
-    __m512 acc[6][4];
+    SimdF acc[6][4];
     for (int i = 0; i < MR; i++)
         for (int v = 0; v < NV; v++)
-            acc[i][v] = !accumulate       ? _mm512_setzero_ps()
-                        : v < NV - 1      ? _mm512_loadu_ps(c + (size_t)i * ldc + 16 * v)
-                                          : _mm512_maskz_loadu_ps(m, c + (size_t)i * ldc + 16 * v);
+            acc[i][v] = !accumulate       ? simd_zero()
+                        : v < NV - 1      ? simd_load(c + (size_t)i * ldc + VW * v)
+                                          : simd_loadm(m, c + (size_t)i * ldc + VW * v);
     for (int k = 0; k < K; k++) {
         const float *bk = b + (size_t)k * ldb;
-        __m512 bv[4];
+        SimdF bv[4];
         for (int v = 0; v < NV - 1; v++)
-            bv[v] = _mm512_loadu_ps(bk + 16 * v);
-        bv[NV - 1] = _mm512_maskz_loadu_ps(m, bk + 16 * (NV - 1));
+            bv[v] = simd_load(bk + VW * v);
+        bv[NV - 1] = simd_loadm(m, bk + VW * (NV - 1));
         for (int i = 0; i < MR; i++) {
-            __m512 ab = _mm512_set1_ps(a[(size_t)i * ai + (size_t)k * ak]);
+            SimdF ab = simd_set1(a[(size_t)i * ai + (size_t)k * ak]);
             for (int v = 0; v < NV; v++)
-                acc[i][v] = _mm512_fmadd_ps(ab, bv[v], acc[i][v]);
+                acc[i][v] = simd_fma(ab, bv[v], acc[i][v]);
         }
     }
     for (int i = 0; i < MR; i++) {
         float *ci = c + (size_t)i * ldc;
         for (int v = 0; v < NV - 1; v++)
-            _mm512_storeu_ps(ci + 16 * v, acc[i][v]);
-        _mm512_mask_storeu_ps(ci + 16 * (NV - 1), m, acc[i][NV - 1]);
+            simd_store(ci + VW * v, acc[i][v]);
+        simd_storem(ci + VW * (NV - 1), m, acc[i][NV - 1]);
     }
 }
 
@@ -50,9 +51,9 @@ AI void gemm_block(float *c, int ldc, const float *a, int ai, int ak, const floa
 void densek_gemm(float *c, int ldc, const float *a, int ai, int ak, const float *b, int ldb, int M, int N, int K,
                  int accumulate)
 {
-    for (int j0 = 0; j0 < N; j0 += 64) {
-        int nv = (N - j0 < 64 ? N - j0 + 15 : 64 + 15) / 16, last = N - (j0 + 16 * (nv - 1));
-        __mmask16 m = last >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1u);
+    for (int j0 = 0; j0 < N; j0 += NV_MAX * VW) {
+        int nv = (N - j0 < NV_MAX * VW ? N - j0 + VW - 1 : NV_MAX * VW + VW - 1) / VW;
+        SimdMask m = simd_first(N - (j0 + VW * (nv - 1)));
         for (int i0 = 0; i0 < M; i0 += 6) {
             int mr = M - i0 < 6 ? M - i0 : 6;
             float *cb = c + (size_t)i0 * ldc + j0;
