@@ -79,74 +79,85 @@ static void grad_coefs(BnLayer *b, int c, double sdy, double sdyx, double m, flo
 
 /* ---- per-chunk kernels over images [n0, n1) of (N, C, HW) tensors ---- */
 
-typedef double BnVec __attribute__((vector_size(8 * sizeof(double))));
-typedef float BnVecF __attribute__((vector_size(8 * sizeof(float))));
+/* The BN_LANES lanes as BN_NV vectors of the build's native width (AVX-512: 2 of 8 doubles; otherwise 4 of 4:
+ * GCC split AVX2's halves of 8-double vectors through the stack, at 4 times the time). Lane j's sum is the same
+ * sequence of additions whatever the width. */
+#if defined(__AVX512F__)
+#define BN_VD 8
+#else
+#define BN_VD 4
+#endif
+#define BN_NV (BN_LANES / BN_VD)
+typedef double BnVec __attribute__((vector_size(BN_VD * sizeof(double))));
+typedef float BnVecF __attribute__((vector_size(BN_VD * sizeof(float))));
 
-/* The 16 floats at x as two vectors; vectors travel through pointers only, since passing them by value is ABI
+/* The BN_LANES floats at x as vectors; vectors travel through pointers only, since passing them by value is ABI
  * dependent (GCC warns when the build has no AVX). */
-static inline void loadf(BnVecF *v0, BnVecF *v1, const float *x)
+static inline void loadf(BnVecF *v, const float *x)
 {
-    memcpy(v0, x, sizeof *v0);
-    memcpy(v1, x + 8, sizeof *v1);
+    for (int q = 0; q < BN_NV; q++)
+        memcpy(&v[q], x + q * BN_VD, sizeof v[q]);
 }
 
-static inline void loadd(BnVec *v0, BnVec *v1, const float *x)
+static inline void loadd(BnVec *v, const float *x)
 {
-    BnVecF f0, f1;
-    loadf(&f0, &f1, x);
-    *v0 = __builtin_convertvector(f0, BnVec);
-    *v1 = __builtin_convertvector(f1, BnVec);
+    BnVecF f[BN_NV];
+    loadf(f, x);
+    for (int q = 0; q < BN_NV; q++)
+        v[q] = __builtin_convertvector(f[q], BnVec);
 }
 
-/* acc[0..BN_LANES) += (*s0, *s1), in lane order. */
-static inline void lanes_add(double *acc, const BnVec *s0, const BnVec *s1)
+/* acc[0..BN_LANES) += the lanes of s, in lane order. */
+static inline void lanes_add(double *acc, const BnVec *s)
 {
-    for (int j = 0; j < 8; j++)
-        acc[j] += (*s0)[j], acc[8 + j] += (*s1)[j];
+    for (int q = 0; q < BN_NV; q++)
+        for (int j = 0; j < BN_VD; j++)
+            acc[q * BN_VD + j] += s[q][j];
 }
 
 /* acc[j] += lane j (values i = j mod BN_LANES) of a plane's n values of x - k, accsq[j] of their squares. */
 static inline void plane_sums(double *acc, double *accsq, const float *x, int n, double k)
 {
-    BnVec s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
+    BnVec s[BN_NV] = {{0}}, sq[BN_NV] = {{0}};
     int i = 0;
     for (; i + BN_LANES <= n; i += BN_LANES) {
-        BnVec d0, d1;
-        loadd(&d0, &d1, x + i);
-        d0 -= k, d1 -= k;
-        s0 += d0, s1 += d1;
-        q0 += d0 * d0, q1 += d1 * d1;
+        BnVec d[BN_NV];
+        loadd(d, x + i);
+        for (int q = 0; q < BN_NV; q++) {
+            d[q] -= k;
+            s[q] += d[q], sq[q] += d[q] * d[q];
+        }
     }
     for (int j = 0; i < n; i++, j++) {
         double d = x[i] - k;
-        j < 8 ? (s0[j] += d, q0[j] += d * d) : (s1[j - 8] += d, q1[j - 8] += d * d);
+        s[j / BN_VD][j % BN_VD] += d, sq[j / BN_VD][j % BN_VD] += d * d;
     }
-    lanes_add(acc, &s0, &s1);
-    lanes_add(accsq, &q0, &q1);
+    lanes_add(acc, s);
+    lanes_add(accsq, sq);
 }
 
 /* acc[j] += lane j of a plane's dy, accx[j] of its dy * xhat, xhat = (x - mu) * r as forward computed it. */
 static inline void plane_grad_sums(double *acc, double *accx, const float *dy, const float *x, int n, float mu,
                                    float r)
 {
-    BnVec s0 = {0}, s1 = {0}, t0 = {0}, t1 = {0};
+    BnVec s[BN_NV] = {{0}}, t[BN_NV] = {{0}};
     int i = 0;
     for (; i + BN_LANES <= n; i += BN_LANES) {
-        BnVec d0, d1, h0, h1;
-        BnVecF x0, x1;
-        loadd(&d0, &d1, dy + i);
-        loadf(&x0, &x1, x + i);
-        h0 = __builtin_convertvector((x0 - mu) * r, BnVec);
-        h1 = __builtin_convertvector((x1 - mu) * r, BnVec);
-        s0 += d0, s1 += d1;
-        t0 += d0 * h0, t1 += d1 * h1;
+        BnVec d[BN_NV];
+        BnVecF xf[BN_NV];
+        loadd(d, dy + i);
+        loadf(xf, x + i);
+        for (int q = 0; q < BN_NV; q++) {
+            BnVec h = __builtin_convertvector((xf[q] - mu) * r, BnVec);
+            s[q] += d[q], t[q] += d[q] * h;
+        }
     }
     for (int j = 0; i < n; i++, j++) {
         double d = dy[i], h = (x[i] - mu) * r;
-        j < 8 ? (s0[j] += d, t0[j] += d * h) : (s1[j - 8] += d, t1[j - 8] += d * h);
+        s[j / BN_VD][j % BN_VD] += d, t[j / BN_VD][j % BN_VD] += d * h;
     }
-    lanes_add(acc, &s0, &s1);
-    lanes_add(accx, &t0, &t1);
+    lanes_add(acc, s);
+    lanes_add(accx, t);
 }
 
 /* Partial sums of one chunk: s (C, L) gets Σ(x - k) and q (C, L) Σ(x - k)^2 per channel, with k = x[0, c, 0]
