@@ -36,6 +36,13 @@ ifeq ($(SANITIZE),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 
+# AVX2=1: the kernels' 8-lane build (AVX2 + FMA, runtime/layers/simd.h), for CPUs without AVX-512, in build-avx2/;
+# `make test` runs the suite there too, so that every kernel path is tested on an AVX-512 machine.
+ifeq ($(AVX2),1)
+  BUILD   = build-avx2
+  MARCH   = -march=x86-64-v3
+endif
+
 # `make fuzz` (tests/fuzz/README.md) builds the library again with clang, libFuzzer's coverage and ASan+UBSan
 # (FUZZ=1, in build-fuzz/), then runs each of FUZZ_TARGETS for FUZZ_SECONDS.
 FUZZ_TARGETS ?= bnn idx ckpt
@@ -61,7 +68,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_LIB_SRC = $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o) $(TEST_LIB_SRC:%.c=$(BUILD)/%.o)
 BIN      = bnni
-ifeq ($(SANITIZE),1)
+ifneq ($(filter 1,$(SANITIZE) $(AVX2)),)
   BIN    = $(BUILD)/bnni
 endif
 
@@ -138,10 +145,14 @@ run-tests:
 	BNNI=./$(BIN) OMP_WAIT_POLICY=passive LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  ./$(BUILD)/run_tests -j2
 
-# The README's test command: the whole suite, then again under ASan+UBSan+LSan (SANITIZE=1 builds
-# without -march=native, so the portable kernels are tested there and the AVX ones here).
+# The README's test command: the whole suite; again built for AVX2 (AVX2=1) where the CPU has it; and again under
+# ASan+UBSan+LSan (SANITIZE=1 builds without -march=native). So the kernels' AVX-512 path (on such a CPU), their
+# AVX2 path and their plain C are each tested.
 test: deps
 	@$(MAKE) --no-print-directory run-tests
+	@if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then \
+	  $(MAKE) --no-print-directory AVX2=1 run-tests; \
+	else echo "make test: no AVX2+FMA on this CPU, the AVX2 build's suite is skipped"; fi
 	@$(MAKE) --no-print-directory SANITIZE=1 run-tests
 
 sanitize: deps
@@ -153,6 +164,6 @@ bench: deps
 	BUILD=$(BUILD) BNNI=./$(BIN) bash bench/run.sh
 
 clean:
-	rm -rf build build-san bnni
+	rm -rf build build-san build-avx2 bnni
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/interp/main.d $(BUILD)/bench/layer_bench.d
