@@ -308,7 +308,7 @@ static void check_model(Checker *c, AstStmt *ast)
     check_batch(c);
     if (c->expanded && c->d->errors == 0) /* with errors, expansion may have stopped short of a call */
         unused_blocks(c, ast);
-    if (c->d->errors == 0 && net)
+    if (c->d->errors == 0 && net && !c->opts.inference)
         check_memory(c, net->loc);
     resolve_free(c);
 }

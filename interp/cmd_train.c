@@ -169,7 +169,7 @@ int cmd_train(int argc, char **argv)
     if (rc != 0)
         return rc;
     ModelSpec *m = NULL;
-    if (train_load_model(f.model, NULL, f.mem_cap, &m) != 0)
+    if (train_load_model(f.model, NULL, f.mem_cap, 0, &m) != 0)
         return 1;
     if (apply_flags(m, &f) != 0) {
         fprintf(stderr, "bnni: error: out of memory\n");

@@ -11,6 +11,7 @@ typedef struct CheckOptions {
     FILE *diag;               /* where diagnostics go (stderr in the CLI, a memstream in tests) */
     long long max_layers;     /* expansion limit; 0 means the default, 100000 */
     unsigned long long mem_cap_bytes; /* refuse models needing more (training estimate); 0: physical memory */
+    int inference;            /* loaded for bnni eval or predict: no training estimate (they hold 32 images) */
     int batch_override;       /* > 0: use instead of the file's data batch (CLI flags) */
 } CheckOptions;
 

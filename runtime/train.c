@@ -604,12 +604,13 @@ done:
 
 void train_checkpoint_normalizer(const Ckpt *c, Normalizer *nz) { norm_init(nz, c->data_mean, c->data_std); }
 
-int train_load_model(const char *file, const char *source, unsigned long long mem_cap, ModelSpec **out)
+int train_load_model(const char *file, const char *source, unsigned long long mem_cap, int inference,
+                     ModelSpec **out)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *diag = open_memstream(&buf, &len);
-    CheckOptions co = {.diag = diag ? diag : stderr, .mem_cap_bytes = mem_cap};
+    CheckOptions co = {.diag = diag ? diag : stderr, .mem_cap_bytes = mem_cap, .inference = inference};
     int rc = source ? bnn_load_source(file, source, strlen(source), &co, out) : bnn_load_file(file, &co, out);
     if (diag) {
         fclose(diag);
@@ -631,7 +632,9 @@ int train_load_checkpoint(const char *ckpt_path, const char *model_path, Ckpt *c
         return -1;
     }
     snprintf(name, sizeof name, "%s:model_source", ckpt_path);
-    int rc = model_path ? train_load_model(model_path, NULL, 0, m) : train_load_model(name, c->model_source, 0, m);
+    /* An evaluation holds chunks of at most TRAIN_EVAL_CHUNK images: a model trained on a larger machine, at a
+     * batch whose training estimate exceeds this one's memory, still evaluates here. */
+    int rc = model_path ? train_load_model(model_path, NULL, 0, 1, m) : train_load_model(name, c->model_source, 0, 1, m);
     if (rc != 0) {
         snprintf(err, errlen, "%s: the model does not check (see the diagnostics above)",
                  model_path ? model_path : name);

@@ -50,10 +50,12 @@ int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, 
                    char *err, size_t errlen);
 
 /* Loads the model of `file` (or, when source is not NULL, that text, named `file` in messages) for train, eval
- * and predict, refusing one whose training would need more than mem_cap bytes (0: physical memory).
+ * and predict. For training (inference 0) it refuses one whose training would need more than mem_cap bytes (0:
+ * physical memory); for eval and predict (inference 1) that estimate is not made.
  * Diagnostics reach stderr only when the model has errors: its warnings are `bnni check`'s business.
  * Returns 0 and *out (caller frees with spec_free) or 1. */
-int train_load_model(const char *file, const char *source, unsigned long long mem_cap, ModelSpec **out);
+int train_load_model(const char *file, const char *source, unsigned long long mem_cap, int inference,
+                     ModelSpec **out);
 
 /* For eval and predict: reads the checkpoint at ckpt_path, loads its model (from model_path when not
  * NULL, else the source embedded in the checkpoint; diagnostics to stderr), builds the network and loads the

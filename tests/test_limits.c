@@ -167,6 +167,29 @@ Test(limits, mem_cap_refuses_a_model_that_needs_more)
     cr_expect(access(in_dir("m.h5"), F_OK) != 0, "a checkpoint was written");
 }
 
+/* The estimate is for training: bnni eval and predict hold chunks of 32 images, so a checkpoint whose model's batch
+ * would need more memory to train than this machine has (here 2^20 images of 12,984 values, about 152 GiB) still
+ * evaluates, while check still refuses that model. */
+Test(limits, eval_makes_no_training_estimate)
+{
+    const char *net = "network {\n  flatten\n  dense(4096)\n  batchnorm\n  sigmoid\n  dense(10)\n}\n";
+    char small[512], big[512];
+    snprintf(small, sizeof small, "model wide\ndata fashion_mnist(batch=64)\noptimizer sgd(lr=0.1)\n%s", net);
+    snprintf(big, sizeof big, "model wide\ndata fashion_mnist(batch=1048576)\noptimizer sgd(lr=0.1)\n%s", net);
+    support_write_text(in_dir("small.bnn"), small);
+    support_write_text(in_dir("big.bnn"), big);
+    int st = run("train", in_dir("small.bnn"), "--epochs", "1", "--limit", "256", "--test-limit", "64", "--quiet",
+                 "--out", in_dir("w.h5"));
+    cr_assert_eq(st, 0, "train: status %d", st);
+    st = run("check", in_dir("big.bnn"), "--quiet", "--mem-cap", "100G");
+    cr_expect_eq(st, 1, "check of the 2^20-image batch: status %d", st);
+    st = run("eval", in_dir("w.h5"), "--model", in_dir("big.bnn"), "--limit", "100");
+    cr_expect_eq(st, 0, "eval with the 2^20-image batch: status %d", st);
+    char *out = out_text();
+    cr_expect(strstr(out, "(100 images)"), "eval output: %s", out);
+    free(out);
+}
+
 /* A bad size is a usage error: exit status 2, the message and the usage line. */
 Test(limits, mem_cap_usage_errors)
 {
