@@ -257,36 +257,34 @@ AI void fwd_block(const ConvGeom *g, float *y, const float *u, const int *off, c
     }
 }
 
-/* dw[o][k] for OB filters x KB taps from k0, summed over the G images' positions in 16 lanes, then reduced in
- * simd_sum's fixed order. The tail vector is loaded masked on both sides: the lanes past NP hold
- * another row's values, which must not reach the sum (0 * inf would). */
-AI void dw_block(const ConvGeom *g, float *dw, const float *dy, const float *u, size_t ustride, const int *off,
-                 int G, int k0, const int OB, const int KB)
+/* For OB filters x KB taps from k0, one image's positions added in VW lanes onto the lane sums in keep (vector
+ * (o, k) at keep + (o * CKK + k) * VW from the block's first; zero when first). One image at a time, every block
+ * of it, keeps that image's dy and u in L1 (37 KB for conv1), where all images per block re-read the chunk's 600 KB
+ * from L2 once per block; the lane sums go through memory unchanged, so the result is the same bit for bit. The
+ * tail vector is loaded masked on both sides: the lanes past NP hold another row's values, which must not reach
+ * the sum (0 * inf would). */
+AI void dw_block(const ConvGeom *g, float *keep, const float *d, const float *ui, const int *off, int k0, int first,
+                 const int OB, const int KB)
 {
     SimdF acc[6][4];
     int NP = g->NP, nfull = NP / VW * VW;
     SimdMask m = lanes(nfull, NP);
     for (int o = 0; o < OB; o++)
         for (int j = 0; j < KB; j++)
-            acc[o][j] = simd_zero();
-    for (int i = 0; i < G; i++) {
-        const float *d = dy + (size_t)i * g->O * NP, *ui = u + i * ustride;
-        for (int p = 0; p < NP; p += VW) {
-            SimdF xv[4];
+            acc[o][j] = first ? simd_zero() : simd_load(keep + ((size_t)o * g->CKK + j) * VW);
+    for (int p = 0; p < NP; p += VW) {
+        SimdF xv[4];
+        for (int j = 0; j < KB; j++)
+            xv[j] = p < nfull ? simd_load(ui + off[k0 + j] + p) : simd_loadm(m, ui + off[k0 + j] + p);
+        for (int o = 0; o < OB; o++) {
+            SimdF dv = p < nfull ? simd_load(d + (size_t)o * NP + p) : simd_loadm(m, d + (size_t)o * NP + p);
             for (int j = 0; j < KB; j++)
-                xv[j] = p < nfull ? simd_load(ui + off[k0 + j] + p)
-                                  : simd_loadm(m, ui + off[k0 + j] + p);
-            for (int o = 0; o < OB; o++) {
-                SimdF dv = p < nfull ? simd_load(d + (size_t)o * NP + p)
-                                      : simd_loadm(m, d + (size_t)o * NP + p);
-                for (int j = 0; j < KB; j++)
-                    acc[o][j] = simd_fma(dv, xv[j], acc[o][j]);
-            }
+                acc[o][j] = simd_fma(dv, xv[j], acc[o][j]);
         }
     }
     for (int o = 0; o < OB; o++)
         for (int j = 0; j < KB; j++)
-            dw[(size_t)o * g->CKK + k0 + j] += simd_sum(acc[o][j]);
+            simd_store(keep + ((size_t)o * g->CKK + j) * VW, acc[o][j]);
 }
 
 /* KB taps from k0 x PV vectors from p0 of w^T . dy, summed over the O filters, then added onto the taps' rows
@@ -357,7 +355,7 @@ static int padded_filters(const ConvGeom *g) { return (g->O + 15) / 16 * 16; }
 size_t convk_wgrad_scratch(const ConvGeom *g)
 {
     size_t OP = (size_t)padded_filters(g);
-    return filters_in_lanes(g) ? OP * ((size_t)g->NP + g->CKK + 1) : 1;
+    return filters_in_lanes(g) ? OP * ((size_t)g->NP + g->CKK + 1) : (size_t)g->O * g->CKK * VW;
 }
 
 #if VW == 16
@@ -465,25 +463,32 @@ void convk_weight_grad(const ConvGeom *g, float *dw, float *db, const float *dy,
         weight_grad_t(g, dw, db, dy, u, ustride, off, G, scratch);
         return;
     }
-#else
-    (void)scratch;
 #endif
-    for (int o0 = 0; o0 < g->O; o0 += CONVK_DW_OB) {
-        int ob = g->O - o0 < CONVK_DW_OB ? g->O - o0 : CONVK_DW_OB;
-        float *dwo = dw + (size_t)o0 * g->CKK;
-        const float *dyo = dy + (size_t)o0 * g->NP;
-        for (int k0 = 0; k0 < g->CKK; k0 += CONVK_DW_KB) {
-            int kb = g->CKK - k0 < CONVK_DW_KB ? g->CKK - k0 : CONVK_DW_KB;
-            switch (ob * 8 + kb) {
+    float *keep = scratch; /* (O, CKK) vectors of lane sums */
+    if (G < 1)
+        return;
+    for (int i = 0; i < G; i++) {
+        const float *di = dy + (size_t)i * g->O * g->NP, *ui = u + i * ustride;
+        for (int o0 = 0; o0 < g->O; o0 += CONVK_DW_OB) {
+            int ob = g->O - o0 < CONVK_DW_OB ? g->O - o0 : CONVK_DW_OB;
+            for (int k0 = 0; k0 < g->CKK; k0 += CONVK_DW_KB) {
+                int kb = g->CKK - k0 < CONVK_DW_KB ? g->CKK - k0 : CONVK_DW_KB;
+                float *kp = keep + ((size_t)o0 * g->CKK + k0) * VW;
+                const float *dio = di + (size_t)o0 * g->NP;
+                switch (ob * 8 + kb) {
 #define M(a, b_)                                                                                                 \
     case a * 8 + b_:                                                                                             \
-        dw_block(g, dwo, dyo, u, ustride, off, G, k0, a, b_);                                                    \
+        dw_block(g, kp, dio, ui, off, k0, i == 0, a, b_);                                                        \
         break;
-                CONVK_CASES(M)
+                    CONVK_CASES(M)
 #undef M
+                }
             }
         }
     }
+    for (int o = 0; o < g->O; o++)
+        for (int k = 0; k < g->CKK; k++)
+            dw[(size_t)o * g->CKK + k] += simd_sum(simd_load(keep + ((size_t)o * g->CKK + k) * VW));
     if (!db)
         return;
     for (int o = 0; o < g->O; o++) {
