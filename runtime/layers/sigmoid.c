@@ -22,78 +22,42 @@ static inline float sigmoidf(float v)
     return (v >= 0 ? 1.0f : e) / (1.0f + e);
 }
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
+#include "simd.h"
 
-/* sigmoidf on 16 lanes with the same float operations in the same order, so the same bits (checked over all 2^32
- * inputs; tests/test_activations.c compares the two paths). GCC's vectorisation of sigmoidf turned each ?: into
- * masked moves and blends, 55 instructions a vector; this is 27, and sigmoid 1.7x faster. act_expf's two-factor
- * 2^k is one vscalefps here: both round p * 2^k once, denormal results included. */
-static inline __m512 sigmoid16(__m512 v)
+#if SIMD_WIDTH
+/* sigmoidf on SIMD_WIDTH lanes with the same float operations in the same order, so the same bits (checked over
+ * all 2^32 inputs with AVX-512; tests/test_activations.c compares the paths in every build). GCC's vectorisation
+ * of sigmoidf turned each ?: into masked moves and blends, 55 instructions a vector with AVX-512, and left it
+ * scalar with AVX2 (10 cycles a value); this is 27 with AVX-512, and sigmoid 1.7x faster. act_expf's two-factor
+ * 2^k is simd_scale2: one vscalefps with AVX-512 (both round p * 2^k once, denormal results included). */
+static inline SimdF sigmoid_vec(SimdF v)
 {
-    const __m512 one = _mm512_set1_ps(1.0f), magic = _mm512_set1_ps(12582912.0f);
-    __m512 a = _mm512_or_ps(v, _mm512_set1_ps(-0.0f));       /* -|v| */
-    __m512 x = _mm512_max_ps(a, _mm512_set1_ps(-104.0f));     /* NaN gives -104, restored below */
-    __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), magic), magic);
-    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), one);
-    __m512 e = _mm512_scalef_ps(p, n);
-    e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
-    __m512 num = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ), one);
-    return _mm512_div_ps(num, _mm512_add_ps(one, e));
+    const SimdF one = simd_set1(1.0f), magic = simd_set1(12582912.0f);
+    SimdF a = simd_or(v, simd_set1(-0.0f));       /* -|v| */
+    SimdF x = simd_max(a, simd_set1(-104.0f));    /* NaN gives -104, restored below */
+    SimdF n = simd_sub(simd_add(simd_mul(x, simd_set1(1.44269504088896341f)), magic), magic);
+    SimdF r = simd_sub(x, simd_mul(n, simd_set1(0.693359375f)));
+    r = simd_sub(r, simd_mul(n, simd_set1(-2.12194440e-4f)));
+    SimdF p = simd_set1(1.9875691500e-4f);
+    p = simd_fma(p, r, simd_set1(1.3981999507e-3f));
+    p = simd_fma(p, r, simd_set1(8.3334519073e-3f));
+    p = simd_fma(p, r, simd_set1(4.1665795894e-2f));
+    p = simd_fma(p, r, simd_set1(1.6666665459e-1f));
+    p = simd_fma(p, r, simd_set1(5.0000001201e-1f));
+    p = simd_add(simd_fma(p, simd_mul(r, r), r), one);
+    SimdF e = simd_blend(simd_scale2(p, n), a, simd_isnan(a));
+    SimdF num = simd_blend(e, one, simd_ge(v, simd_zero()));
+    return simd_div(num, simd_add(one, e));
 }
-#define SIGMOID_LANES 16
-#define sigmoid_vec(p) sigmoid16(_mm512_loadu_ps(p))
-#define sigmoid_store _mm512_storeu_ps
-
-#elif defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-
-/* sigmoidf on AVX2's 8 lanes, again with its float operations in its order (2^k as act_expf's two factors, each
- * built from exponent bits), so the same bits; GCC left sigmoidf scalar here, at 10 cycles a value. */
-static inline __m256 sigmoid8(__m256 v)
-{
-    const __m256 one = _mm256_set1_ps(1.0f), magic = _mm256_set1_ps(12582912.0f);
-    const __m256i bias = _mm256_set1_epi32(127);
-    __m256 a = _mm256_or_ps(v, _mm256_set1_ps(-0.0f));     /* -|v| */
-    __m256 x = _mm256_max_ps(a, _mm256_set1_ps(-104.0f));   /* NaN gives -104, restored below */
-    __m256 n = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), magic), magic);
-    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
-    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), one);
-    __m256i k = _mm256_cvttps_epi32(n), k1 = _mm256_srai_epi32(k, 1);
-    __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
-    __m256 f2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(k, k1), bias), 23));
-    __m256 e = _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
-    e = _mm256_blendv_ps(e, a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
-    __m256 num = _mm256_blendv_ps(e, one, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ));
-    return _mm256_div_ps(num, _mm256_add_ps(one, e));
-}
-#define SIGMOID_LANES 8
-#define sigmoid_vec(p) sigmoid8(_mm256_loadu_ps(p))
-#define sigmoid_store _mm256_storeu_ps
 #endif
 
 /* Whole vectors, then the last values one at a time. x, y are (n) */
 static void sigmoid_forward(float *y, const float *x, size_t n)
 {
     size_t i = 0;
-#if defined(SIGMOID_LANES)
-    for (; i + SIGMOID_LANES <= n; i += SIGMOID_LANES)
-        sigmoid_store(y + i, sigmoid_vec(x + i));
+#if SIMD_WIDTH
+    for (; i + SIMD_WIDTH <= n; i += SIMD_WIDTH)
+        simd_store(y + i, sigmoid_vec(simd_load(x + i)));
 #endif
     for (; i < n; i++)
         y[i] = sigmoidf(x[i]);

@@ -23,6 +23,21 @@ static inline SimdF simd_add(SimdF a, SimdF b) { return _mm512_add_ps(a, b); }
 static inline SimdF simd_fma(SimdF a, SimdF b, SimdF c) { return _mm512_fmadd_ps(a, b, c); }
 /* The sum of the lanes, in one fixed order. */
 static inline float simd_sum(SimdF v) { return _mm512_reduce_add_ps(v); }
+/* Elementwise math for the activations (sigmoid.c). */
+typedef __mmask16 SimdCmp;
+static inline SimdF simd_sub(SimdF a, SimdF b) { return _mm512_sub_ps(a, b); }
+static inline SimdF simd_mul(SimdF a, SimdF b) { return _mm512_mul_ps(a, b); }
+static inline SimdF simd_div(SimdF a, SimdF b) { return _mm512_div_ps(a, b); }
+/* max(a, b), b when either is NaN. */
+static inline SimdF simd_max(SimdF a, SimdF b) { return _mm512_max_ps(a, b); }
+static inline SimdF simd_or(SimdF a, SimdF b) { return _mm512_or_ps(a, b); }
+static inline SimdCmp simd_isnan(SimdF a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+/* a >= b, false with a NaN. */
+static inline SimdCmp simd_ge(SimdF a, SimdF b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+/* m ? t : f, lane by lane. */
+static inline SimdF simd_blend(SimdF f, SimdF t, SimdCmp m) { return _mm512_mask_mov_ps(f, m, t); }
+/* p * 2^n for whole n in [-150, 0], rounded once as act_expf's two factors round it (vscalefps). */
+static inline SimdF simd_scale2(SimdF p, SimdF n) { return _mm512_scalef_ps(p, n); }
 
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -46,6 +61,24 @@ static inline float simd_sum(SimdF v)
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+typedef __m256 SimdCmp;
+static inline SimdF simd_sub(SimdF a, SimdF b) { return _mm256_sub_ps(a, b); }
+static inline SimdF simd_mul(SimdF a, SimdF b) { return _mm256_mul_ps(a, b); }
+static inline SimdF simd_div(SimdF a, SimdF b) { return _mm256_div_ps(a, b); }
+static inline SimdF simd_max(SimdF a, SimdF b) { return _mm256_max_ps(a, b); }
+static inline SimdF simd_or(SimdF a, SimdF b) { return _mm256_or_ps(a, b); }
+static inline SimdCmp simd_isnan(SimdF a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+static inline SimdCmp simd_ge(SimdF a, SimdF b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+static inline SimdF simd_blend(SimdF f, SimdF t, SimdCmp m) { return _mm256_blendv_ps(f, t, m); }
+/* act_expf's two factors 2^(k/2) and 2^(k - k/2), each built from exponent bits, multiplied in its order. */
+static inline SimdF simd_scale2(SimdF p, SimdF n)
+{
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256i k = _mm256_cvttps_epi32(n), k1 = _mm256_srai_epi32(k, 1);
+    __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+    __m256 f2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(k, k1), bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
 }
 
 #else
