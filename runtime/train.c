@@ -634,7 +634,8 @@ int train_load_checkpoint(const char *ckpt_path, const char *model_path, Ckpt *c
     snprintf(name, sizeof name, "%s:model_source", ckpt_path);
     /* An evaluation holds chunks of at most TRAIN_EVAL_CHUNK images: a model trained on a larger machine, at a
      * batch whose training estimate exceeds this one's memory, still evaluates here. */
-    int rc = model_path ? train_load_model(model_path, NULL, 0, 1, m) : train_load_model(name, c->model_source, 0, 1, m);
+    int rc = model_path ? train_load_model(model_path, NULL, 0, 1, m)
+                        : train_load_model(name, c->model_source, 0, 1, m);
     if (rc != 0) {
         snprintf(err, errlen, "%s: the model does not check (see the diagnostics above)",
                  model_path ? model_path : name);
