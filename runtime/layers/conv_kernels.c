@@ -8,7 +8,7 @@
  * The blocks are instantiated for every tail size (macros at the end), so any O, CKK and NP work; the plain-C
  * versions below are the reference the vector ones must match (and 4 to 10 times slower: an AVX2-only CPU trained
  * LeNet-BN at 15k images/s on them, 76k on the AVX2 blocks).
- * With AVX-512, the weight gradient with 12 to 64 filters runs transposed, filters in the lanes (weight_grad_t):
+ * The weight gradient with 12 to 64 filters runs transposed, filters in the lanes (weight_grad_t):
  * summing over positions in the lanes left 24 horizontal sums per block and spilled registers, at 2.5 times the
  * forward's time for the same products; with the filters in the lanes there is no horizontal sum at all. */
 #include "conv_kernels.h"
@@ -347,10 +347,10 @@ void convk_forward(const ConvGeom *g, float *y, const float *u, const int *off, 
 }
 
 /* With 12 or more filters the weight gradient runs transposed, filters in the lanes (see convk_weight_grad). */
-static int filters_in_lanes(const ConvGeom *g) { return VW == 16 && g->O >= 12 && g->O <= 64; }
+static int filters_in_lanes(const ConvGeom *g) { return g->O >= 12 && g->O <= 64; }
 
 /* Filters rounded up to whole vectors: the row length of the transposed dy and dw. */
-static int padded_filters(const ConvGeom *g) { return (g->O + 15) / 16 * 16; }
+static int padded_filters(const ConvGeom *g) { return (g->O + VW - 1) / VW * VW; }
 
 size_t convk_wgrad_scratch(const ConvGeom *g)
 {
@@ -358,42 +358,45 @@ size_t convk_wgrad_scratch(const ConvGeom *g)
     return filters_in_lanes(g) ? OP * ((size_t)g->NP + g->CKK + 1) : (size_t)g->O * g->CKK * VW;
 }
 
-#if VW == 16
+/* Positions per step of dwt_block: with AVX-512's registers even and odd positions go to two sets of accumulators
+ * (more sums in flight per tap pointer), added at the end; AVX2 has room for one set. */
+#define CONVK_T_H (VW == 16 ? 2 : 1)
+
 /* dwt[k][v] (CKK, OP) += sum over p of u[off[k] + p] * dyt[p][v], for KB taps from k0 and VB vectors of filters
- * from v0: every accumulator a whole vector of filters, so no horizontal sum; u is broadcast from memory. Even and
- * odd positions go to two sets of accumulators (more sums in flight per tap pointer), added at the end. */
+ * from v0: every accumulator a whole vector of filters, so no horizontal sum; u is broadcast from memory. */
 AI void dwt_block(float *dwt, const float *dyt, const float *u, const int *off, int NP, int OP, int k0, int v0,
                   const int KB, const int VB)
 {
-    __m512 acc[8][4];
+    const int H = CONVK_T_H;
+    SimdF acc[8][4];
     const float *ur[8];
     int p = 0;
     for (int j = 0; j < KB; j++) {
         ur[j] = u + off[k0 + j];
-        for (int v = 0; v < 2 * VB; v++)
-            acc[j][v] = _mm512_setzero_ps();
+        for (int v = 0; v < H * VB; v++)
+            acc[j][v] = simd_zero();
     }
-    for (; p + 2 <= NP; p += 2) {
-        __m512 d[4];
-        for (int h = 0; h < 2; h++)
+    for (; p + H <= NP; p += H) {
+        SimdF d[4];
+        for (int h = 0; h < H; h++)
             for (int v = 0; v < VB; v++)
-                d[h * VB + v] = _mm512_loadu_ps(dyt + (size_t)(p + h) * OP + 16 * (v0 + v));
+                d[h * VB + v] = simd_load(dyt + (size_t)(p + h) * OP + VW * (v0 + v));
         for (int j = 0; j < KB; j++)
-            for (int h = 0; h < 2; h++) {
-                __m512 ub = _mm512_set1_ps(ur[j][p + h]);
+            for (int h = 0; h < H; h++) {
+                SimdF ub = simd_set1(ur[j][p + h]);
                 for (int v = 0; v < VB; v++)
-                    acc[j][h * VB + v] = _mm512_fmadd_ps(ub, d[h * VB + v], acc[j][h * VB + v]);
+                    acc[j][h * VB + v] = simd_fma(ub, d[h * VB + v], acc[j][h * VB + v]);
             }
     }
     for (; p < NP; p++)
         for (int j = 0; j < KB; j++)
             for (int v = 0; v < VB; v++)
-                acc[j][v] = _mm512_fmadd_ps(_mm512_set1_ps(ur[j][p]), _mm512_loadu_ps(dyt + (size_t)p * OP + 16 * (v0 + v)),
-                                            acc[j][v]);
+                acc[j][v] = simd_fma(simd_set1(ur[j][p]), simd_load(dyt + (size_t)p * OP + VW * (v0 + v)), acc[j][v]);
     for (int j = 0; j < KB; j++)
         for (int v = 0; v < VB; v++) {
-            float *dst = dwt + (size_t)(k0 + j) * OP + 16 * (v0 + v);
-            _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_add_ps(acc[j][v], acc[j][VB + v])));
+            float *dst = dwt + (size_t)(k0 + j) * OP + VW * (v0 + v);
+            SimdF a = H == 2 ? simd_add(acc[j][v], acc[j][VB + v]) : acc[j][v];
+            simd_store(dst, simd_add(simd_load(dst), a));
         }
 }
 
@@ -402,33 +405,46 @@ AI void dwt_block(float *dwt, const float *dyt, const float *u, const int *off, 
     M(1, 1) M(1, 2) M(2, 1) M(2, 2) M(3, 1) M(3, 2) M(4, 1) M(4, 2) M(5, 1) M(5, 2) M(6, 1) M(6, 2) M(7, 1)     \
         M(7, 2) M(8, 1) M(8, 2)
 
+/* dyt (NP, OP) = one image's dy (O, NP) transposed; its columns past O stay as they are (zero). With AVX-512,
+ * gathers of one position of 16 filters; with AVX2 the plain loop (its gathers are no faster). */
+static void transpose_dy(const ConvGeom *g, float *dyt, const float *dy, int OP)
+{
+    int NP = g->NP;
+#if VW == 16
+    for (int v = 0; v < OP / 16; v++) {
+        /* where filter o's row starts in dy */
+        __m512i rows = _mm512_mullo_epi32(
+            _mm512_add_epi32(_mm512_set1_epi32(16 * v),
+                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
+            _mm512_set1_epi32(NP));
+        __mmask16 m = lanes(16 * v, g->O);
+        for (int p = 0; p < NP; p++)
+            _mm512_storeu_ps(dyt + (size_t)p * OP + 16 * v,
+                             _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, rows, dy + p, 4));
+    }
+#else
+    for (int o = 0; o < g->O; o++)
+        for (int p = 0; p < NP; p++)
+            dyt[(size_t)p * OP + o] = dy[(size_t)o * NP + p];
+#endif
+}
+
 /* The transposed weight gradient: per image, dy (O, NP) transposed into dyt (NP, OP) (zero past O) with its
  * position sums added to dbt (OP); then dwt (CKK, OP) += u^T . dyt; at the end dw and db get dwt and dbt. */
 static void weight_grad_t(const ConvGeom *g, float *dw, float *db, const float *dy, const float *u, size_t ustride,
                           const int *off, int G, float *scratch)
 {
-    int NP = g->NP, OP = padded_filters(g), nv = OP / 16;
+    int NP = g->NP, OP = padded_filters(g), nv = OP / VW;
     float *dyt = scratch, *dwt = dyt + (size_t)NP * OP, *dbt = dwt + (size_t)g->CKK * OP;
     memset(dwt, 0, ((size_t)g->CKK + 1) * OP * sizeof(float));
     memset(dyt, 0, (size_t)NP * OP * sizeof(float));
-    __m512i rows[4]; /* where filter o's row starts in dy: gathers read one position of 16 filters */
-    for (int v = 0; v < nv; v++)
-        rows[v] = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(16 * v),
-                                                      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-                                                                        13, 14, 15)),
-                                     _mm512_set1_epi32(NP));
     for (int i = 0; i < G; i++, dy += (size_t)g->O * NP, u += ustride) {
+        transpose_dy(g, dyt, dy, OP);
         for (int v = 0; v < nv; v++) {
-            __mmask16 m = lanes(16 * v, g->O);
+            SimdF s = simd_load(dbt + VW * v);
             for (int p = 0; p < NP; p++)
-                _mm512_storeu_ps(dyt + (size_t)p * OP + 16 * v,
-                                 _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, rows[v], dy + p, 4));
-        }
-        for (int v = 0; v < nv; v++) {
-            __m512 s = _mm512_loadu_ps(dbt + 16 * v);
-            for (int p = 0; p < NP; p++)
-                s = _mm512_add_ps(s, _mm512_loadu_ps(dyt + (size_t)p * OP + 16 * v));
-            _mm512_storeu_ps(dbt + 16 * v, s);
+                s = simd_add(s, simd_load(dyt + (size_t)p * OP + VW * v));
+            simd_store(dbt + VW * v, s);
         }
         for (int v0 = 0; v0 < nv; v0 += 2) {
             int vb = nv - v0 < 2 ? 1 : 2, kmax = vb == 1 ? 8 : 6;
@@ -453,17 +469,13 @@ static void weight_grad_t(const ConvGeom *g, float *dw, float *db, const float *
     }
 }
 
-#endif /* VW == 16 */
-
 void convk_weight_grad(const ConvGeom *g, float *dw, float *db, const float *dy, const float *u, size_t ustride,
                        const int *off, int G, float *scratch)
 {
-#if VW == 16
     if (filters_in_lanes(g)) {
         weight_grad_t(g, dw, db, dy, u, ustride, off, G, scratch);
         return;
     }
-#endif
     float *keep = scratch; /* (O, CKK) vectors of lane sums */
     if (G < 1)
         return;
