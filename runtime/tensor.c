@@ -13,10 +13,12 @@
 
 float *tensor_zalloc(size_t count)
 {
-    if (count > (SIZE_MAX - 2 * TENSOR_ALIGN) / sizeof(float))
+    if (count > (SIZE_MAX - 4 * TENSOR_ALIGN) / sizeof(float))
         return NULL;
-    /* Room for the alignment and, just below the aligned block, the pointer calloc returned. */
-    char *base = calloc(1, count * sizeof(float) + TENSOR_ALIGN + sizeof(void *));
+    /* Whole cache lines, so that a vector loop may read up to the next 64-byte boundary; then room for the
+     * alignment and, just below the aligned block, the pointer calloc returned. */
+    size_t bytes = (count * sizeof(float) + TENSOR_ALIGN - 1) & ~(size_t)(TENSOR_ALIGN - 1);
+    char *base = calloc(1, bytes + TENSOR_ALIGN + sizeof(void *));
     if (!base)
         return NULL;
     uintptr_t p = ((uintptr_t)base + sizeof(void *) + TENSOR_ALIGN - 1) & ~(uintptr_t)(TENSOR_ALIGN - 1);
@@ -34,8 +36,7 @@ int tensor_alloc(Tensor *t, int n, int c, int h, int w)
 {
     size_t count = (size_t)n * c * h * w;
     t->n = n, t->c = c, t->h = h, t->w = w;
-    /* Whole cache lines, so a vector loop may read up to the next 64-byte boundary. */
-    t->data = tensor_zalloc((count + 15) & ~(size_t)15);
+    t->data = tensor_zalloc(count);
     return t->data ? 0 : -1;
 }
 

@@ -16,8 +16,9 @@ static inline size_t tensor_size(const Tensor *t) { return (size_t)t->n * t->c *
 /* Allocates n*c*h*w zeroed floats (64-byte aligned) into t; returns 0, or -1 when out of memory. Free with tensor_free. */
 int tensor_alloc(Tensor *t, int n, int c, int h, int w);
 void tensor_free(Tensor *t);
-/* count zeroed floats, 64-byte aligned, with the allocation's own page faults deferred to first write (calloc).
- * Returns NULL when out of memory; the caller frees with tensor_zfree (not free). */
+/* count zeroed floats (rounded up to whole 64-byte lines), 64-byte aligned, with the allocation's own page faults
+ * deferred to first write (calloc). Returns NULL when out of memory or count is too large; the caller frees with
+ * tensor_zfree (not free). */
 float *tensor_zalloc(size_t count);
 void tensor_zfree(float *p);
 

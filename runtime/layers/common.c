@@ -49,7 +49,7 @@ int layer_create_none(Layer *l, Rng *init, char *err, size_t errlen)
 
 float *layer_alloc_floats(size_t n, const char *what, char *err, size_t errlen)
 {
-    float *p = tensor_zalloc((n + 15) & ~(size_t)15);
+    float *p = tensor_zalloc(n);
     if (!p)
         snprintf(err, errlen, "out of memory for %s (%zu values)", what, n);
     return p;
