@@ -4,6 +4,7 @@
  * windows, and the padding rule. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -230,6 +231,53 @@ Test(pool, avgpool_2x2_matches_the_float_sum_bit_for_bit)
                                   nc, oh, ow, (double)got, (double)want);
                     }
             tensor_free(&x);
+            l.ops->destroy(&l);
+        }
+}
+
+/* The 2x2, stride-2 maxpool has its own forward too, with a vector path that reduces each row's pair first. On
+ * values from {-inf, -1, 0, 1, 2, NaN} (ties, NaNs, all -inf windows everywhere), every output and the input its
+ * gradient goes to must be those of the plain scan written here: windows in row-major order, a value replacing
+ * the running maximum when larger or NaN, starting from the window's first input. Widths on both sides of the
+ * vector path (rows of up to 16 outputs), odd widths and heights. */
+Test(pool, maxpool_2x2_matches_the_sequential_scan)
+{
+    char err[256];
+    const float vals[6] = {-INFINITY, -1.0f, 0.0f, 1.0f, 2.0f, NAN};
+    uint32_t r = 12345;
+    for (int W = 2; W <= 36; W++)
+        for (int H = 2; H <= 5; H++) {
+            Pool p = {3, H, W, 2, 2, 0};
+            LayerSpec s = pool_spec(LK_MAXPOOL, p);
+            Layer l;
+            Tensor x, dx;
+            int OH = H / 2, OW = W / 2;
+            cr_assert(gradcheck_setup(&l, &s, (Shape){3, 3, H, W}, 2, NULL, 1, err, sizeof err) == 0, "%s", err);
+            cr_assert(tensor_alloc(&x, 2, 3, H, W) == 0 && tensor_alloc(&dx, 2, 3, H, W) == 0);
+            for (size_t i = 0; i < tensor_size(&x); i++)
+                r = r * 1103515245u + 12345u, x.data[i] = vals[(r >> 16) % 6];
+            l.ops->forward(&l, &x, 1);
+            for (size_t i = 0; i < tensor_size(&l.y); i++)
+                l.dy.data[i] = (float)(i + 1); /* distinct, so dx says which input each output chose */
+            l.ops->backward(&l, &x, &dx);
+            for (int nc = 0; nc < 6; nc++)
+                for (int oh = 0; oh < OH; oh++)
+                    for (int ow = 0; ow < OW; ow++) {
+                        const float *plane = x.data + (size_t)nc * H * W;
+                        int at = 2 * oh * W + 2 * ow, cand[4] = {at, at + 1, at + W, at + W + 1};
+                        float m = plane[at];
+                        for (int j = 1; j < 4; j++)
+                            if (plane[cand[j]] > m || isnan(plane[cand[j]]))
+                                m = plane[cand[j]], at = cand[j];
+                        size_t o = ((size_t)nc * OH + oh) * OW + ow;
+                        float got = l.y.data[o];
+                        cr_assert(memcmp(&got, &m, sizeof got) == 0 || (isnan(got) && isnan(m)),
+                                  "%dx%d: y[%d][%d][%d] = %g, want %g", H, W, nc, oh, ow, (double)got, (double)m);
+                        cr_assert_eq(dx.data[(size_t)nc * H * W + at], (float)(o + 1),
+                                     "%dx%d: output [%d][%d][%d] chose another input than (%d, %d)", H, W, nc, oh,
+                                     ow, at / W, at % W);
+                    }
+            tensor_free(&x), tensor_free(&dx);
             l.ops->destroy(&l);
         }
 }
