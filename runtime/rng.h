@@ -10,9 +10,26 @@ typedef struct Rng {
 } Rng;
 
 void rng_seed(Rng *r, uint64_t seed);
-uint64_t rng_next(Rng *r);
+
+/* Inline: dropout draws one number per value, and a call per draw was most of its time. */
+static inline uint64_t rng_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static inline uint64_t rng_next(Rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rng_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rng_rotl(s[3], 45);
+    return result;
+}
+
 /* Uniform in [0, 1) with 24 random bits. */
-float rng_uniform(Rng *r);
+static inline float rng_uniform(Rng *r) { return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f); }
 /* Uniform integer in [0, n), unbiased. */
 uint64_t rng_below(Rng *r, uint64_t n);
 
