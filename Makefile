@@ -26,6 +26,10 @@ CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(MARCH) 
 LDLIBS  += $(PKG_LIBS) -lz -lm
 # The layers split each batch across OpenMP threads (runtime/threads.h).
 CFLAGS  += -fopenmp
+# No code of bnni reads errno after a math function; with it, sqrtf stays a scalar call with a library fallback,
+# which kept Adam's loop from vectorising (cnn_relu: 1.5 -> 0.2 ms a step). Results are the same: IEEE's
+# correctly rounded square root either way.
+CFLAGS  += -fno-math-errno
 LDFLAGS += -fopenmp
 
 ifeq ($(SANITIZE),1)

@@ -69,8 +69,8 @@ static void sgd_update(float *p, const float *grad, float *buf, size_t n, const 
 
 /* torch.optim.Adam at step t (1-based): g = grad + wd*p; m = beta1*m + (1-beta1)*g; v = beta2*v + (1-beta2)*g*g;
  * p -= lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps), i.e. lr * m_hat / (sqrt(v_hat) + eps). */
-static void adam_update(float *p, const float *grad, float *m, float *v, size_t n, const OptSpec *s, double lr,
-                        long long t)
+static void adam_update(float *restrict p, const float *restrict grad, float *restrict m, float *restrict v, size_t n,
+                        const OptSpec *s, double lr, long long t)
 {
     double bc1 = 1.0 - pow(s->beta1, (double)t), bc2 = 1.0 - pow(s->beta2, (double)t);
     float step = (float)-(lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)s->eps;
