@@ -42,9 +42,10 @@ static double per_call_ms(double seconds, long long calls) { return calls > 0 ? 
 
 static double pct(double part, double whole) { return whole > 0 ? 100.0 * part / whole : 0.0; }
 
-/* The layer table; adds the top-level layers' ms per step (training) and per eval batch to *fwd, *bwd, *eval. */
+/* The layer table; adds the top-level layers' ms per training step to *fwd and *bwd. (Their eval ms, per chunk on
+ * one thread, do not add up to the wall time of an evaluation batch, so they are not summed.) */
 static void layer_table(FILE *f, const NetProfileRow *rows, int n, double step_ms, int batches, double *fwd,
-                        double *bwd, double *eval)
+                        double *bwd)
 {
     int w = 5;
     for (int i = 0; i < n; i++) {
@@ -61,7 +62,7 @@ static void layer_table(FILE *f, const NetProfileRow *rows, int n, double step_m
                 r->spec->name, layer_ops[r->spec->kind]->type, fm, bm, (fm + bm) * batches, pct(fm + bm, step_ms),
                 em);
         if (r->depth == 0)
-            *fwd += fm, *bwd += bm, *eval += em;
+            *fwd += fm, *bwd += bm;
     }
 }
 
@@ -75,7 +76,7 @@ void prof_print(FILE *f, const TrainProfile *p, const Net *net, int batch, int b
     static const char *const names[PROF_NPHASES] = {"data", "loss", "zero_grad", "optimizer", "finite check"};
     NetProfileRow *rows = NULL;
     int n = net_profile_rows(net, &rows);
-    double step_ms = per_call_ms(p->step, p->steps), fwd = 0.0, bwd = 0.0, eval = 0.0, rest = step_ms;
+    double step_ms = per_call_ms(p->step, p->steps), fwd = 0.0, bwd = 0.0, rest = step_ms;
     fprintf(f, "\nprofile: milliseconds of wall time per batch of %d, mean of %lld training steps and %lld "
                "evaluation batches; %d batches per epoch\n",
             batch, p->steps, p->eval_batches, batches_per_epoch);
@@ -83,7 +84,7 @@ void prof_print(FILE *f, const TrainProfile *p, const Net *net, int batch, int b
         fprintf(f, "(no per-layer times: out of memory)\n");
         n = 0;
     }
-    layer_table(f, rows, n, step_ms, batches_per_epoch, &fwd, &bwd, &eval);
+    layer_table(f, rows, n, step_ms, batches_per_epoch, &fwd, &bwd);
     free(rows);
     fprintf(f, "\n%-16s %9s %11s %10s\n", "phase", "ms/step", "ms/epoch", "% of step");
     phase_row(f, "forward", fwd, step_ms, batches_per_epoch);
@@ -97,7 +98,6 @@ void prof_print(FILE *f, const TrainProfile *p, const Net *net, int batch, int b
     phase_row(f, "other", rest, step_ms, batches_per_epoch);
     phase_row(f, "step", step_ms, step_ms, batches_per_epoch);
     double eval_ms = per_call_ms(p->eval, p->eval_batches);
-    (void)eval; /* per chunk on one thread: not comparable with the wall time per batch */
     fprintf(f, "evaluation: %.4f ms of wall time per batch of %d, %.0f images/s; its layers' \"eval ms\" above are "
                "per chunk of up to %d images on one thread, a batchnorm and activation after a conv2d or dense "
                "counted in that layer\n",
