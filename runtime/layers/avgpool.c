@@ -108,28 +108,20 @@ static void avgpool2_forward(float *y, const float *x, int NC, int H, int W, int
 }
 
 #if defined(__AVX512F__)
-#include <immintrin.h>
-
 /* avgpool2_forward with one output row per vector when OW <= 16 (LeNet's 12 and 4): the two input rows loaded as
  * two vectors each, split into even and odd columns by a permute, summed in the same order and divided by 4 as a
  * multiplication by 0.25 (exact either way), so the same bits; 3x fewer instructions than the scalar loop's
  * strided reads. */
 static void avgpool2_forward_rows16(float *y, const float *x, int NC, int H, int W, int OH, int OW)
 {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    int n = 2 * OW; /* inputs read per row */
-    __mmask16 lo = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1), hi = (__mmask16)(n > 16 ? (1u << (n - 16)) - 1 : 0);
-    __mmask16 out = (__mmask16)((1u << OW) - 1);
+    WindowRow16 w = window_row16(OW);
     for (int nc = 0; nc < NC; nc++, x += (size_t)H * W)
         for (int oh = 0; oh < OH; oh++, y += OW) {
-            const float *a = x + (size_t)2 * oh * W, *b = a + W;
-            __m512 a0 = _mm512_maskz_loadu_ps(lo, a), a1 = _mm512_maskz_loadu_ps(hi, a + 16);
-            __m512 b0 = _mm512_maskz_loadu_ps(lo, b), b1 = _mm512_maskz_loadu_ps(hi, b + 16);
-            __m512 s = _mm512_add_ps(_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1));
-            s = _mm512_add_ps(s, _mm512_permutex2var_ps(b0, even, b1));
-            s = _mm512_add_ps(s, _mm512_permutex2var_ps(b0, odd, b1));
-            _mm512_mask_storeu_ps(y, out, _mm512_mul_ps(s, _mm512_set1_ps(0.25f)));
+            __m512 ae, ao, be, bo;
+            window_row16_split(&w, x + (size_t)2 * oh * W, &ae, &ao);
+            window_row16_split(&w, x + (size_t)(2 * oh + 1) * W, &be, &bo);
+            __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(ae, ao), be), bo);
+            _mm512_mask_storeu_ps(y, w.out, _mm512_mul_ps(s, _mm512_set1_ps(0.25f)));
         }
 }
 #endif
@@ -162,8 +154,6 @@ static void avgpool2_backward(float *dx, const float *dy, int NC, int H, int W, 
     }
 }
 
-static int is_2x2(const LayerSpec *s) { return s->kernel == 2 && s->stride == 2 && s->padding == 0; }
-
 /* Both directions split the N*C planes across the runtime's threads (each plane is independent). */
 static void avgpool_layer_forward(Layer *l, const Tensor *x, int train)
 {
@@ -177,7 +167,7 @@ static void avgpool_layer_forward(Layer *l, const Tensor *x, int train)
     {
         int lo, hi;
         rt_split(NC, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        if (is_2x2(s))
+        if (window_is_2x2(s))
             avgpool2_forward_any(l->y.data + lo * ohw, x->data + lo * hw, hi - lo, s->in.h, s->in.w, s->out.h,
                              s->out.w);
         else
@@ -198,7 +188,7 @@ static void avgpool_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
     {
         int lo, hi;
         rt_split(NC, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        if (is_2x2(s))
+        if (window_is_2x2(s))
             avgpool2_backward(dx->data + lo * hw, l->dy.data + lo * ohw, hi - lo, s->in.h, s->in.w, s->out.h,
                               s->out.w);
         else

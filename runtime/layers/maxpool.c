@@ -120,8 +120,6 @@ static void maxpool2_forward(float *restrict y, int *restrict arg, const float *
 }
 
 #if defined(__AVX512F__)
-#include <immintrin.h>
-
 /* (m, i) = candidate (c, ic) where it is larger or NaN, else (m, i); lane by lane. */
 static inline void keep_max16(__m512 c, __m512i ic, __m512 *m, __m512i *i)
 {
@@ -137,24 +135,20 @@ static inline void keep_max16(__m512 c, __m512i ic, __m512 *m, __m512i *i)
 static void maxpool2_forward_rows16(float *restrict y, int *restrict arg, const float *restrict x, int NC, int H,
                                     int W, int OH, int OW)
 {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1)), one = _mm512_set1_epi32(1);
-    int n = 2 * OW; /* inputs read per row */
-    __mmask16 lo = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1), hi = (__mmask16)(n > 16 ? (1u << (n - 16)) - 1 : 0);
-    __mmask16 out = (__mmask16)((1u << OW) - 1);
+    WindowRow16 w = window_row16(OW);
+    const __m512i one = _mm512_set1_epi32(1);
     for (int nc = 0; nc < NC; nc++, x += (size_t)H * W)
         for (int oh = 0; oh < OH; oh++, y += OW, arg += OW) {
-            const float *a = x + (size_t)2 * oh * W, *b = a + W;
-            __m512 a0 = _mm512_maskz_loadu_ps(lo, a), a1 = _mm512_maskz_loadu_ps(hi, a + 16);
-            __m512 b0 = _mm512_maskz_loadu_ps(lo, b), b1 = _mm512_maskz_loadu_ps(hi, b + 16);
-            __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W), even);
+            __m512 ma, ao, mb, bo;
+            window_row16_split(&w, x + (size_t)2 * oh * W, &ma, &ao);
+            window_row16_split(&w, x + (size_t)(2 * oh + 1) * W, &mb, &bo);
+            __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W), w.even); /* input index of column 2j */
             __m512i ib = _mm512_add_epi32(ia, _mm512_set1_epi32(W));
-            __m512 ma = _mm512_permutex2var_ps(a0, even, a1), mb = _mm512_permutex2var_ps(b0, even, b1);
-            keep_max16(_mm512_permutex2var_ps(a0, odd, a1), _mm512_add_epi32(ia, one), &ma, &ia);
-            keep_max16(_mm512_permutex2var_ps(b0, odd, b1), _mm512_add_epi32(ib, one), &mb, &ib);
+            keep_max16(ao, _mm512_add_epi32(ia, one), &ma, &ia);
+            keep_max16(bo, _mm512_add_epi32(ib, one), &mb, &ib);
             keep_max16(mb, ib, &ma, &ia);
-            _mm512_mask_storeu_ps(y, out, ma);
-            _mm512_mask_storeu_epi32(arg, out, ia);
+            _mm512_mask_storeu_ps(y, w.out, ma);
+            _mm512_mask_storeu_epi32(arg, w.out, ia);
         }
 }
 #endif
@@ -171,8 +165,6 @@ static void maxpool2_forward_any(float *restrict y, int *restrict arg, const flo
 #endif
     maxpool2_forward(y, arg, x, NC, H, W, OH, OW);
 }
-
-static int is_2x2(const LayerSpec *s) { return s->kernel == 2 && s->stride == 2 && s->padding == 0; }
 
 /* dx is (NC, H, W), overwritten; dy, arg are (NC, OH, OW) */
 static void maxpool_backward(float *dx, const float *dy, const int *arg, int NC, int H, int W, int OHW)
@@ -196,7 +188,7 @@ static void maxpool_layer_forward(Layer *l, const Tensor *x, int train)
     {
         int lo, hi;
         rt_split(NC, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        if (is_2x2(s))
+        if (window_is_2x2(s))
             maxpool2_forward_any(l->y.data + lo * ohw, st->arg + lo * ohw, x->data + lo * hw, hi - lo, s->in.h,
                                  s->in.w, s->out.h, s->out.w);
         else

@@ -55,6 +55,40 @@ static inline int *pool_ranges(const LayerSpec *s, int **hi)
     return lo;
 }
 
+/* The 2x2, stride 2, unpadded pooling window (LeNet's), which avgpool and maxpool run through loops of their own. */
+static inline int window_is_2x2(const LayerSpec *s) { return s->kernel == 2 && s->stride == 2 && s->padding == 0; }
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+/* For the 2x2 pools' paths with one output row per vector (OW <= 16): the masks of a row's 2*OW inputs (lo: the
+ * first 16, hi: the rest) and of its OW outputs, and the permutes that split a row into even and odd columns. */
+typedef struct WindowRow16 {
+    __mmask16 lo, hi, out;
+    __m512i even, odd;
+} WindowRow16;
+
+static inline WindowRow16 window_row16(int OW)
+{
+    int n = 2 * OW; /* inputs read per row */
+    WindowRow16 w;
+    w.lo = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+    w.hi = (__mmask16)(n > 16 ? (1u << (n - 16)) - 1 : 0);
+    w.out = (__mmask16)((1u << OW) - 1);
+    w.even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    w.odd = _mm512_add_epi32(w.even, _mm512_set1_epi32(1));
+    return w;
+}
+
+/* Row r's 2*OW inputs as *even and *odd: lane j holds columns 2j and 2j+1, the two of output j's window. */
+static inline void window_row16_split(const WindowRow16 *w, const float *r, __m512 *even, __m512 *odd)
+{
+    __m512 r0 = _mm512_maskz_loadu_ps(w->lo, r), r1 = _mm512_maskz_loadu_ps(w->hi, r + 16);
+    *even = _mm512_permutex2var_ps(r0, w->even, r1);
+    *odd = _mm512_permutex2var_ps(r0, w->odd, r1);
+}
+#endif
+
 /* PyTorch's pooling rule: padding at most half the window, so that every window covers some input. */
 static inline int window_pad_half(const char *layer, int k, int p, char *err, size_t errlen)
 {
