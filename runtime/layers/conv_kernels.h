@@ -27,6 +27,9 @@ void convk_offsets(const ConvGeom *g, int *off);
  * usize * n + CONVK_SLACK floats, the slack zeroed. */
 #define CONVK_SLACK 16
 
+/* dst (cols, rows) with row stride ldd = src (rows, cols) with row stride lds, transposed. */
+void convk_transpose(float *dst, int ldd, const float *src, int lds, int rows, int cols);
+
 /* u (usize) from one image x (C, H, W); zero where a tap reads padding. */
 void convk_unfold(const ConvGeom *g, float *u, const float *x);
 /* dx (C, H, W) = the adjoint of convk_unfold applied to du (usize): every du value added back onto the input

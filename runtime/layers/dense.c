@@ -18,10 +18,6 @@
 #include "conv_kernels.h"
 #include "dense_kernels.h"
 
-#if DENSEK_AVAILABLE
-#include <xmmintrin.h> /* _MM_TRANSPOSE4_PS */
-#endif
-
 static int dense_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
                            size_t errlen)
 {
@@ -87,30 +83,6 @@ static int dense_create(Layer *l, Rng *init, char *err, size_t errlen)
 }
 
 #if DENSEK_AVAILABLE
-/* dst (cols, rows) with row stride ldd = src (rows, cols) with row stride lds, transposed: 4x4 blocks through
- * registers (8 shuffles per 16 values) where the element loop's strided stores took 4 times as long. */
-static void transpose(float *dst, int ldd, const float *src, int lds, int rows, int cols)
-{
-    int r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        const float *s = src + (size_t)r * lds;
-        int c = 0;
-        for (; c + 4 <= cols; c += 4) {
-            __m128 a = _mm_loadu_ps(s + c), b = _mm_loadu_ps(s + lds + c);
-            __m128 e = _mm_loadu_ps(s + 2 * lds + c), f = _mm_loadu_ps(s + 3 * lds + c);
-            _MM_TRANSPOSE4_PS(a, b, e, f);
-            _mm_storeu_ps(dst + (size_t)c * ldd + r, a), _mm_storeu_ps(dst + (size_t)(c + 1) * ldd + r, b);
-            _mm_storeu_ps(dst + (size_t)(c + 2) * ldd + r, e), _mm_storeu_ps(dst + (size_t)(c + 3) * ldd + r, f);
-        }
-        for (; c < cols; c++)
-            for (int i = 0; i < 4; i++)
-                dst[(size_t)c * ldd + r + i] = s[(size_t)i * lds + c];
-    }
-    for (; r < rows; r++)
-        for (int c = 0; c < cols; c++)
-            dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
-}
-
 /* Block k of the batch, its `rows` <= DENSE_BLOCK rows from row k * DENSE_BLOCK of x (N, C): y (N, OC) = x w^T + b
  * on those rows, computed as y^T = w . x^T + b by convk_forward with the rows as positions. OpenBLAS ran these
  * products (32 to 128 rows by a few hundred) at 90-110 GFLOP/s, the conv kernel at 260 on this machine's AVX-512.
@@ -123,11 +95,11 @@ static void dense_forward_block(const DenseState *st, const LayerPost *post, flo
     float *xt = st->xt + (size_t)k * C * DENSE_BLOCK, *yt = st->yt + (size_t)k * OC * DENSE_BLOCK;
     ConvGeom g = st->g;
     g.OW = g.NP = rows; /* x^T keeps its DENSE_BLOCK row stride (st->off); y^T is (OC, rows) */
-    transpose(xt, DENSE_BLOCK, x + n0 * C, C, rows, C);
+    convk_transpose(xt, DENSE_BLOCK, x + n0 * C, C, rows, C);
     convk_forward(&g, yt, xt, st->off, st->w, st->b);
     if (post)
         layer_post_apply(post, yt, 1, OC, rows);
-    transpose(y + n0 * OC, OC, yt, rows, OC, rows);
+    convk_transpose(y + n0 * OC, OC, yt, rows, OC, rows);
 }
 #else
 /* The same rows with sgemm: y = b, then y += x w^T. */
