@@ -21,27 +21,23 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static LayerSpec spec(LayerKind kind, const char *name, int units, int k, int s)
-{
-    LayerSpec l = {.kind = kind, .units = units, .kernel = k, .stride = s, .bias = 1, .momentum = 0.9f,
-                   .eps = 1e-5f};
-    snprintf(l.name, sizeof l.name, "%s", name);
-    return l;
-}
-
 /* conv2d(6,k5) bn sigmoid avgpool(2,2) conv2d(16,k5) bn sigmoid avgpool(2,2) flatten dense(120) bn sigmoid
  * dense(84) bn sigmoid dense(10), shapes filled through the shape rules. Returns 0 or -1 with err. */
 static int lenet_bn(LayerSpec *s, Shape in, char *err, size_t errlen)
 {
-    LayerSpec l[NLAYERS] = {
-        spec(LK_CONV2D, "conv1", 6, 5, 1),  spec(LK_BATCHNORM, "bn1", 0, 0, 0), spec(LK_SIGMOID, "sig1", 0, 0, 0),
-        spec(LK_AVGPOOL, "pool1", 0, 2, 2), spec(LK_CONV2D, "conv2", 16, 5, 1), spec(LK_BATCHNORM, "bn2", 0, 0, 0),
-        spec(LK_SIGMOID, "sig2", 0, 0, 0),  spec(LK_AVGPOOL, "pool2", 0, 2, 2), spec(LK_FLATTEN, "flat", 0, 0, 0),
-        spec(LK_DENSE, "fc1", 120, 0, 0),   spec(LK_BATCHNORM, "bn3", 0, 0, 0), spec(LK_SIGMOID, "sig3", 0, 0, 0),
-        spec(LK_DENSE, "fc2", 84, 0, 0),    spec(LK_BATCHNORM, "bn4", 0, 0, 0), spec(LK_SIGMOID, "sig4", 0, 0, 0),
-        spec(LK_DENSE, "fc3", 10, 0, 0)};
+    static const struct {
+        LayerKind kind;
+        const char *name, *args;
+    } l[NLAYERS] = {
+        {LK_CONV2D, "conv1", "out=6 kernel=5"}, {LK_BATCHNORM, "bn1", ""}, {LK_SIGMOID, "sig1", ""},
+        {LK_AVGPOOL, "pool1", "kernel=2"},     {LK_CONV2D, "conv2", "out=16 kernel=5"}, {LK_BATCHNORM, "bn2", ""},
+        {LK_SIGMOID, "sig2", ""},              {LK_AVGPOOL, "pool2", "kernel=2"},      {LK_FLATTEN, "flat", ""},
+        {LK_DENSE, "fc1", "out=120"},          {LK_BATCHNORM, "bn3", ""},              {LK_SIGMOID, "sig3", ""},
+        {LK_DENSE, "fc2", "out=84"},           {LK_BATCHNORM, "bn4", ""},              {LK_SIGMOID, "sig4", ""},
+        {LK_DENSE, "fc3", "out=10"}};
     for (int i = 0; i < NLAYERS; i++) {
-        s[i] = l[i];
+        if (layer_spec_make(&s[i], l[i].kind, l[i].name, l[i].args, err, errlen) < 0)
+            return -1;
         s[i].in = in;
         if (layer_out_shape(&s[i], in, &s[i].out, &s[i].nparams, &s[i].nbuffers, err, errlen))
             return -1;

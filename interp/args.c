@@ -5,65 +5,64 @@
 #include <stdio.h>
 #include <string.h>
 
-#define INT_ARG(k, req, l, h, d) {.key = k, .type = AT_INT, .required = req, .lo = l, .hi = h, .def = d}
-#define NUM_ARG(k, req, l, lopen, h, hopen, d) \
-    {.key = k, .type = AT_NUM, .required = req, .lo = l, .hi = h, .lo_open = lopen, .hi_open = hopen, .def = d}
-#define BOOL_ARG(k, d) {.key = k, .type = AT_BOOL, .def = d}
-#define STR_ARG(k, d, ch) {.key = k, .type = AT_STR, .sdef = d, .choices = ch}
-
 static const char *const norm_choices[] = {"unit", "standard", NULL};
 
-#define DATA_ARGS(path)                                                                              \
-    {STR_ARG("path", path, NULL), INT_ARG("batch", 0, 1, 1 << 20, 128), BOOL_ARG("shuffle", 1),      \
-     INT_ARG("limit", 0, 0, ARG_NOMAX, 0), STR_ARG("normalize", "unit", norm_choices)}
-#define POOL_ARGS                                                                                    \
-    {INT_ARG("kernel", 1, 1, 1024, 0), {.key = "stride", .type = AT_INT, .lo = 1, .hi = 1024, .defdoc = "kernel"}, \
-     INT_ARG("padding", 0, 0, 1024, 0)}
+#define DATA_ARGS(path)                                                                                      \
+    (const ArgSpec[]){ARG_STR("path", path, NULL), ARG_INT("batch", 0, 1, 1 << 20, 128), ARG_BOOL("shuffle", 1), \
+                      ARG_INT("limit", 0, 0, ARG_NOMAX, 0), ARG_STR("normalize", "unit", norm_choices)}
 
-const CallSpec call_specs[] = {
-    {"conv2d", CC_LAYER, LK_CONV2D, 5,
-     {INT_ARG("out", 1, 1, 65536, 0), INT_ARG("kernel", 1, 1, 1024, 0), INT_ARG("stride", 0, 1, 1024, 1),
-      INT_ARG("padding", 0, 0, 1024, 0), BOOL_ARG("bias", 1)}},
-    {"dense", CC_LAYER, LK_DENSE, 2, {INT_ARG("out", 1, 1, 65536, 0), BOOL_ARG("bias", 1)}},
-    {"batchnorm", CC_LAYER, LK_BATCHNORM, 2,
-     {NUM_ARG("momentum", 0, 0, 0, 1, 0, 0.9), NUM_ARG("eps", 0, 0, 1, 1, 0, 1e-5)}},
-    {"sigmoid", CC_LAYER, LK_SIGMOID, 0, {{0}}},
-    {"relu", CC_LAYER, LK_RELU, 0, {{0}}},
-    {"tanh", CC_LAYER, LK_TANH, 0, {{0}}},
-    {"avgpool", CC_LAYER, LK_AVGPOOL, 3, POOL_ARGS},
-    {"maxpool", CC_LAYER, LK_MAXPOOL, 3, POOL_ARGS},
-    {"flatten", CC_LAYER, LK_FLATTEN, 0, {{0}}},
-    {"dropout", CC_LAYER, LK_DROPOUT, 1, {NUM_ARG("p", 1, 0, 0, 1, 1, 0)}},
-    {"fashion_mnist", CC_DATA, 0, 5, DATA_ARGS("/usr/share/datasets/fashion-mnist")},
-    {"mnist", CC_DATA, 1, 5, DATA_ARGS("/usr/share/datasets/mnist")},
+/* Every call but the layers. */
+static const CallSpec calls[] = {
+    {"fashion_mnist", CC_DATA, 0, 5, DATA_ARGS("/usr/share/datasets/fashion-mnist"), NULL},
+    {"mnist", CC_DATA, 1, 5, DATA_ARGS("/usr/share/datasets/mnist"), NULL},
     {"sgd", CC_OPTIMIZER, OPT_SGD, 4,
-     {NUM_ARG("lr", 1, 0, 1, ARG_NOMAX, 0, 0), NUM_ARG("momentum", 0, 0, 0, 1, 1, 0),
-      NUM_ARG("weight_decay", 0, 0, 0, ARG_NOMAX, 0, 0), BOOL_ARG("nesterov", 0)}},
+     (const ArgSpec[]){ARG_NUM("lr", 1, 0, 1, ARG_NOMAX, 0, 0), ARG_NUM("momentum", 0, 0, 0, 1, 1, 0),
+                       ARG_NUM("weight_decay", 0, 0, 0, ARG_NOMAX, 0, 0), ARG_BOOL("nesterov", 0)}, NULL},
     {"adam", CC_OPTIMIZER, OPT_ADAM, 5,
-     {NUM_ARG("lr", 0, 0, 1, ARG_NOMAX, 0, 0.001), NUM_ARG("beta1", 0, 0, 0, 1, 1, 0.9),
-      NUM_ARG("beta2", 0, 0, 0, 1, 1, 0.999), NUM_ARG("eps", 0, 0, 0, ARG_NOMAX, 0, 1e-8),
-      NUM_ARG("weight_decay", 0, 0, 0, ARG_NOMAX, 0, 0)}},
-    {"constant", CC_SCHEDULE, SCHED_CONSTANT, 0, {{0}}},
-    {"step", CC_SCHEDULE, SCHED_STEP, 2, {INT_ARG("every", 1, 1, 1000000, 0), NUM_ARG("factor", 1, 0, 1, 1, 0, 0)}},
-    {"cosine", CC_SCHEDULE, SCHED_COSINE, 1, {NUM_ARG("min_lr", 0, 0, 0, ARG_NOMAX, 0, 0)}},
-    {"cross_entropy", CC_LOSS, 0, 0, {{0}}},
+     (const ArgSpec[]){ARG_NUM("lr", 0, 0, 1, ARG_NOMAX, 0, 0.001), ARG_NUM("beta1", 0, 0, 0, 1, 1, 0.9),
+                       ARG_NUM("beta2", 0, 0, 0, 1, 1, 0.999), ARG_NUM("eps", 0, 0, 0, ARG_NOMAX, 0, 1e-8),
+                       ARG_NUM("weight_decay", 0, 0, 0, ARG_NOMAX, 0, 0)}, NULL},
+    {"constant", CC_SCHEDULE, SCHED_CONSTANT, 0, NULL, NULL},
+    {"step", CC_SCHEDULE, SCHED_STEP, 2,
+     (const ArgSpec[]){ARG_INT("every", 1, 1, 1000000, 0), ARG_NUM("factor", 1, 0, 1, 1, 0, 0)}, NULL},
+    {"cosine", CC_SCHEDULE, SCHED_COSINE, 1, (const ArgSpec[]){ARG_NUM("min_lr", 0, 0, 0, ARG_NOMAX, 0, 0)}, NULL},
+    {"cross_entropy", CC_LOSS, 0, 0, NULL, NULL},
 };
-const int ncall_specs = (int)(sizeof call_specs / sizeof call_specs[0]);
+#define NCALLS ((int)(sizeof calls / sizeof calls[0]))
+
+/* The layers, from their own files' schemas (layers/registry.h lists them). */
+#define LAYER_EXTERN(NAME, name) extern const LayerOps name##_ops;
+LAYER_KINDS(LAYER_EXTERN)
+#undef LAYER_EXTERN
+#define LAYER_CALL(NAME, name) [LK_##NAME] = {#name, CC_LAYER, LK_##NAME, 0, NULL, &name##_ops},
+static const CallSpec layer_calls[LK_COUNT] = {LAYER_KINDS(LAYER_CALL)};
+#undef LAYER_CALL
+
+/* A layer kind that runs a sub-network is written with its own syntax (`residual { ... }`), not called. */
+static int callable(const CallSpec *cs) { return !cs->layer || !cs->layer->body; }
+
+const CallSpec *call_layer(LayerKind k) { return &layer_calls[k]; }
 
 const CallSpec *call_find(CallClass cls, const char *name)
 {
-    for (int i = 0; i < ncall_specs; i++)
-        if (call_specs[i].cls == cls && strcmp(call_specs[i].name, name) == 0)
-            return &call_specs[i];
+    for (int i = 0; cls == CC_LAYER && i < LK_COUNT; i++)
+        if (callable(&layer_calls[i]) && strcmp(layer_calls[i].name, name) == 0)
+            return &layer_calls[i];
+    for (int i = 0; i < NCALLS; i++)
+        if (calls[i].cls == cls && strcmp(calls[i].name, name) == 0)
+            return &calls[i];
     return NULL;
 }
 
 int call_names(CallClass cls, const char **out, int max)
 {
     int n = 0;
-    for (int i = 0; i < ncall_specs && n < max; i++)
-        if (call_specs[i].cls == cls)
-            out[n++] = call_specs[i].name;
+    for (int i = 0; cls == CC_LAYER && i < LK_COUNT && n < max; i++)
+        if (callable(&layer_calls[i]))
+            out[n++] = layer_calls[i].name;
+    for (int i = 0; i < NCALLS && n < max; i++)
+        if (calls[i].cls == cls)
+            out[n++] = calls[i].name;
     return n;
 }
 
@@ -82,14 +81,15 @@ static const char *default_text(const ArgSpec *a, char *buf, size_t len)
 
 const char *call_signature(const CallSpec *cs, char *buf, size_t len)
 {
+    const ArgSpec *args = call_args(cs);
     size_t n = (size_t)snprintf(buf, len, "%s(", cs->name);
-    for (int k = 0; k < cs->nargs && n < len; k++) {
+    for (int k = 0; k < call_nargs(cs) && n < len; k++) {
         char def[64];
-        if (cs->args[k].required)
-            n += (size_t)snprintf(buf + n, len - n, "%s%s", k ? ", " : "", cs->args[k].key);
+        if (args[k].required)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", k ? ", " : "", args[k].key);
         else
-            n += (size_t)snprintf(buf + n, len - n, "%s%s=%s", k ? ", " : "", cs->args[k].key,
-                                  default_text(&cs->args[k], def, sizeof def));
+            n += (size_t)snprintf(buf + n, len - n, "%s%s=%s", k ? ", " : "", args[k].key,
+                                  default_text(&args[k], def, sizeof def));
     }
     if (n < len)
         snprintf(buf + n, len - n, ")");
@@ -107,30 +107,6 @@ const AstValue *env_subst(const Env *env, const AstValue *v)
 }
 
 /* ---- one value ---- */
-
-static const char *range_text(const ArgSpec *a, char *buf, size_t len)
-{
-    if (a->type == AT_INT) {
-        if (a->hi >= ARG_NOMAX)
-            snprintf(buf, len, "at least %.0f", a->lo);
-        else
-            snprintf(buf, len, "between %.0f and %.0f", a->lo, a->hi);
-    } else if (a->hi >= ARG_NOMAX) {
-        snprintf(buf, len, "%s %g", a->lo_open ? "greater than" : "at least", a->lo);
-    } else {
-        snprintf(buf, len, "in %c%g, %g%c", a->lo_open ? '(' : '[', a->lo, a->hi, a->hi_open ? ')' : ']');
-    }
-    return buf;
-}
-
-static int in_range(const ArgSpec *a, double x)
-{
-    if (a->lo_open ? x <= a->lo : x < a->lo)
-        return 0;
-    if (a->hi < ARG_NOMAX && (a->hi_open ? x >= a->hi : x > a->hi))
-        return 0;
-    return 1;
-}
 
 static const char *const type_noun[] = {"an integer", "a number", "true or false", "a string"};
 
@@ -185,8 +161,8 @@ int args_check_value(Diag *d, const ArgSpec *a, const AstValue *v0, const Env *e
                    ast_value_describe(v, desc, sizeof desc), hint, via);
         return -1;
     }
-    if ((a->type == AT_INT || a->type == AT_NUM) && !in_range(a, v->f)) {
-        diag_error(d, v->loc, "%s must be %s, got %s%s", what, range_text(a, range, sizeof range), v->text, via);
+    if ((a->type == AT_INT || a->type == AT_NUM) && !arg_in_range(a, v->f)) {
+        diag_error(d, v->loc, "%s must be %s, got %s%s", what, arg_range_text(a, range, sizeof range), v->text, via);
         return -1;
     }
     if (a->type == AT_STR && check_choice(d, a, v, what, via))
@@ -201,8 +177,8 @@ int args_check_value(Diag *d, const ArgSpec *a, const AstValue *v0, const Env *e
 
 static int find_key(const CallSpec *cs, const char *key)
 {
-    for (int k = 0; k < cs->nargs; k++)
-        if (strcmp(cs->args[k].key, key) == 0)
+    for (int k = 0; k < call_nargs(cs); k++)
+        if (strcmp(call_args(cs)[k].key, key) == 0)
             return k;
     return -1;
 }
@@ -210,14 +186,14 @@ static int find_key(const CallSpec *cs, const char *key)
 static void unknown_key(Diag *d, const CallSpec *cs, const AstArg *a)
 {
     char sig[160];
-    if (cs->nargs == 0) {
+    if (call_nargs(cs) == 0) {
         diag_error(d, a->key_loc, "%s takes no arguments", cs->name);
         return;
     }
     const char *keys[ARGS_MAX];
-    for (int k = 0; k < cs->nargs; k++)
-        keys[k] = cs->args[k].key;
-    const char *sug = diag_suggest(a->key, keys, cs->nargs);
+    for (int k = 0; k < call_nargs(cs); k++)
+        keys[k] = call_args(cs)[k].key;
+    const char *sug = diag_suggest(a->key, keys, call_nargs(cs));
     if (sug)
         diag_error(d, a->key_loc, "unknown argument '%s' for %s (did you mean '%s'?)", a->key, cs->name, sug);
     else
@@ -228,11 +204,11 @@ static void unknown_key(Diag *d, const CallSpec *cs, const AstArg *a)
 static void too_many(Diag *d, const CallSpec *cs, const AstArg *a, int npos)
 {
     char sig[160];
-    if (cs->nargs == 0)
+    if (call_nargs(cs) == 0)
         diag_error(d, a->val.loc, "%s takes no arguments", cs->name);
     else
-        diag_error(d, a->val.loc, "%s takes at most %d argument%s, got %d: %s", cs->name, cs->nargs,
-                   cs->nargs == 1 ? "" : "s", npos, call_signature(cs, sig, sizeof sig));
+        diag_error(d, a->val.loc, "%s takes at most %d argument%s, got %d: %s", cs->name, call_nargs(cs),
+                   call_nargs(cs) == 1 ? "" : "s", npos, call_signature(cs, sig, sizeof sig));
 }
 
 /* Which of cs->args the written argument a sets (pos counts the positional ones); -1 after reporting. */
@@ -249,15 +225,15 @@ static int match(Diag *d, const CallSpec *cs, const AstCall *call, const AstArg 
         diag_error(d, a->val.loc, "positional argument after keyword arguments in %s", cs->name);
         return -1;
     }
-    if (*pos == cs->nargs) {
+    if (*pos == call_nargs(cs)) {
         int npos = 0;
         for (const AstArg *b = call->args; b; b = b->next)
             npos += !b->key;
         too_many(d, cs, a, npos);
-        *pos = cs->nargs + 1; /* reported once */
+        *pos = call_nargs(cs) + 1; /* reported once */
         return -1;
     }
-    return *pos < cs->nargs ? (*pos)++ : -1;
+    return *pos < call_nargs(cs) ? (*pos)++ : -1;
 }
 
 static void fill_default(const ArgSpec *a, ArgVal *v)
@@ -278,26 +254,26 @@ int args_resolve(Diag *d, const CallSpec *cs, const AstCall *call, const Env *en
             continue;
         }
         if (vals[k].given) {
-            diag_error(d, a->key ? a->key_loc : a->val.loc, "argument '%s' of %s is given twice", cs->args[k].key,
+            diag_error(d, a->key ? a->key_loc : a->val.loc, "argument '%s' of %s is given twice", call_args(cs)[k].key,
                        cs->name);
             ok = 0;
             continue;
         }
         char what[96];
-        snprintf(what, sizeof what, "argument '%s' of %s", cs->args[k].key, cs->name);
-        if (args_check_value(d, &cs->args[k], &a->val, env, what, &vals[k]))
+        snprintf(what, sizeof what, "argument '%s' of %s", call_args(cs)[k].key, cs->name);
+        if (args_check_value(d, &call_args(cs)[k], &a->val, env, what, &vals[k]))
             ok = 0;
     }
-    for (int k = 0; k < cs->nargs; k++) {
+    for (int k = 0; k < call_nargs(cs); k++) {
         if (vals[k].given)
             continue;
-        if (cs->args[k].required) {
+        if (call_args(cs)[k].required) {
             char sig[160];
-            diag_error(d, call->loc, "%s needs its '%s' argument: %s", cs->name, cs->args[k].key,
+            diag_error(d, call->loc, "%s needs its '%s' argument: %s", cs->name, call_args(cs)[k].key,
                        call_signature(cs, sig, sizeof sig));
             ok = 0;
         } else {
-            fill_default(&cs->args[k], &vals[k]);
+            fill_default(&call_args(cs)[k], &vals[k]);
             vals[k].loc = call->loc;
         }
     }

@@ -1,40 +1,30 @@
-/* Every call of the language (layers, datasets, optimizers, schedules, losses) and its arguments in one
- * table: name, type, default, allowed range. args_resolve matches a written call against it: unknown keys
- * (with a suggestion), wrong types, missing required arguments, duplicates and out-of-range values. */
+/* Every call of the language and its arguments (name, type, default, allowed range): the layers' schemas come
+ * from their own files (LayerOps.args, runtime/layer.h), the datasets', optimizers', schedules' and losses' from
+ * args.c's table. args_resolve matches a written call against one: unknown keys (with a suggestion), wrong
+ * types, missing required arguments, duplicates and out-of-range values. */
 #ifndef BNNI_ARGS_H
 #define BNNI_ARGS_H
 
+#include "../runtime/layer.h"
 #include "ast.h"
 #include "diag.h"
 
 typedef enum CallClass { CC_LAYER, CC_DATA, CC_OPTIMIZER, CC_SCHEDULE, CC_LOSS } CallClass;
-typedef enum ArgType { AT_INT, AT_NUM, AT_BOOL, AT_STR } ArgType;
 
-#define ARG_NOMAX 1e300 /* hi of a range with no upper bound */
-#define ARGS_MAX 6
-
-typedef struct ArgSpec {
-    const char *key;
-    ArgType type;
-    int required;
-    double lo, hi;              /* AT_INT, AT_NUM: the allowed range */
-    int lo_open, hi_open;       /* 1: the bound itself is excluded */
-    double def;                 /* default of AT_INT, AT_NUM, AT_BOOL */
-    const char *sdef;           /* default of AT_STR */
-    const char *const *choices; /* AT_STR: the allowed values, NULL-terminated; NULL: any non-empty string */
-    const char *defdoc;         /* the default as written in docs and messages when it is not a constant */
-} ArgSpec;
+#define ARGS_MAX LAYER_MAX_ARGS /* arguments of any call */
 
 typedef struct CallSpec {
     const char *name;
     CallClass cls;
     int kind;                   /* LayerKind, OptKind or SchedKind; for datasets the index in check.c's table */
     int nargs;
-    ArgSpec args[ARGS_MAX];     /* in positional order */
+    const ArgSpec *args;        /* in positional order; for a layer, layer->args */
+    const LayerOps *layer;      /* a layer: its kind's operations, which own its schema; else NULL */
 } CallSpec;
 
-extern const CallSpec call_specs[];
-extern const int ncall_specs;
+/* The arguments of cs, in positional order, and their count. */
+static inline const ArgSpec *call_args(const CallSpec *cs) { return cs->layer ? cs->layer->args : cs->args; }
+static inline int call_nargs(const CallSpec *cs) { return cs->layer ? cs->layer->nargs : cs->nargs; }
 
 /* A block's parameters bound to the values of one call (borrowed from the syntax tree). */
 typedef struct Env {
@@ -53,7 +43,10 @@ typedef struct ArgVal {
     const char *s;  /* AT_STR; borrowed */
 } ArgVal;
 
+/* The call of class cls named name, or NULL. */
 const CallSpec *call_find(CallClass cls, const char *name);
+/* The call of layer kind k. */
+const CallSpec *call_layer(LayerKind k);
 /* The names of every call of class cls into out[0..max); returns the count. */
 int call_names(CallClass cls, const char **out, int max);
 /* "conv2d(out, kernel, stride=1, padding=0, bias=true)". Returns buf. */

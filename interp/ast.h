@@ -4,7 +4,7 @@
 #ifndef BNNI_AST_H
 #define BNNI_AST_H
 
-#include "spec.h"
+#include "../runtime/spec.h"
 
 typedef enum AstValueKind { AV_INT, AV_FLOAT, AV_STRING, AV_BOOL, AV_IDENT, AV_SHAPE } AstValueKind;
 
@@ -68,7 +68,7 @@ typedef struct AstStmt {
     struct AstStmt *body;  /* network, block, repeat, residual; owned list */
     SrcLoc body_loc;       /* the body's '{' */
     int ref;               /* AS_CALL, set by the checker (resolve.c): what the name refers to */
-    int ref_index;         /* REF_LAYER: index in call_specs; REF_BLOCK: index of the block */
+    int ref_index;         /* REF_LAYER: the LayerKind; REF_BLOCK: index of the block */
     struct AstStmt *next;
 } AstStmt;
 

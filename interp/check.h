@@ -49,7 +49,4 @@ int block_param(const Block *b, const char *name);
 /* expand.c: expands the network into c->m->layers with names, shapes and parameter counts. */
 void expand_network(Checker *c, const AstStmt *network);
 
-/* spec.c: frees an array of layers and their residual bodies. */
-void spec_layers_free(LayerSpec *v, int n);
-
 #endif

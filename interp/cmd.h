@@ -22,6 +22,6 @@ extern const char cmd_eval_usage[];
 extern const char cmd_inspect_usage[];
 extern const char cmd_predict_usage[];
 
-#define BNNI_VERSION "0.1.0"
+#include "../runtime/version.h"
 
 #endif

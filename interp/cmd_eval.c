@@ -9,6 +9,7 @@
 #include "../runtime/threads.h"
 #include "../runtime/train.h"
 #include "cmd.h"
+#include "load.h"
 
 const char cmd_eval_usage[] =
     "usage: bnni eval CKPT.h5 [--model MODEL.bnn] [--data DIR] [--limit N] [--threads N]\n"
@@ -89,7 +90,7 @@ int cmd_eval(int argc, char **argv)
     Normalizer nz;
     char err[16384];
     double loss, acc;
-    if (train_load_checkpoint(f.ckpt, f.model, &c, &m, &net, err, sizeof err) < 0) {
+    if (load_checkpoint(f.ckpt, f.model, &c, &m, &net, err, sizeof err) < 0) {
         fprintf(stderr, "bnni: error: %s\n", err);
         return 1;
     }

@@ -97,6 +97,20 @@ static void print_channels(const CkptTensor *t, const char *name)
     printf("\n");
 }
 
+/* "conv1 (conv2d, out 6, kernel 5, stride 1, padding 0, bias 1)": the layer's arguments as its group holds them. */
+static void print_layer_line(const CkptLayer *l)
+{
+    printf("  %s (%s", l->name, l->type);
+    for (int k = 0; k < l->nargs; k++) {
+        const CkptArg *a = &l->args[k];
+        if (a->type == AT_STR)
+            printf(", %s \"%s\"", a->key, a->str);
+        else
+            printf(", %s %g", a->key, a->num);
+    }
+    printf(")\n");
+}
+
 static void print_layers(const Ckpt *c)
 {
     long long total = 0;
@@ -105,17 +119,14 @@ static void print_layers(const Ckpt *c)
         const CkptLayer *l = &c->layers[i];
         char prefix[300];
         int plen = snprintf(prefix, sizeof prefix, "layers/%s/", l->name);
-        if (l->has_bn)
-            printf("  %s (%s, momentum %g, eps %g)\n", l->name, l->type, l->momentum, l->eps);
-        else
-            printf("  %s (%s)\n", l->name, l->type);
+        print_layer_line(l);
         for (int j = 0; j < c->ntensors; j++) {
             const CkptTensor *t = &c->tensors[j];
             if (strncmp(t->path, prefix, (size_t)plen) != 0 || strchr(t->path + plen, '/'))
                 continue;
             print_stats(t, t->path + plen);
             total += (long long)t->size;
-            if (l->has_bn && strncmp(t->path + plen, "moving_", 7) == 0)
+            if (strncmp(t->path + plen, "moving_", 7) == 0) /* running statistics: one value per channel */
                 print_channels(t, t->path + plen);
         }
     }

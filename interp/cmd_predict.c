@@ -10,6 +10,7 @@
 #include "../runtime/threads.h"
 #include "../runtime/train.h"
 #include "cmd.h"
+#include "load.h"
 
 const char cmd_predict_usage[] =
     "usage: bnni predict CKPT.h5 FILE... [--model MODEL.bnn] [--threads N]\n"
@@ -158,7 +159,7 @@ int cmd_predict(int argc, char **argv)
     ModelSpec *m;
     Net *net;
     char err[16384];
-    if (train_load_checkpoint(f.files[0], f.model, &c, &m, &net, err, sizeof err) < 0) {
+    if (load_checkpoint(f.files[0], f.model, &c, &m, &net, err, sizeof err) < 0) {
         fprintf(stderr, "bnni: error: %s\n", err);
         free(f.files);
         return 1;

@@ -1,6 +1,8 @@
 /* `bnni train`: reads the model, applies the command-line flags over the file's settings and runs the
- * training loop (runtime/train.c). Epoch lines go to stdout, the progress bar and errors to stderr. */
+ * training loop (runtime/train.c). Epoch lines go to stdout, the progress bar and errors to stderr. SIGINT and
+ * SIGTERM ask the loop to stop (it saves first); this command turns that into exit status 130 or 143. */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include "../runtime/threads.h"
 #include "../runtime/train.h"
 #include "cmd.h"
+#include "load.h"
 
 const char cmd_train_usage[] =
     "usage: bnni train MODEL.bnn [--epochs N] [--out CKPT.h5] [--resume CKPT.h5] [--init CKPT.h5]\n"
@@ -162,6 +165,44 @@ static int apply_flags(ModelSpec *m, const TrainFlags *f)
     return 0;
 }
 
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+/* Exit statuses (docs/errors.md): a run stopped by a signal exits 128 + the signal's number, as a shell reports
+ * a process killed by it. */
+static int exit_status(TrainStatus st)
+{
+    switch (st) {
+    case TRAIN_OK: return 0;
+    case TRAIN_DIVERGED: return 3;
+    case TRAIN_STOPPED: return 128 + (int)stop_signal;
+    case TRAIN_FAILED: break;
+    }
+    return 1;
+}
+
+/* Runs the training with SIGINT/SIGTERM asking it to stop, and SIGXFSZ ignored: over a file-size limit
+ * (ulimit -f) a save then fails with EFBIG and says so. The previous handlers come back afterwards. */
+static TrainStatus run_with_signals(ModelSpec *m, TrainOptions *o, char *err, size_t errlen)
+{
+    struct sigaction sa = {0}, ign = {0}, old_int, old_term, old_xfsz;
+    stop_signal = 0;
+    o->stop = &stop_signal;
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second signal kills at once; the checkpoint on disk stays whole */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGXFSZ, &ign, &old_xfsz);
+    TrainStatus st = train_run(m, o, err, errlen);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGXFSZ, &old_xfsz, NULL);
+    return st;
+}
+
 int cmd_train(int argc, char **argv)
 {
     TrainFlags f;
@@ -169,7 +210,7 @@ int cmd_train(int argc, char **argv)
     if (rc != 0)
         return rc;
     ModelSpec *m = NULL;
-    if (train_load_model(f.model, NULL, f.mem_cap, 0, &m) != 0)
+    if (load_model(f.model, NULL, f.mem_cap, 0, &m) != 0)
         return 1;
     if (apply_flags(m, &f) != 0) {
         fprintf(stderr, "bnni: error: out of memory\n");
@@ -190,13 +231,13 @@ int cmd_train(int argc, char **argv)
         .profile_out = stderr,
     };
     char err[16384];
-    rc = train_run(m, &o, err, sizeof err);
-    if (rc == TRAIN_OK && !f.quiet)
+    TrainStatus st = run_with_signals(m, &o, err, sizeof err);
+    if (st == TRAIN_OK && !f.quiet)
         printf("saved %s (epoch %d)\n", o.out, m->epochs);
-    else if (rc == TRAIN_SIGINT || rc == TRAIN_SIGTERM)
+    else if (st == TRAIN_STOPPED)
         fprintf(stderr, "bnni: %s\n", err);
-    else if (rc != TRAIN_OK)
+    else if (st != TRAIN_OK)
         fprintf(stderr, "bnni: error: %s\n", err);
     spec_free(m);
-    return rc;
+    return exit_status(st);
 }

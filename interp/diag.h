@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "spec.h"
+#include "../runtime/spec.h"
 
 #define DIAG_MAX_ERRORS 20
 #define DIAG_MAX_WARNINGS 20

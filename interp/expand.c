@@ -152,31 +152,28 @@ static int make_name(Expander *x, const Frame *f, const char *rsuf, const AstStm
 
 /* ---- layers ---- */
 
-static int set_fields(Expander *x, LayerSpec *l, const ArgVal *v)
+/* The resolved arguments into l->arg, in the schema's order, then the kind's own rules (LayerOps.configure). */
+static int set_args(Expander *x, LayerSpec *l, const CallSpec *cs, const ArgVal *v)
 {
-    switch (l->kind) {
-    case LK_CONV2D:
-        l->units = (int)v[0].i, l->kernel = (int)v[1].i, l->stride = (int)v[2].i;
-        l->padding = (int)v[3].i, l->bias = (int)v[4].i;
-        break;
-    case LK_DENSE: l->units = (int)v[0].i, l->bias = (int)v[1].i; break;
-    case LK_BATCHNORM:
-        l->momentum = (float)v[0].f, l->eps = (float)v[1].f;
-        if (l->eps <= 0) {
-            diag_error(x->d, v[1].loc, "eps %g is too small for single precision", v[1].f);
-            return -1;
+    const ArgSpec *args = call_args(cs);
+    for (int k = 0; k < call_nargs(cs); k++) {
+        if (args[k].type == AT_STR) {
+            if (strlen(v[k].s) >= sizeof l->arg[k].str) {
+                diag_error(x->d, v[k].loc, "argument '%s' of %s is longer than %d characters", args[k].key, cs->name,
+                           (int)sizeof l->arg[k].str - 1);
+                return -1;
+            }
+            snprintf(l->arg[k].str, sizeof l->arg[k].str, "%s", v[k].s);
+        } else {
+            l->arg[k].num = args[k].type == AT_BOOL ? (double)v[k].i : v[k].f;
         }
-        break;
-    case LK_AVGPOOL:
-    case LK_MAXPOOL:
-        l->kernel = (int)v[0].i, l->stride = v[1].given ? (int)v[1].i : l->kernel, l->padding = (int)v[2].i;
-        if (2 * l->padding > l->kernel) {
-            diag_error(x->d, v[2].loc, "padding %d is more than half the pooling window %d", l->padding, l->kernel);
-            return -1;
-        }
-        break;
-    case LK_DROPOUT: l->p = (float)v[0].f; break;
-    default: break;
+        l->given |= (unsigned)v[k].given << k;
+    }
+    char err[256];
+    int bad = 0;
+    if (cs->layer->configure && cs->layer->configure(l, &bad, err, sizeof err) < 0) {
+        diag_error(x->d, v[bad].loc, "%s", err);
+        return -1;
     }
     return 0;
 }
@@ -205,26 +202,28 @@ static void infer(Expander *x, LayerSpec *l, Cursor *cur)
     }
 }
 
+/* Before a batchnorm: a layer with a `bias` argument set. */
 static void redundant_bias(Expander *x, const Seq *out)
 {
     if (out->n == 0)
         return;
     const LayerSpec *prev = &out->v[out->n - 1];
-    if ((prev->kind == LK_CONV2D || prev->kind == LK_DENSE) && prev->bias)
+    int k = layer_arg_index(prev->kind, "bias");
+    if (k >= 0 && spec_int(prev, k))
         diag_warning(x->d, prev->loc, "the bias of this %s is redundant: the batchnorm after it subtracts the mean "
                      "and adds its own beta (write bias=false)", layer_ops[prev->kind]->type);
 }
 
 static void emit_layer(Expander *x, const Frame *f, const char *rsuf, const AstStmt *st, Seq *out, Cursor *cur)
 {
-    const CallSpec *cs = &call_specs[st->ref_index];
+    const CallSpec *cs = call_layer((LayerKind)st->ref_index);
     LayerSpec l;
     memset(&l, 0, sizeof l);
     l.kind = (LayerKind)cs->kind;
     l.loc = st->loc;
     int k = ++x->counts[l.kind];
     ArgVal v[ARGS_MAX];
-    if (args_resolve(x->d, cs, st->call, f->env, v) || set_fields(x, &l, v) ||
+    if (args_resolve(x->d, cs, st->call, f->env, v) || set_args(x, &l, cs, v) ||
         make_name(x, f, rsuf, st, cs->name, k, l.name)) {
         cur->known = 0;
         return;
@@ -464,8 +463,7 @@ static void collect(const LayerSpec *v, int n, NameRef *refs, long long *k)
     for (int i = 0; i < n; i++) {
         refs[*k] = (NameRef){&v[i], *k};
         (*k)++;
-        if (v[i].kind == LK_RESIDUAL)
-            collect(v[i].body, v[i].nbody, refs, k);
+        collect(v[i].body, v[i].nbody, refs, k);
     }
 }
 

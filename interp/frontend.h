@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "spec.h"
+#include "../runtime/spec.h"
 
 typedef struct CheckOptions {
     FILE *diag;               /* where diagnostics go (stderr in the CLI, a memstream in tests) */

@@ -220,16 +220,20 @@ static int block_call_ok(Checker *c, const Block *b, const AstCall *call)
 static void unknown_call(Checker *c, const AstStmt *st)
 {
     const char *name = st->call->name;
-    const char *cands[CHECK_MAX_BLOCKS + 16];
-    int n = call_names(CC_LAYER, cands, 16);
+    const char *cands[CHECK_MAX_BLOCKS + LK_COUNT];
+    int nl = call_names(CC_LAYER, cands, LK_COUNT), n = nl;
     for (int i = 0; i < c->nblocks; i++)
         cands[n++] = c->blocks[i].def->name;
     const char *sug = c->d->stopped ? NULL : diag_suggest(name, cands, n);
+    char list[512];
+    size_t len = 0;
+    for (int i = 0; i < nl && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i == 0 ? "" : i == nl - 1 ? " and " : ", ",
+                                cands[i]);
     if (sug)
         diag_error(c->d, st->loc, "unknown layer '%s' (did you mean '%s'?)", name, sug);
     else
-        diag_error(c->d, st->loc, "unknown layer '%s' (the layers are conv2d, dense, batchnorm, sigmoid, relu, "
-                   "tanh, avgpool, maxpool, flatten and dropout, and blocks you define)", name);
+        diag_error(c->d, st->loc, "unknown layer '%s' (the layers are %s, and blocks you define)", name, list);
 }
 
 static void resolve_call(Checker *c, AstStmt *st, const Block *in)
@@ -242,7 +246,7 @@ static void resolve_call(Checker *c, AstStmt *st, const Block *in)
     st->ref = REF_NONE;
     if (cs) {
         st->ref = REF_LAYER;
-        st->ref_index = (int)(cs - call_specs);
+        st->ref_index = cs->kind;
     } else if (bi >= 0) {
         if (!c->blocks[bi].bad && block_call_ok(c, &c->blocks[bi], call))
             st->ref = REF_BLOCK, st->ref_index = bi;

@@ -66,7 +66,7 @@ static void rows(const LayerSpec *v, int n, int depth, long long *index, const W
     char shape[64], p[32], b[32];
     for (int i = 0; i < n; i++) {
         const LayerSpec *l = &v[i];
-        int res = l->kind == LK_RESIDUAL;
+        int res = l->nbody > 0; /* a sub-network's counts are its layers' */
         row(out, "%*lld  %*s%-*s  %-*s  %-*s  %12s  %9s", w->index, ++*index, 2 * depth, "",
                 w->name - 2 * depth, l->name, w->type, layer_ops[l->kind]->type, w->shape,
                 shape_str(l->out, shape, sizeof shape), res ? "" : grouped(l->nparams, p, sizeof p),

@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../interp/cmd.h"
 #include "layer.h"
+#include "version.h"
 
 #define MAX_TENSOR_VALUES (1ull << 31)
 
@@ -125,8 +125,12 @@ static int build_layers(Ckpt *c, NetParam *ps, int np)
             l->type = dupstr(layer_ops[s->kind]->type);
             if (!l->name || !l->type)
                 return -1;
-            l->has_bn = s->kind == LK_BATCHNORM;
-            l->momentum = s->momentum, l->eps = s->eps;
+            const LayerOps *ops = layer_ops[s->kind];
+            for (int k = 0; k < ops->nargs; k++) {
+                CkptArg *a = &l->args[l->nargs++];
+                a->key = ops->args[k].key, a->type = ops->args[k].type, a->num = s->arg[k].num;
+                memcpy(a->str, s->arg[k].str, sizeof a->str);
+            }
         }
         if (add_tensor(c, &ps[i].p, "layers/%s/%s%s", s->name, ps[i].p.name, "") < 0)
             return -1;
@@ -286,8 +290,12 @@ static int write_layers(hid_t f, const Ckpt *c, hid_t gcpl)
     for (int i = 0; rc == 0 && i < c->nlayers; i++) {
         hid_t g = open_group(top, c->layers[i].name, gcpl);
         rc = g < 0 ? -1 : attr_str(g, "type", c->layers[i].type);
-        if (rc == 0 && c->layers[i].has_bn)
-            rc = attr_f64(g, "momentum", c->layers[i].momentum) | attr_f64(g, "eps", c->layers[i].eps);
+        for (int k = 0; rc == 0 && k < c->layers[i].nargs; k++) {
+            const CkptArg *a = &c->layers[i].args[k];
+            rc = a->type == AT_STR   ? attr_str(g, a->key, a->str)
+                 : a->type == AT_NUM ? attr_f64(g, a->key, a->num)
+                                     : attr_i64(g, a->key, (long long)a->num);
+        }
         if (g >= 0)
             H5Gclose(g);
     }
@@ -748,11 +756,22 @@ static int add_layer(Walk *w, hid_t g, const char *name, const char *path)
         return -1;
     }
     c->nlayers++;
-    if (H5Aexists(g, "momentum") > 0 || strcmp(l->type, "batchnorm") == 0) {
-        l->has_bn = 1;
-        if (get_f64(g, path, "momentum", &l->momentum, w->err, w->errlen) < 0 ||
-            get_f64(g, path, "eps", &l->eps, w->err, w->errlen) < 0)
+    int kind = layer_kind(l->type);
+    const LayerOps *ops = kind < 0 ? NULL : layer_ops[kind];
+    for (int k = 0; ops && k < ops->nargs; k++) {
+        const ArgSpec *s = &ops->args[k];
+        CkptArg *a = &l->args[l->nargs];
+        char *str = NULL;
+        if (H5Aexists(g, s->key) <= 0)
+            continue;
+        a->key = s->key, a->type = s->type;
+        if (s->type == AT_STR ? get_str(g, path, s->key, &str, w->err, w->errlen)
+                              : get_f64(g, path, s->key, &a->num, w->err, w->errlen))
             return -1;
+        if (str)
+            snprintf(a->str, sizeof a->str, "%s", str);
+        free(str);
+        l->nargs++;
     }
     return 0;
 }
@@ -1153,5 +1172,22 @@ int ckpt_apply_optim(const Ckpt *c, const OptSpec *spec, Optim *opt, NetParam *p
     free(w);
     if (rc == 0)
         optim_set_step_count(opt, c->opt_steps);
+    return rc;
+}
+
+int ckpt_to_net(const Ckpt *c, const ModelSpec *m, Net **net, char *err, size_t errlen)
+{
+    NetParam *ps = NULL;
+    int np = 0;
+    if (net_create(m->layers, m->nlayers, m->input, m->seed, net, err, errlen) < 0)
+        return -1;
+    if ((np = net_params(*net, &ps)) < 0)
+        snprintf(err, errlen, "out of memory listing the parameters");
+    int rc = np < 0 ? -1 : ckpt_apply_params(c, ps, np, err, errlen);
+    free(ps);
+    if (rc < 0) {
+        net_free(*net);
+        *net = NULL;
+    }
     return rc;
 }

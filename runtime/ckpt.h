@@ -8,10 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../interp/spec.h"
 #include "net.h"
 #include "optim.h"
 #include "rng.h"
+#include "spec.h"
 
 #define CKPT_FORMAT "bnni-checkpoint"
 #define CKPT_FORMAT_VERSION 1
@@ -25,11 +25,21 @@ typedef struct CkptTensor {
     float *data; /* owned unless the Ckpt is `borrowed` */
 } CkptTensor;
 
-/* One group under /layers: a layer with parameters. */
+/* One argument of a layer, kept as an attribute of its group: AT_INT and AT_BOOL as int64, AT_NUM as float64 (the
+ * value as written in the model), AT_STR as a string. */
+typedef struct CkptArg {
+    const char *key; /* borrowed from the layer kind's schema (layer.h) */
+    ArgType type;
+    double num;
+    char str[ARG_STR_MAX];
+} CkptArg;
+
+/* One group under /layers: a layer with parameters, and those of its kind's arguments the file holds (a file
+ * of an older bnni may hold fewer), in the schema's order. */
 typedef struct CkptLayer {
     char *name, *type; /* owned */
-    int has_bn;        /* batchnorm: momentum and eps are set */
-    double momentum, eps;
+    int nargs;
+    CkptArg args[LAYER_MAX_ARGS];
 } CkptLayer;
 
 /* The per-epoch history, one value per completed epoch in each array (owned unless borrowed). */
@@ -108,6 +118,10 @@ int ckpt_apply_params(const Ckpt *c, NetParam *params, int nparams, char *err, s
 /* The same for the optimizer's state and step count; its kind must be spec->kind. */
 int ckpt_apply_optim(const Ckpt *c, const OptSpec *spec, Optim *opt, NetParam *params, int nparams, char *err,
                      size_t errlen);
+
+/* Builds m's network (m must outlive it) and loads c's layer tensors into it, for evaluation. Returns 0 and *net
+ * (caller frees with net_free), or -1 with err. */
+int ckpt_to_net(const Ckpt *c, const ModelSpec *m, Net **net, char *err, size_t errlen);
 
 /* Formats dims as "[6, 1, 5, 5]". Returns buf. */
 const char *ckpt_dims_str(int rank, const int *dims, char *buf, size_t len);

@@ -1,5 +1,6 @@
-/* The layer interface: every layer kind is one file under runtime/layers/ that fills one LayerOps.
- * The network and the trainer only ever call through this table, so they know nothing of layer types.
+/* The layer interface: every layer kind is one file under runtime/layers/ that fills one LayerOps, its
+ * argument schema included, and is listed once in layers/registry.h. The network, the trainer and the
+ * checkpoint code only ever call through this table, so they know nothing of layer kinds.
  * Conventions: forward writes l->y; backward reads l->dy, overwrites dx (when dx is not NULL) and
  * accumulates (+=) into its parameter gradients, which net_zero_grad clears before each step. */
 #ifndef BNNI_LAYER_H
@@ -7,8 +8,8 @@
 
 #include <stddef.h>
 
-#include "../interp/spec.h"
 #include "rng.h"
+#include "spec.h"
 #include "tensor.h"
 
 /* One named tensor of a layer: a trainable parameter (grad != NULL) or a buffer (grad == NULL).
@@ -26,6 +27,7 @@ typedef struct Param {
 #define LAYER_MAX_PARAMS 4
 
 typedef struct Layer Layer;
+struct Net;
 
 /* Eval-mode fusion (net.c): what the layers after a conv2d or dense compute in eval mode, applied by that layer
  * to each image's output while it is still in cache, instead of by the layers themselves in passes over the
@@ -43,7 +45,15 @@ static inline float layer_post_norm(float x, float mean, float rstd, float gamma
 }
 
 typedef struct LayerOps {
-    const char *type;
+    const char *type; /* the name the language calls it by */
+    /* The arguments it takes, in positional order (the language, checkpoints and docs read them from here), and
+     * how many. LayerSpec.arg holds their values in the same order. */
+    const ArgSpec *args;
+    int nargs;
+    /* Optional: what the schema cannot say (one argument's default taken from another, a bound that depends on
+     * another), applied once the arguments are resolved. Returns 0, or -1 with a one-line reason in err and in
+     * *bad the index of the argument to blame. */
+    int (*configure)(LayerSpec *s, int *bad, char *err, size_t errlen);
     /* Shape rule: the output shape for input `in`, and the trainable and buffer value counts;
      * returns 0, or -1 with a one-line reason in err (no location: the caller adds it). */
     int (*out_shape)(const LayerSpec *s, Shape in, Shape *out, long long *nparams, long long *nbuffers,
@@ -64,6 +74,9 @@ typedef struct LayerOps {
     int takes_post;
     void (*eval_norm)(Layer *l, LayerPost *post);
     void (*eval_act)(float *y, size_t n);
+    /* Optional: a layer that runs a sub-network (residual) returns it, so that the net's walks over every
+     * parameter, gradient and timing descend into it; NULL in other layers. */
+    struct Net *(*body)(Layer *l);
 } LayerOps;
 
 struct Layer {
@@ -79,6 +92,21 @@ struct Layer {
 
 /* The table of every layer kind, indexed by LayerKind. */
 extern const LayerOps *const layer_ops[LK_COUNT];
+
+/* The kind called `name`, or -1. */
+int layer_kind(const char *name);
+
+/* Index of argument `key` in the schema of kind, or -1. */
+int layer_arg_index(LayerKind kind, const char *key);
+
+/* The value of s's numeric (AT_INT, AT_NUM, AT_BOOL) argument `key`, or NAN when its kind has none. */
+double layer_arg(const LayerSpec *s, const char *key);
+
+/* Fills s as a layer of `kind` named `name`: the schema's defaults, overridden by `args`, "key=value" pairs
+ * separated by blanks or commas ("out=6 kernel=5 bias=false"), checked against the schema's types and ranges,
+ * then the kind's configure rule. For code that builds layers without the language: tests, benchmarks.
+ * Shapes and counts are left zero. Returns 0, or -1 with err. */
+int layer_spec_make(LayerSpec *s, LayerKind kind, const char *name, const char *args, char *err, size_t errlen);
 
 /* Applies the shape rule of s->kind (residual bodies are the checker's business). */
 int layer_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *nparams, long long *nbuffers,

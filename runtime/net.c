@@ -8,8 +8,9 @@
  *
  * Residual design: a residual layer's state is a heap-allocated Net of its body (net_init / net_release). The
  * body's layers borrow the top network's net->rng, so one stream (one checkpointed state) drives every mask.
- * Forward: y = body(x) + x; backward: net_backward through the body into dx, then dx += dy. net_params and
- * net_zero_grad descend into these bodies, so the optimizer and the checkpoint walk one flat list in network order.
+ * Forward: y = body(x) + x; backward: net_backward through the body into dx, then dx += dy. net_params,
+ * net_zero_grad and the profile descend into any layer's sub-network (LayerOps.body) without knowing its kind, so
+ * the optimizer and the checkpoint walk one flat list in network order.
  *
  * Backward chaining: layer i's backward reads layers[i].dy and writes its input gradient straight into
  * layers[i-1].dy (or the caller's dx for layer 0), so no gradient is copied between layers.
@@ -47,13 +48,11 @@ static const char *where(const LayerSpec *s, char *buf, size_t len)
     return buf;
 }
 
-/* Checks that specs chain from `in`: each layer's recorded input is what it receives and its recorded output is
- * what its shape rule gives; a residual body must end with the shape it starts with. *out gets the final shape. */
-static int check_specs(const LayerSpec *s, int n, Shape in, Shape *out, char *err, size_t errlen)
+int net_check_specs(const LayerSpec *s, int n, Shape in, Shape *out, char *err, size_t errlen)
 {
     char w[SPEC_NAME_MAX + 32], a[64], b[64], msg[256];
     for (int i = 0; i < n; i++) {
-        Shape o, body_out;
+        Shape o;
         long long np, nb;
         where(&s[i], w, sizeof w);
         if ((unsigned)s[i].kind >= LK_COUNT) {
@@ -66,21 +65,9 @@ static int check_specs(const LayerSpec *s, int n, Shape in, Shape *out, char *er
             return -1;
         }
         if (layer_out_shape(&s[i], in, &o, &np, &nb, msg, sizeof msg)) {
+            /* a body's own error already names its layer */
             snprintf(err, errlen, "%s: %s", w, msg);
             return -1;
-        }
-        if (s[i].kind == LK_RESIDUAL) {
-            if (s[i].nbody < 0 || (s[i].nbody > 0 && !s[i].body)) {
-                snprintf(err, errlen, "%s: its body has no layers array", w);
-                return -1;
-            }
-            if (check_specs(s[i].body, s[i].nbody, in, &body_out, err, errlen))
-                return -1;
-            if (!shape_eq(body_out, in)) {
-                snprintf(err, errlen, "%s: its body ends with %s, but a residual body must end with its input shape %s",
-                         w, shape_str(body_out, a, sizeof a), shape_str(in, b, sizeof b));
-                return -1;
-            }
         }
         if (!shape_eq(s[i].out, o)) {
             snprintf(err, errlen, "%s records output %s, but its shape rule gives %s", w,
@@ -105,7 +92,7 @@ int net_init(Net *net, const LayerSpec *specs, int n, Shape in, Rng *init, Rng *
         snprintf(err, errlen, "a network needs a layer list (got %d layers)", n);
         return -1;
     }
-    if (check_specs(specs, n, in, &net->out, err, errlen))
+    if (net_check_specs(specs, n, in, &net->out, err, errlen))
         return -1;
     if (n > 0 && !(net->layers = calloc((size_t)n, sizeof *net->layers))) {
         snprintf(err, errlen, "out of memory for %d layers", n);
@@ -274,8 +261,8 @@ static int collect(Net *net, NetParam *out, int k)
         Layer *l = &net->layers[i];
         Param p[LAYER_MAX_PARAMS];
         int m;
-        if (l->spec->kind == LK_RESIDUAL) {
-            k = collect((Net *)l->state, out, k);
+        if (l->ops->body) {
+            k = collect(l->ops->body(l), out, k);
             continue;
         }
         m = l->ops->params ? l->ops->params(l, p) : 0;
@@ -301,8 +288,8 @@ static void zero_grad(Net *net)
         Layer *l = &net->layers[i];
         Param p[LAYER_MAX_PARAMS];
         int m;
-        if (l->spec->kind == LK_RESIDUAL) {
-            zero_grad((Net *)l->state);
+        if (l->ops->body) {
+            zero_grad(l->ops->body(l));
             continue;
         }
         m = l->ops->params ? l->ops->params(l, p) : 0;
@@ -340,7 +327,7 @@ int net_profile_start(Net *net)
     if (net->prof)
         memset(net->prof, 0, (size_t)net->n * sizeof *net->prof);
     for (int i = 0; i < net->n; i++)
-        if (net->layers[i].spec->kind == LK_RESIDUAL && net_profile_start(net->layers[i].state) < 0) {
+        if (net->layers[i].ops->body && net_profile_start(net->layers[i].ops->body(&net->layers[i])) < 0) {
             free(net->prof);
             net->prof = NULL;
             return -1;
@@ -356,8 +343,8 @@ static int profile_rows(const Net *net, int d, NetProfileRow *out, int k)
         if (out)
             out[k] = (NetProfileRow){l->spec, d, net->prof ? net->prof[i] : (LayerTime){0}};
         k++;
-        if (l->spec->kind == LK_RESIDUAL)
-            k = profile_rows(l->state, d + 1, out, k);
+        if (l->ops->body)
+            k = profile_rows(l->ops->body((Layer *)l), d + 1, out, k);
     }
     return k;
 }

@@ -70,6 +70,10 @@ int net_profile_rows(const Net *net, NetProfileRow **out);
 int net_init(Net *net, const LayerSpec *specs, int n, Shape in, Rng *init, Rng *stream, char *err, size_t errlen);
 /* Frees everything inside *net that net_init and net_resize allocated, but not net itself. */
 void net_release(Net *net);
+/* Checks that specs chain from `in`: each layer's recorded input is what it receives and its recorded output what
+ * its shape rule gives (a residual's rule checks its body the same way). *out gets the final shape. Returns 0, or
+ * -1 with err naming the first layer that does not fit. */
+int net_check_specs(const LayerSpec *s, int n, Shape in, Shape *out, char *err, size_t errlen);
 /* Returns 0 when every parameter and buffer is finite, else -1 with "non-finite value in <layer>/<param>[index]"
  * for the first NaN or Inf in network order (runtime/finite.c). */
 int net_check_finite(Net *net, char *err, size_t errlen);

@@ -1,30 +1,25 @@
 /* The training loop: epochs of mini-batches in a Fisher-Yates order, a test evaluation after each, the epoch
  * line, the metrics CSV and an atomic checkpoint. Everything a step depends on (weights, optimizer, both RNG
  * streams, the epoch's order and position, the running sums) is in the checkpoint, so a resumed run -- even
- * one stopped mid-epoch by SIGINT/SIGTERM -- computes exactly what an uninterrupted one would. */
+ * one stopped mid-epoch (TrainOptions.stop, which `bnni train` sets on SIGINT/SIGTERM) -- computes exactly what
+ * an uninterrupted one would. */
 #include "train.h"
 
 #include <errno.h>
 #include <omp.h>
 #include <math.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "../interp/frontend.h"
 #include "loss.h"
 #include "optim.h"
 #include "profile.h"
 #include "threads.h"
 
 #define SHUFFLE_STREAM 0x53485546464c45ull /* "SHUFFLE": keeps the shuffle stream apart from the init stream */
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig) { stop_signal = sig; }
 
 static double now_seconds(void)
 {
@@ -361,6 +356,18 @@ static int open_csv(Run *r, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- steps and epochs */
 
+/* The signal number that asked the run to stop, or 0. */
+static int stop_requested(const Run *r) { return r->o->stop ? (int)*r->o->stop : 0; }
+
+/* "SIGINT", "SIGTERM", else "signal N" (buf). */
+static const char *signal_name(int sig, char *buf, size_t len)
+{
+    if (sig == SIGINT || sig == SIGTERM)
+        return sig == SIGINT ? "SIGINT" : "SIGTERM";
+    snprintf(buf, len, "signal %d", sig);
+    return buf;
+}
+
 /* After a non-finite loss: names the first layer whose output holds a NaN or Inf. */
 static const char *first_bad_output(const Net *net)
 {
@@ -452,17 +459,18 @@ static int train_step(Run *r, int epoch, char *err, size_t errlen)
 
 static int interrupted(Run *r, int epoch, char *err, size_t errlen)
 {
-    int sig = stop_signal, status = sig == SIGINT ? TRAIN_SIGINT : TRAIN_SIGTERM;
+    char buf[32];
+    const char *name = signal_name(stop_requested(r), buf, sizeof buf);
     clear_progress(r);
     if (r->steps == 0) {
-        snprintf(err, errlen, "interrupted by %s before any step; nothing saved", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        return status;
+        snprintf(err, errlen, "interrupted by %s before any step; nothing saved", name);
+        return TRAIN_STOPPED;
     }
     if (save(r, err, errlen) < 0)
-        return TRAIN_BAD_INPUT;
+        return TRAIN_FAILED;
     snprintf(err, errlen, "interrupted by %s at epoch %d, after %d of %d images; saved %s (continue with --resume %s)",
-             sig == SIGINT ? "SIGINT" : "SIGTERM", epoch + 1, r->ts.position, r->ts.norder, r->o->out, r->o->out);
-    return status;
+             name, epoch + 1, r->ts.position, r->ts.norder, r->o->out, r->o->out);
+    return TRAIN_STOPPED;
 }
 
 /* A new epoch's learning rate, order and sums; done just before its first step, so that a run stopped at an
@@ -486,7 +494,7 @@ static int train_epoch(Run *r, int epoch, char *err, size_t errlen)
     TrainState *ts = &r->ts;
     int fresh = ts->position == 0;
     while (ts->position < ts->norder) {
-        if (stop_signal)
+        if (stop_requested(r))
             return interrupted(r, epoch, err, errlen);
         if (fresh)
             start_epoch(r, epoch), fresh = 0;
@@ -508,7 +516,7 @@ static int finish_epoch(Run *r, int epoch, char *err, size_t errlen)
     TrainState *ts = &r->ts;
     double test_loss, test_acc, t0 = now_seconds();
     if (train_evaluate(r->net, &r->test, &r->nz, ts->batch, &test_loss, &test_acc, err, errlen) < 0)
-        return TRAIN_BAD_INPUT;
+        return TRAIN_FAILED;
     double eval_s = now_seconds() - t0;
     r->prof.eval += eval_s, r->prof.eval_images += r->test.count;
     r->prof.eval_batches += (r->test.count + ts->batch - 1) / ts->batch;
@@ -516,7 +524,7 @@ static int finish_epoch(Run *r, int epoch, char *err, size_t errlen)
                    ts->seconds > 0 ? ts->norder / ts->seconds : 0.0};
     if (metrics_append(&r->metrics, v) < 0) {
         snprintf(err, errlen, "out of memory");
-        return TRAIN_BAD_INPUT;
+        return TRAIN_FAILED;
     }
     if (!r->o->quiet) {
         char num[32];
@@ -529,10 +537,10 @@ static int finish_epoch(Run *r, int epoch, char *err, size_t errlen)
     ts->epoch = epoch + 1, ts->position = 0;
     t0 = now_seconds();
     if (save(r, err, errlen) < 0)
-        return TRAIN_BAD_INPUT;
+        return TRAIN_FAILED;
     if (r->o->profile && prof_add_epoch(&r->prof, epoch + 1, v[4], eval_s, now_seconds() - t0) < 0) {
         snprintf(err, errlen, "out of memory for the profile");
-        return TRAIN_BAD_INPUT;
+        return TRAIN_FAILED;
     }
     return TRAIN_OK;
 }
@@ -545,32 +553,24 @@ static int run_epochs(Run *r, char *err, size_t errlen)
             rc = finish_epoch(r, e, err, errlen);
         if (rc != TRAIN_OK)
             return rc;
-        if (stop_signal) { /* arrived during the evaluation or the save: the epoch is complete and saved */
-            const char *name = stop_signal == SIGINT ? "SIGINT" : "SIGTERM", *out = r->o->out;
+        if (stop_requested(r)) { /* arrived during the evaluation or the save: the epoch is complete and saved */
+            char buf[32];
+            const char *name = signal_name(stop_requested(r), buf, sizeof buf), *out = r->o->out;
             if (e + 1 < r->m->epochs)
                 snprintf(err, errlen, "interrupted by %s after epoch %d; saved %s (continue with --resume %s)", name,
                          e + 1, out, out);
             else
                 snprintf(err, errlen, "interrupted by %s after the last epoch; saved %s", name, out);
-            return stop_signal == SIGINT ? TRAIN_SIGINT : TRAIN_SIGTERM;
+            return TRAIN_STOPPED;
         }
     }
     return TRAIN_OK;
 }
 
-int train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen)
+TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen)
 {
     Run r = {.m = m, .o = o};
-    int rc = TRAIN_BAD_INPUT;
-    struct sigaction sa = {0}, ign = {0}, old_int, old_term, old_xfsz;
-    stop_signal = 0;
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND; /* a second signal kills at once; the checkpoint on disk stays whole */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    ign.sa_handler = SIG_IGN; /* over a file-size limit (ulimit -f), a save fails with EFBIG and says so */
-    sigaction(SIGXFSZ, &ign, &old_xfsz);
+    int rc = TRAIN_FAILED;
     char why[1024];
     if (ckpt_check_writable(o->out, why, sizeof why) < 0) {
         snprintf(err, errlen, "%s: %s", o->out, why);
@@ -593,67 +593,10 @@ int train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen)
         prof_print(o->profile_out ? o->profile_out : stderr, &r.prof, r.net, m->data.batch,
                    (r.ts.norder + m->data.batch - 1) / m->data.batch);
 done:
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGXFSZ, &old_xfsz, NULL);
     run_free(&r);
-    return rc;
+    return (TrainStatus)rc;
 }
 
-/* ---------------------------------------------------------------- loading a checkpoint for eval/predict */
+/* ---------------------------------------------------------------- a checkpoint's normaliser */
 
 void train_checkpoint_normalizer(const Ckpt *c, Normalizer *nz) { norm_init(nz, c->data_mean, c->data_std); }
-
-int train_load_model(const char *file, const char *source, unsigned long long mem_cap, int inference,
-                     ModelSpec **out)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *diag = open_memstream(&buf, &len);
-    CheckOptions co = {.diag = diag ? diag : stderr, .mem_cap_bytes = mem_cap, .inference = inference};
-    int rc = source ? bnn_load_source(file, source, strlen(source), &co, out) : bnn_load_file(file, &co, out);
-    if (diag) {
-        fclose(diag);
-        if (rc != 0 && buf)
-            fputs(buf, stderr);
-        free(buf);
-    }
-    return rc;
-}
-
-int train_load_checkpoint(const char *ckpt_path, const char *model_path, Ckpt *c, ModelSpec **m, Net **net,
-                          char *err, size_t errlen)
-{
-    char why[8192], name[4200];
-    NetParam *ps = NULL;
-    *m = NULL, *net = NULL;
-    if (ckpt_read(ckpt_path, c, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s: %s", ckpt_path, why);
-        return -1;
-    }
-    snprintf(name, sizeof name, "%s:model_source", ckpt_path);
-    /* An evaluation holds chunks of at most TRAIN_EVAL_CHUNK images: a model trained on a larger machine, at a
-     * batch whose training estimate exceeds this one's memory, still evaluates here. */
-    int rc = model_path ? train_load_model(model_path, NULL, 0, 1, m)
-                        : train_load_model(name, c->model_source, 0, 1, m);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: the model does not check (see the diagnostics above)",
-                 model_path ? model_path : name);
-        goto fail;
-    }
-    int np = 0;
-    if (net_create((*m)->layers, (*m)->nlayers, (*m)->input, (*m)->seed, net, why, sizeof why) < 0 ||
-        (np = net_params(*net, &ps)) < 0 || ckpt_apply_params(c, ps, np, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s: %s", ckpt_path, np < 0 ? "out of memory listing the parameters" : why);
-        goto fail;
-    }
-    free(ps);
-    return 0;
-fail:
-    free(ps);
-    net_free(*net);
-    spec_free(*m);
-    ckpt_free(c);
-    *m = NULL, *net = NULL;
-    return -1;
-}

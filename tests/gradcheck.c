@@ -318,9 +318,10 @@ int gradcheck_shapes(LayerSpec *s, int n, Shape in, Shape *out, char *err, size_
     for (int i = 0; i < n; i++) {
         Shape body_out;
         s[i].in = in;
-        if (layer_out_shape(&s[i], in, &s[i].out, &s[i].nparams, &s[i].nbuffers, err, errlen))
+        /* a body first: a residual's shape rule checks its body's recorded shapes */
+        if (s[i].nbody > 0 && gradcheck_shapes(s[i].body, s[i].nbody, in, &body_out, err, errlen))
             return -1;
-        if (s[i].kind == LK_RESIDUAL && gradcheck_shapes(s[i].body, s[i].nbody, in, &body_out, err, errlen))
+        if (layer_out_shape(&s[i], in, &s[i].out, &s[i].nparams, &s[i].nbuffers, err, errlen))
             return -1;
         in = s[i].out;
     }

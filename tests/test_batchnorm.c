@@ -10,6 +10,7 @@
 #include "runtime/threads.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
+#include "tests/specs.h"
 
 /* Float32 tolerances against torch. The two sides reduce in different orders (bnni in double, torch in float
  * with its own blocking), so values O(1) agree to a few ulp: rtol 1e-5, plus atol 1e-6 for values near zero.
@@ -68,10 +69,10 @@ static void bn_open(Bn *b, const char *group)
     cr_assert(b->f >= 0, "cannot open tests/reference/batchnorm.h5");
     cr_assert_eq(fx_attr_ints(b->f, group, "in", in, 4), 4);
     Shape shape = {in[0], in[1], in[2], in[3]};
-    b->spec.kind = LK_BATCHNORM;
-    snprintf(b->spec.name, sizeof b->spec.name, "%s", group);
-    b->spec.momentum = (float)fx_attr(b->f, group, "momentum", NAN);
-    b->spec.eps = (float)fx_attr(b->f, group, "eps", NAN);
+    char args[128];
+    snprintf(args, sizeof args, "momentum=%.17g eps=%.17g", fx_attr(b->f, group, "momentum", NAN),
+             fx_attr(b->f, group, "eps", NAN));
+    b->spec = test_spec(LK_BATCHNORM, group, args);
     FxArray x = fixture(b->f, group, "x");
     cr_assert(gradcheck_setup(&b->l, &b->spec, shape, x.dims[0], NULL, 1, err, sizeof err) == 0, "%s", err);
     cr_assert(tensor_alloc(&b->x, x.dims[0], in[1], in[2], in[3]) == 0);
@@ -199,7 +200,7 @@ Test(batchnorm, params_initial_values_and_names)
 Test(batchnorm, smaller_batch_uses_its_own_statistics)
 {
     char err[256];
-    LayerSpec spec = {.kind = LK_BATCHNORM, .name = "bn", .momentum = 0.9f, .eps = 1e-5f};
+    LayerSpec spec = test_spec(LK_BATCHNORM, "bn", "momentum=0.9 eps=1e-5");
     Shape in = {3, 2, 3, 3};
     Layer l;
     Tensor x;
@@ -231,7 +232,7 @@ Test(batchnorm, smaller_batch_uses_its_own_statistics)
 static float *train_step(Shape in, int batch, int threads, size_t *len)
 {
     char err[256];
-    LayerSpec spec = {.kind = LK_BATCHNORM, .name = "bn", .momentum = 0.9f, .eps = 1e-5f};
+    LayerSpec spec = test_spec(LK_BATCHNORM, "bn", "momentum=0.9 eps=1e-5");
     Layer l;
     Param p[LAYER_MAX_PARAMS];
     Tensor x, dx;
@@ -286,7 +287,7 @@ Test(batchnorm, same_results_at_any_thread_count_2d) { check_threads((Shape){1, 
 Test(batchnorm, statistics_of_a_large_mean_with_a_small_variance)
 {
     char err[256];
-    LayerSpec spec = {.kind = LK_BATCHNORM, .name = "bn", .momentum = 0.0f, .eps = 1e-5f};
+    LayerSpec spec = test_spec(LK_BATCHNORM, "bn", "momentum=0 eps=1e-5");
     Shape in = {3, 2, 5, 7};
     Layer l;
     Param p[LAYER_MAX_PARAMS];

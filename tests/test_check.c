@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "interp/frontend.h"
+#include "runtime/layer.h"
 
 typedef struct Loaded {
     ModelSpec *m;
@@ -122,11 +123,11 @@ Test(check, lenet_bn_seed_model)
     expect_shape(m->layers[7].out, 3, 16, 4, 4);
     expect_shape(m->layers[8].out, 1, 256, 1, 1);
     expect_shape(m->layers[15].out, 1, 10, 1, 1);
-    cr_assert_eq(m->layers[0].kernel, 5);
-    cr_assert_eq(m->layers[0].bias, 1);
-    cr_assert_eq(m->layers[3].stride, 2);
-    cr_assert_float_eq(m->layers[1].momentum, 0.9f, 0);
-    cr_assert_float_eq(m->layers[1].eps, 1e-5f, 0);
+    cr_assert_eq(layer_arg(&m->layers[0], "kernel"), 5);
+    cr_assert_eq(layer_arg(&m->layers[0], "bias"), 1);
+    cr_assert_eq(layer_arg(&m->layers[3], "stride"), 2);
+    cr_assert_float_eq(layer_arg(&m->layers[1], "momentum"), 0.9, 0) /* as written: kept in double */;
+    cr_assert_float_eq(layer_arg(&m->layers[1], "eps"), 1e-5, 0);
     cr_assert_eq(m->layers[10].loc.line, 20);
     cr_assert_eq(m->layers[10].loc.col, 5);
     cr_assert_eq(m->nparams, 44878); /* PyTorch's count for this network */
@@ -165,7 +166,7 @@ Test(check, mlp_bn)
     expect_ok(&l);
     cr_assert_eq(l.m->nparams, 235530);
     cr_assert_eq(l.m->nbuffers, 768);
-    cr_assert_eq(l.m->layers[1].bias, 0);
+    cr_assert_eq(layer_arg(&l.m->layers[1], "bias"), 0);
     cr_assert_eq(l.m->sched.kind, SCHED_STEP);
     cr_assert_eq(l.m->sched.every, 4);
     cr_assert_float_eq(l.m->sched.factor, 0.5, 0);
@@ -186,10 +187,10 @@ Test(check, cnn_relu)
     cr_assert_float_eq(m->opt.lr, 0.001, 0);
     cr_assert_float_eq(m->opt.beta2, 0.999, 0);
     cr_assert_eq(m->layers[2].kind, LK_MAXPOOL);
-    cr_assert_eq(m->layers[2].stride, 2); /* stride defaults to the window */
+    cr_assert_eq(layer_arg(&m->layers[2], "stride"), 2); /* stride defaults to the window */
     expect_shape(m->layers[5].out, 3, 64, 7, 7);
     cr_assert_str_eq(m->layers[7].name, "dropout_1");
-    cr_assert_float_eq(m->layers[7].p, 0.25f, 0);
+    cr_assert_float_eq(layer_arg(&m->layers[7], "p"), 0.25f, 0);
     cr_assert_str_eq(m->layers[10].name, "dropout_2");
     cr_assert_eq(l.msglen, 0, "%s", l.msgs);
     done(&l);
@@ -210,8 +211,8 @@ Test(check, resnet_small)
     cr_assert_str_eq(r->name, "res_unit_1.unit");
     cr_assert_eq(r->nbody, 5);
     cr_assert_str_eq(r->body[0].name, "conv2d_2");
-    cr_assert_eq(r->body[0].bias, 0);
-    cr_assert_eq(r->body[0].padding, 1);
+    cr_assert_eq(layer_arg(&r->body[0], "bias"), 0);
+    cr_assert_eq(layer_arg(&r->body[0], "padding"), 1);
     expect_shape(r->out, 3, 16, 28, 28);
     cr_assert_str_eq(m->layers[5].name, "res_unit_2.unit");
     cr_assert_str_eq(m->layers[11].name, "res_unit_3.unit");
@@ -364,7 +365,7 @@ Test(check, pooling_stride_defaults_to_window)
     Loaded l;
     load(&l, HEAD "network { avgpool(3); maxpool(2, stride=1, padding=1); flatten; dense(10) }");
     expect_ok(&l);
-    cr_assert_eq(l.m->layers[0].stride, 3);
+    cr_assert_eq(layer_arg(&l.m->layers[0], "stride"), 3);
     expect_shape(l.m->layers[0].out, 3, 1, 9, 9);
     expect_shape(l.m->layers[1].out, 3, 1, 10, 10);
     done(&l);
@@ -427,11 +428,11 @@ Test(check, block_expansion_positional_keyword_and_default)
     expect_ok(&l);
     const ModelSpec *m = l.m;
     cr_assert_eq(m->nlayers, 11);
-    cr_assert_eq(m->layers[0].units, 4);
-    cr_assert_eq(m->layers[0].kernel, 3);
-    cr_assert_eq(m->layers[3].units, 8);
-    cr_assert_eq(m->layers[3].kernel, 5);
-    cr_assert_eq(m->layers[6].kernel, 1);
+    cr_assert_eq(layer_arg(&m->layers[0], "out"), 4);
+    cr_assert_eq(layer_arg(&m->layers[0], "kernel"), 3);
+    cr_assert_eq(layer_arg(&m->layers[3], "out"), 8);
+    cr_assert_eq(layer_arg(&m->layers[3], "kernel"), 5);
+    cr_assert_eq(layer_arg(&m->layers[6], "kernel"), 1);
     expect_shape(m->layers[8].out, 3, 2, 22, 22);
     static const char *const names[] = {"conv2d_1", "batchnorm_1", "relu_1", "conv2d_2", "batchnorm_2", "relu_2",
                                         "conv2d_3", "batchnorm_3", "relu_3", "flatten_1", "dense_1"};

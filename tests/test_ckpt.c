@@ -73,8 +73,12 @@ static void make_ckpt(Ckpt *c)
     strcpy(c->normalize, "standard");
     c->data_mean = 0.2860405969887955, c->data_std = 0.35302424451492237;
     c->layers = calloc(2, sizeof *c->layers);
-    c->layers[0] = (CkptLayer){strdup("conv1"), strdup("conv2d"), 0, 0, 0};
-    c->layers[1] = (CkptLayer){strdup("bn1"), strdup("batchnorm"), 1, 0.9, 1e-5};
+    c->layers[0] = (CkptLayer){.name = strdup("conv1"), .type = strdup("conv2d"), .nargs = 2};
+    c->layers[0].args[0] = (CkptArg){.key = "out", .type = AT_INT, .num = 2};
+    c->layers[0].args[1] = (CkptArg){.key = "bias", .type = AT_BOOL, .num = 1};
+    c->layers[1] = (CkptLayer){.name = strdup("bn1"), .type = strdup("batchnorm"), .nargs = 2};
+    c->layers[1].args[0] = (CkptArg){.key = "momentum", .type = AT_NUM, .num = 0.9};
+    c->layers[1].args[1] = (CkptArg){.key = "eps", .type = AT_NUM, .num = 1e-5};
     c->nlayers = 2;
     c->tensors = calloc(9, sizeof *c->tensors);
     add(c, "layers/conv1/weight", w1, 4, 2, 1, 3, 3);
@@ -122,8 +126,12 @@ Test(ckpt, round_trip_keeps_every_field)
     cr_assert_eq(b.nlayers, 2);
     cr_expect_str_eq(b.layers[1].name, "bn1");
     cr_expect_str_eq(b.layers[1].type, "batchnorm");
-    cr_expect(b.layers[1].has_bn && b.layers[1].momentum == 0.9 && b.layers[1].eps == 1e-5);
-    cr_expect(!b.layers[0].has_bn);
+    cr_assert_eq(b.layers[1].nargs, 2);
+    cr_expect_str_eq(b.layers[1].args[0].key, "momentum");
+    cr_expect(b.layers[1].args[0].num == 0.9 && b.layers[1].args[1].num == 1e-5, "as written, in double");
+    cr_assert_eq(b.layers[0].nargs, 2);
+    cr_expect(!strcmp(b.layers[0].args[0].key, "out") && b.layers[0].args[0].num == 2);
+    cr_expect(!strcmp(b.layers[0].args[1].key, "bias") && b.layers[0].args[1].num == 1);
     cr_assert_eq(b.ntensors, a.ntensors);
     for (int i = 0; i < a.ntensors; i++) {
         cr_expect_str_eq(b.tensors[i].path, a.tensors[i].path, "network order is kept");

@@ -2,12 +2,14 @@
  * bias; forward and backward against a direct double-precision convolution written here, including a batch big
  * enough to be split into several sgemm groups; PyTorch's default initialisation; parameters; bad specs. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/layer.h"
 #include "tests/gradcheck.h"
+#include "tests/specs.h"
 
 typedef struct Conv {
     int C, H, W, O, K, S, P, bias;
@@ -15,8 +17,10 @@ typedef struct Conv {
 
 static LayerSpec conv_spec(Conv c)
 {
-    return (LayerSpec){.kind = LK_CONV2D, .name = "conv", .units = c.O, .kernel = c.K, .stride = c.S,
-                       .padding = c.P, .bias = c.bias};
+    char args[128];
+    snprintf(args, sizeof args, "out=%d kernel=%d stride=%d padding=%d bias=%s", c.O, c.K, c.S, c.P,
+             c.bias ? "true" : "false");
+    return test_spec(LK_CONV2D, "conv", args);
 }
 
 static void check_grad(Conv c, int batch, uint64_t seed)
@@ -180,12 +184,15 @@ Test(conv2d, bad_specs_are_errors)
     LayerSpec s = conv_spec((Conv){1, 5, 5, 2, 7, 1, 0, 1});
     cr_expect(gradcheck_setup(&l, &s, (Shape){3, 1, 5, 5}, 2, NULL, 1, err, sizeof err) != 0, "kernel 7 on 5x5");
     cr_expect(strstr(err, "larger than its input") != NULL, "message: %s", err);
-    s = conv_spec((Conv){1, 5, 5, 2, 3, 0, 0, 1});
+    /* Past the schema's ranges (layer_spec_make refuses these), to reach the layer's own guards. */
+    s = conv_spec((Conv){1, 5, 5, 2, 3, 1, 0, 1});
+    s.arg[layer_arg_index(LK_CONV2D, "stride")].num = 0;
     cr_expect(gradcheck_setup(&l, &s, (Shape){3, 1, 5, 5}, 2, NULL, 1, err, sizeof err) != 0, "stride 0");
     cr_expect(strstr(err, "stride") != NULL, "message: %s", err);
-    s = conv_spec((Conv){1, 5, 5, 0, 3, 1, 0, 1});
-    cr_expect(gradcheck_setup(&l, &s, (Shape){3, 1, 5, 5}, 2, NULL, 1, err, sizeof err) != 0, "0 units");
-    cr_expect(strstr(err, "units") != NULL, "message: %s", err);
+    s = conv_spec((Conv){1, 5, 5, 2, 3, 1, 0, 1});
+    s.arg[layer_arg_index(LK_CONV2D, "out")].num = 0;
+    cr_expect(gradcheck_setup(&l, &s, (Shape){3, 1, 5, 5}, 2, NULL, 1, err, sizeof err) != 0, "0 outputs");
+    cr_expect(strstr(err, "out >= 1") != NULL, "message: %s", err);
     l.ops->destroy(&l);
     s = conv_spec((Conv){1, 5, 5, 2, 3, 1, 0, 1});
     cr_expect(gradcheck_setup(&l, &s, (Shape){1, 25, 1, 1}, 2, NULL, 1, err, sizeof err) != 0, "flat input");

@@ -1,6 +1,7 @@
 /* dense: finite-difference gradients (tests/gradcheck.h) in several shapes, the forward against a direct
  * double-precision x W^T + b, PyTorch's default initialisation bounds, the parameter list, and bad specs. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,10 +9,13 @@
 #include "runtime/layer.h"
 #include "runtime/layers/dense_kernels.h"
 #include "tests/gradcheck.h"
+#include "tests/specs.h"
 
 static LayerSpec dense_spec(int units, int bias)
 {
-    return (LayerSpec){.kind = LK_DENSE, .name = "fc", .units = units, .bias = bias};
+    char args[64];
+    snprintf(args, sizeof args, "out=%d bias=%s", units, bias ? "true" : "false");
+    return test_spec(LK_DENSE, "fc", args);
 }
 
 static void check_grad(int in, int units, int bias, int batch, uint64_t seed)
@@ -148,10 +152,11 @@ Test(dense, params_are_named_and_shaped_like_pytorch)
 Test(dense, bad_specs_are_errors)
 {
     char err[256] = "";
-    LayerSpec s = dense_spec(0, 1);
+    LayerSpec s = dense_spec(1, 1);
     Layer l;
+    s.arg[layer_arg_index(LK_DENSE, "out")].num = 0; /* past the schema's range, to reach the layer's guard */
     cr_expect(gradcheck_setup(&l, &s, (Shape){1, 5, 1, 1}, 2, NULL, 1, err, sizeof err) != 0);
-    cr_expect(strstr(err, "units") != NULL, "message: %s", err);
+    cr_expect(strstr(err, "out >= 1") != NULL, "message: %s", err);
     l.ops->destroy(&l);
     s = dense_spec(4, 1);
     cr_expect(gradcheck_setup(&l, &s, (Shape){3, 2, 5, 5}, 2, NULL, 1, err, sizeof err) != 0, "3-D input");

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runtime/net.h"
+#include "tests/specs.h"
 
 /* dense(4) -> batchnorm -> dense(3) on 5 features: weights, biases, gamma/beta and moving statistics. */
 typedef struct Small {
@@ -24,8 +25,8 @@ static void small_open(Small *s)
     static const int units[3] = {4, 0, 3};
     for (int i = 0; i < 3; i++) {
         LayerSpec *l = &s->specs[i];
-        *l = (LayerSpec){.kind = kinds[i], .units = units[i], .bias = 1, .momentum = 0.9f, .eps = 1e-5f, .in = in};
-        snprintf(l->name, sizeof l->name, "%s", names[i]);
+        *l = test_layer(kinds[i], names[i], units[i], 0, 0, 0);
+        l->in = in;
         cr_assert(layer_out_shape(l, in, &l->out, &l->nparams, &l->nbuffers, err, sizeof err) == 0, "%s", err);
         in = l->out;
     }

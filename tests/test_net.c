@@ -11,14 +11,9 @@
 #include "runtime/layer.h"
 #include "runtime/net.h"
 #include "tests/gradcheck.h"
+#include "tests/specs.h"
 
-static LayerSpec L(LayerKind kind, const char *name, int units, int k, int s, int p)
-{
-    LayerSpec spec = {.kind = kind, .units = units, .kernel = k, .stride = s, .padding = p, .bias = 1,
-                      .momentum = 0.9f, .eps = 1e-5f, .p = 0.2f};
-    snprintf(spec.name, sizeof spec.name, "%s", name);
-    return spec;
-}
+#define L test_layer
 #define CONV(name, units, k, s, p) L(LK_CONV2D, name, units, k, s, p)
 #define DENSE(name, units) L(LK_DENSE, name, units, 0, 0, 0)
 #define POOL(kind, name, k, s, p) L(kind, name, 0, k, s, p)

@@ -12,6 +12,7 @@
 #include "runtime/optim.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
+#include "tests/specs.h"
 
 /* ---- single layers ---- */
 
@@ -84,18 +85,17 @@ static LayerSpec layer_spec(hid_t f, const char *g, Shape *in)
 {
     char type[32];
     int d[4];
-    LayerSpec s = {0};
     cr_assert(fx_attr_str(f, g, "kind", type, sizeof type) == 0, "%s has no kind", g);
     cr_assert_eq(fx_attr_ints(f, g, "in", d, 4), 4);
     *in = (Shape){d[0], d[1], d[2], d[3]};
-    s.kind = kind_of(type);
-    snprintf(s.name, sizeof s.name, "%s", g);
-    s.units = (int)fx_attr(f, g, "units", 0);
-    s.kernel = (int)fx_attr(f, g, "kernel", 0);
-    s.stride = (int)fx_attr(f, g, "stride", 0);
-    s.padding = (int)fx_attr(f, g, "padding", 0);
-    s.bias = (int)fx_attr(f, g, "bias", 0);
-    s.p = (float)fx_attr(f, g, "p", 0);
+    LayerKind kind = kind_of(type);
+    LayerSpec s = test_layer(kind, g, (int)fx_attr(f, g, "units", 0), (int)fx_attr(f, g, "kernel", 0),
+                             (int)fx_attr(f, g, "stride", 0), (int)fx_attr(f, g, "padding", 0));
+    int bias = layer_arg_index(kind, "bias"), p = layer_arg_index(kind, "p");
+    if (bias >= 0)
+        s.arg[bias].num = (int)fx_attr(f, g, "bias", 0);
+    if (p >= 0)
+        s.arg[p].num = (float)fx_attr(f, g, "p", 0);
     return s;
 }
 
@@ -200,13 +200,7 @@ static void lenet_specs(LayerSpec *s)
     char err[256];
     Shape in = {3, 1, 28, 28};
     for (int i = 0; i < LENET_N; i++) {
-        memset(&s[i], 0, sizeof s[i]);
-        s[i].kind = def[i].kind;
-        snprintf(s[i].name, sizeof s[i].name, "%s", def[i].name);
-        s[i].units = def[i].units, s[i].kernel = def[i].kernel, s[i].stride = def[i].stride;
-        s[i].padding = 0;
-        s[i].bias = s[i].kind == LK_CONV2D || s[i].kind == LK_DENSE;
-        s[i].momentum = 0.9f, s[i].eps = 1e-5f;
+        s[i] = test_layer(def[i].kind, def[i].name, def[i].units, def[i].kernel, def[i].stride, 0);
         s[i].in = in;
         cr_assert(layer_out_shape(&s[i], in, &s[i].out, &s[i].nparams, &s[i].nbuffers, err, sizeof err) == 0,
                   "%s: %s", s[i].name, err);

@@ -11,19 +11,16 @@
 #include "runtime/layer.h"
 #include "runtime/net.h"
 #include "tests/gradcheck.h"
+#include "tests/specs.h"
 
 static LayerSpec dense(const char *name, int units)
 {
-    LayerSpec s = {.kind = LK_DENSE, .units = units, .bias = 1};
-    snprintf(s.name, sizeof s.name, "%s", name);
-    return s;
+    return test_layer(LK_DENSE, name, units, 0, 0, 0);
 }
 
 static LayerSpec conv(const char *name, int units, int k, int pad)
 {
-    LayerSpec s = {.kind = LK_CONV2D, .units = units, .kernel = k, .stride = 1, .padding = pad, .bias = 1};
-    snprintf(s.name, sizeof s.name, "%s", name);
-    return s;
+    return test_layer(LK_CONV2D, name, units, k, 1, pad);
 }
 
 static LayerSpec simple(const char *name, LayerKind kind)
@@ -72,7 +69,7 @@ Test(residual, gradcheck_relu_dropout_body_train_and_eval)
 {
     LayerSpec body[] = {dense("fc1", 9), simple("r", LK_RELU), simple("d", LK_DROPOUT), dense("fc2", 6)};
     LayerSpec s;
-    body[2].p = 0.3f;
+    body[2].arg[layer_arg_index(LK_DROPOUT, "p")].num = 0.3;
     s = residual("res", body, 4);
     check_grad(&s, (Shape){1, 6, 1, 1}, 3, 1, 3);
     check_grad(&s, (Shape){1, 6, 1, 1}, 3, 0, 4);

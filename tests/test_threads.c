@@ -20,6 +20,7 @@
 #include "runtime/threads.h"
 #include "runtime/train.h"
 #include "tests/gradcheck.h"
+#include "tests/specs.h"
 
 Test(threads, split_covers_every_item_once)
 {
@@ -45,13 +46,7 @@ Test(threads, set_and_get)
     cr_expect_geq(rt_threads(), 1, "0 means every core");
 }
 
-static LayerSpec L(LayerKind kind, const char *name, int units, int k, int s, int p)
-{
-    LayerSpec spec = {.kind = kind, .units = units, .kernel = k, .stride = s, .padding = p, .bias = 1,
-                      .momentum = 0.9f, .eps = 1e-5f};
-    snprintf(spec.name, sizeof spec.name, "%s", name);
-    return spec;
-}
+#define L test_layer
 
 /* LeNet-BN's layer kinds on a 1x14x14 input; conv1 padded, conv2 with 9 filters and a stride-2 conv3 so that the
  * kernels' filter, tap and position tails all occur. */

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../interp/spec.h"
+#include "../spec.h"
 #include "../rng.h"
 #include "../tensor.h"
 

@@ -12,14 +12,7 @@
 static int avgpool_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
                              size_t errlen)
 {
-    int oh, ow;
-    if (window_out("avgpool", "pooling window", in, s->kernel, s->stride, s->padding, &oh, &ow, err, errlen))
-        return -1;
-    if (window_pad_half("avgpool", s->kernel, s->padding, err, errlen))
-        return -1;
-    *out = (Shape){3, in.c, oh, ow};
-    *np = *nb = 0;
-    return 0;
+    return pool_out_shape("avgpool", s, in, out, np, nb, err, errlen);
 }
 
 /* Per kernel column kj, the output columns [lo[kj], hi[kj]) that read real input (window_range), computed once. */
@@ -159,6 +152,7 @@ static void avgpool_layer_forward(Layer *l, const Tensor *x, int train)
 {
     const LayerSpec *s = l->spec;
     AvgpoolState *st = l->state;
+    int K = spec_int(s, POOL_KERNEL), S = spec_int(s, POOL_STRIDE), P = spec_int(s, POOL_PADDING);
     size_t hw = (size_t)s->in.h * s->in.w, ohw = (size_t)s->out.h * s->out.w;
     int NC = x->n * s->in.c;
     (void)train;
@@ -172,7 +166,7 @@ static void avgpool_layer_forward(Layer *l, const Tensor *x, int train)
                              s->out.w);
         else
             avgpool_forward(l->y.data + lo * ohw, x->data + lo * hw, st->lo, st->hi, hi - lo, s->in.h, s->in.w,
-                            s->out.h, s->out.w, s->kernel, s->stride, s->padding);
+                            s->out.h, s->out.w, K, S, P);
     }
 }
 
@@ -180,6 +174,7 @@ static void avgpool_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
     const LayerSpec *s = l->spec;
     AvgpoolState *st = l->state;
+    int K = spec_int(s, POOL_KERNEL), S = spec_int(s, POOL_STRIDE), P = spec_int(s, POOL_PADDING);
     size_t hw = (size_t)s->in.h * s->in.w, ohw = (size_t)s->out.h * s->out.w;
     int NC = x->n * s->in.c;
     if (!dx)
@@ -193,12 +188,15 @@ static void avgpool_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
                               s->out.w);
         else
             avgpool_backward(dx->data + lo * hw, l->dy.data + lo * ohw, st->lo, st->hi, hi - lo, s->in.h, s->in.w,
-                             s->out.h, s->out.w, s->kernel, s->stride, s->padding);
+                             s->out.h, s->out.w, K, S, P);
     }
 }
 
 const LayerOps avgpool_ops = {
     .type = "avgpool",
+    .args = pool_args,
+    .nargs = POOL_NARGS,
+    .configure = pool_configure,
     .out_shape = avgpool_out_shape,
     .create = avgpool_create,
     .resize = layer_resize_io,

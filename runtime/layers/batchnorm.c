@@ -33,8 +33,23 @@ typedef struct BnLayer {
     float *mean, *rstd;            /* statistics the last forward normalised with (batch or moving) */
     float *ca, *cb, *cd;           /* per-channel dx coefficients of the last backward */
     double *part;                  /* (chunks, 2, C, L), owned, sized by resize: each chunk's two sums per channel */
+    float momentum, eps;           /* the arguments, in the single precision the statistics are kept in */
     int train;                     /* mode of the last forward: selects the backward formula */
 } BnLayer;
+
+/* batchnorm(momentum=0.9, eps=1e-5) */
+enum { MOMENTUM, EPS };
+static const ArgSpec batchnorm_args[] = {ARG_NUM("momentum", 0, 0, 0, 1, 0, 0.9), ARG_NUM("eps", 0, 0, 1, 1, 0, 1e-5)};
+
+/* eps is added in single precision: a value that rounds to 0 there would divide by a zero variance. */
+static int batchnorm_configure(LayerSpec *s, int *bad, char *err, size_t errlen)
+{
+    if ((float)spec_num(s, EPS) > 0.0f)
+        return 0;
+    *bad = EPS;
+    snprintf(err, errlen, "eps %g is too small for single precision", spec_num(s, EPS));
+    return -1;
+}
 
 static int batchnorm_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
                                size_t errlen)
@@ -50,17 +65,17 @@ static int batchnorm_out_shape(const LayerSpec *s, Shape in, Shape *out, long lo
 
 /* Channel c normalises with mean and rstd = 1/sqrt(var + eps) (computed in double from the float variance):
  * in training the batch's (mean, var), also folded into the moving statistics; in eval the moving ones. */
-static void set_stats(BnLayer *b, int c, double mean, double var, int train, const LayerSpec *s)
+static void set_stats(BnLayer *b, int c, double mean, double var, int train)
 {
     float v;
     if (train) {
         b->mean[c] = (float)mean, v = (float)var;
-        b->moving_mean[c] = s->momentum * b->moving_mean[c] + (1.0f - s->momentum) * b->mean[c];
-        b->moving_var[c] = s->momentum * b->moving_var[c] + (1.0f - s->momentum) * v;
+        b->moving_mean[c] = b->momentum * b->moving_mean[c] + (1.0f - b->momentum) * b->mean[c];
+        b->moving_var[c] = b->momentum * b->moving_var[c] + (1.0f - b->momentum) * v;
     } else {
         b->mean[c] = b->moving_mean[c], v = b->moving_var[c];
     }
-    b->rstd[c] = (float)(1.0 / sqrt((double)v + (double)s->eps));
+    b->rstd[c] = (float)(1.0 / sqrt((double)v + (double)b->eps));
 }
 
 /* With m values per channel and the sums sdy = Σ dy, sdyx = Σ dy*xhat: dgamma += sdyx, dbeta += sdy, and
@@ -260,6 +275,7 @@ static int batchnorm_create(Layer *l, Rng *init, char *err, size_t errlen)
     b->C = in.c;
     b->HW = in.rank == 3 ? in.h * in.w : 1;
     b->L = b->HW > 1 ? BN_LANES : 1;
+    b->momentum = (float)spec_num(l->spec, MOMENTUM), b->eps = (float)spec_num(l->spec, EPS);
     size_t C = (size_t)b->C;
     if (!(b->vec = layer_alloc_floats(11 * C, "the batchnorm parameters and statistics", err, errlen)))
         return -1;
@@ -312,7 +328,7 @@ static void finish_stats(Layer *l, const float *x, int N, int train)
             v = chunk_total(b, chunks, 1, c) / m - d * d;
             v = v < 0.0 ? 0.0 : v;
         }
-        set_stats(b, c, train ? x[(size_t)c * b->HW] + d : 0.0, v, train, l->spec); /* eval reads no x */
+        set_stats(b, c, train ? x[(size_t)c * b->HW] + d : 0.0, v, train); /* eval reads no x */
     }
 }
 
@@ -440,6 +456,9 @@ static void batchnorm_destroy(Layer *l)
 
 const LayerOps batchnorm_ops = {
     .type = "batchnorm",
+    .args = batchnorm_args,
+    .nargs = sizeof batchnorm_args / sizeof batchnorm_args[0],
+    .configure = batchnorm_configure,
     .out_shape = batchnorm_out_shape,
     .create = batchnorm_create,
     .resize = batchnorm_resize,

@@ -17,14 +17,21 @@
 #include "conv_kernels.h"
 #include "window.h"
 
+/* conv2d(out, kernel, stride=1, padding=0, bias=true): the arguments in positional order. */
+enum { OUT, KERNEL, STRIDE, PADDING, BIAS };
+static const ArgSpec conv2d_args[] = {
+    ARG_INT("out", 1, 1, 65536, 0), ARG_INT("kernel", 1, 1, 1024, 0), ARG_INT("stride", 0, 1, 1024, 1),
+    ARG_INT("padding", 0, 0, 1024, 0), ARG_BOOL("bias", 1),
+};
+
 static int conv2d_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
                             size_t errlen)
 {
-    int oh, ow;
-    if (window_out("conv2d", "kernel", in, s->kernel, s->stride, s->padding, &oh, &ow, err, errlen))
+    int oh, ow, units = spec_int(s, OUT), k = spec_int(s, KERNEL);
+    if (window_out("conv2d", "kernel", in, k, spec_int(s, STRIDE), spec_int(s, PADDING), &oh, &ow, err, errlen))
         return -1;
-    *out = (Shape){3, s->units, oh, ow};
-    *np = (long long)s->units * in.c * s->kernel * s->kernel + (s->bias ? s->units : 0);
+    *out = (Shape){3, units, oh, ow};
+    *np = (long long)units * in.c * k * k + (spec_int(s, BIAS) ? units : 0);
     *nb = 0;
     return 0;
 }
@@ -54,18 +61,18 @@ static int conv2d_create(Layer *l, Rng *init, char *err, size_t errlen)
     const LayerSpec *s = l->spec;
     ConvState *st;
     size_t nw, nb;
-    if (s->units < 1) {
-        snprintf(err, errlen, "conv2d needs units >= 1, got %d", s->units);
+    if (spec_int(s, OUT) < 1) {
+        snprintf(err, errlen, "conv2d needs out >= 1, got %d", spec_int(s, OUT));
         return -1;
     }
     if (!(st = l->state = calloc(1, sizeof *st))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    st->g = (ConvGeom){.C = s->in.c, .H = s->in.h, .W = s->in.w, .O = s->units, .K = s->kernel, .S = s->stride,
-                       .P = s->padding, .OH = s->out.h, .OW = s->out.w};
+    st->g = (ConvGeom){.C = s->in.c, .H = s->in.h, .W = s->in.w, .O = spec_int(s, OUT), .K = spec_int(s, KERNEL),
+                       .S = spec_int(s, STRIDE), .P = spec_int(s, PADDING), .OH = s->out.h, .OW = s->out.w};
     convk_geom(&st->g);
-    nw = (size_t)st->g.O * st->g.CKK, nb = s->bias ? (size_t)st->g.O : 0;
+    nw = (size_t)st->g.O * st->g.CKK, nb = spec_int(s, BIAS) ? (size_t)st->g.O : 0;
     if (!(st->w = layer_alloc_floats(nw + nb, "the conv2d weights", err, errlen)) ||
         !(st->dw = layer_alloc_floats(nw + nb, "the conv2d gradients", err, errlen)))
         return -1;
@@ -213,6 +220,8 @@ static void conv2d_destroy(Layer *l)
 
 const LayerOps conv2d_ops = {
     .type = "conv2d",
+    .args = conv2d_args,
+    .nargs = sizeof conv2d_args / sizeof conv2d_args[0],
     .out_shape = conv2d_out_shape,
     .create = conv2d_create,
     .resize = conv2d_resize,

@@ -18,6 +18,10 @@
 #include "conv_kernels.h"
 #include "dense_kernels.h"
 
+/* dense(out, bias=true) */
+enum { OUT, BIAS };
+static const ArgSpec dense_args[] = {ARG_INT("out", 1, 1, 65536, 0), ARG_BOOL("bias", 1)};
+
 static int dense_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
                            size_t errlen)
 {
@@ -27,8 +31,8 @@ static int dense_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *
                  shape_str(in, buf, sizeof buf));
         return -1;
     }
-    *out = (Shape){1, s->units, 1, 1};
-    *np = (long long)s->units * in.c + (s->bias ? s->units : 0);
+    *out = (Shape){1, spec_int(s, OUT), 1, 1};
+    *np = (long long)spec_int(s, OUT) * in.c + (spec_int(s, BIAS) ? spec_int(s, OUT) : 0);
     *nb = 0;
     return 0;
 }
@@ -53,16 +57,16 @@ static int dense_create(Layer *l, Rng *init, char *err, size_t errlen)
     const LayerSpec *s = l->spec;
     DenseState *st;
     size_t nw, nb;
-    if (s->units < 1) {
-        snprintf(err, errlen, "dense needs units >= 1, got %d", s->units);
+    if (spec_int(s, OUT) < 1) {
+        snprintf(err, errlen, "dense needs out >= 1, got %d", spec_int(s, OUT));
         return -1;
     }
     if (!(st = l->state = calloc(1, sizeof *st))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    st->in = (int)shape_size(s->in), st->out = s->units;
-    nw = (size_t)st->out * st->in, nb = s->bias ? (size_t)st->out : 0;
+    st->in = (int)shape_size(s->in), st->out = spec_int(s, OUT);
+    nw = (size_t)st->out * st->in, nb = spec_int(s, BIAS) ? (size_t)st->out : 0;
     if (!(st->w = layer_alloc_floats(nw + nb, "the dense weights", err, errlen)) ||
         !(st->dw = layer_alloc_floats(nw + nb, "the dense gradients", err, errlen)))
         return -1;
@@ -244,6 +248,8 @@ static void dense_destroy(Layer *l)
 
 const LayerOps dense_ops = {
     .type = "dense",
+    .args = dense_args,
+    .nargs = sizeof dense_args / sizeof dense_args[0],
     .out_shape = dense_out_shape,
     .create = dense_create,
     .resize = dense_resize,

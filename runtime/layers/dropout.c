@@ -6,6 +6,10 @@
 #include "../layer.h"
 #include "common.h"
 
+/* dropout(p) */
+enum { P };
+static const ArgSpec dropout_args[] = {ARG_NUM("p", 1, 0, 0, 1, 1, 0)};
+
 static int dropout_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
                              size_t errlen)
 {
@@ -18,19 +22,23 @@ static int dropout_out_shape(const LayerSpec *s, Shape in, Shape *out, long long
 typedef struct DropoutState {
     float *mask; /* (batch * features): 0 or 1/(1-p), drawn by the last training forward */
     int masked;  /* 1 when the last forward applied the mask (training with p > 0), else it was the identity */
+    float p;     /* the drop probability, in single precision as the draws compare it */
 } DropoutState;
 
 static int dropout_create(Layer *l, Rng *init, char *err, size_t errlen)
 {
     (void)init;
-    if (!(l->spec->p >= 0.0f && l->spec->p <= 1.0f)) {
-        snprintf(err, errlen, "dropout probability must be in [0, 1], got %g", (double)l->spec->p);
+    float p = (float)spec_num(l->spec, P);
+    DropoutState *st;
+    if (!(p >= 0.0f && p <= 1.0f)) {
+        snprintf(err, errlen, "dropout probability must be in [0, 1], got %g", (double)p);
         return -1;
     }
-    if (!(l->state = calloc(1, sizeof(DropoutState)))) {
+    if (!(st = l->state = calloc(1, sizeof(DropoutState)))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    st->p = p;
     return 0;
 }
 
@@ -71,12 +79,12 @@ static void dropout_layer_forward(Layer *l, const Tensor *x, int train)
     DropoutState *st = l->state;
     size_t n = tensor_size(x);
     layer_set_count(l, x->n);
-    st->masked = train && l->spec->p > 0.0f;
+    st->masked = train && st->p > 0.0f;
     if (!st->masked) {
         memcpy(l->y.data, x->data, n * sizeof(float));
         return;
     }
-    dropout_draw(st->mask, n, l->spec->p, l->rng);
+    dropout_draw(st->mask, n, st->p, l->rng);
     dropout_forward(l->y.data, x->data, st->mask, n);
 }
 
@@ -104,6 +112,8 @@ static void dropout_destroy(Layer *l)
 
 const LayerOps dropout_ops = {
     .type = "dropout",
+    .args = dropout_args,
+    .nargs = sizeof dropout_args / sizeof dropout_args[0],
     .out_shape = dropout_out_shape,
     .create = dropout_create,
     .resize = dropout_resize,

@@ -15,14 +15,7 @@
 static int maxpool_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
                              size_t errlen)
 {
-    int oh, ow;
-    if (window_out("maxpool", "pooling window", in, s->kernel, s->stride, s->padding, &oh, &ow, err, errlen))
-        return -1;
-    if (window_pad_half("maxpool", s->kernel, s->padding, err, errlen))
-        return -1;
-    *out = (Shape){3, in.c, oh, ow};
-    *np = *nb = 0;
-    return 0;
+    return pool_out_shape("maxpool", s, in, out, np, nb, err, errlen);
 }
 
 typedef struct MaxpoolState {
@@ -180,6 +173,7 @@ static void maxpool_layer_forward(Layer *l, const Tensor *x, int train)
 {
     const LayerSpec *s = l->spec;
     MaxpoolState *st = l->state;
+    int K = spec_int(s, POOL_KERNEL), S = spec_int(s, POOL_STRIDE), P = spec_int(s, POOL_PADDING);
     size_t hw = (size_t)s->in.h * s->in.w, ohw = (size_t)s->out.h * s->out.w;
     int NC = x->n * s->in.c;
     (void)train;
@@ -193,7 +187,7 @@ static void maxpool_layer_forward(Layer *l, const Tensor *x, int train)
                                  s->in.w, s->out.h, s->out.w);
         else
             maxpool_forward(l->y.data + lo * ohw, st->arg + lo * ohw, x->data + lo * hw, st->lo, st->hi, hi - lo,
-                            s->in.h, s->in.w, s->out.h, s->out.w, s->kernel, s->stride, s->padding);
+                            s->in.h, s->in.w, s->out.h, s->out.w, K, S, P);
     }
 }
 
@@ -226,6 +220,9 @@ static void maxpool_destroy(Layer *l)
 
 const LayerOps maxpool_ops = {
     .type = "maxpool",
+    .args = pool_args,
+    .nargs = POOL_NARGS,
+    .configure = pool_configure,
     .out_shape = maxpool_out_shape,
     .create = maxpool_create,
     .resize = maxpool_resize,

@@ -1,6 +1,5 @@
-/* residual: y = body(x) + x, the body being a sub-network. The checker infers the body's shapes
- * (it must end with the shape it started with); this layer runs the sub-network and adds the skip.
- * Its state is the body's Net (net.c relies on that to list the body's parameters). */
+/* residual: y = body(x) + x, the body being a sub-network (LayerSpec.body) that must end with the shape it
+ * starts with. Its state is the body's Net, which it hands to the net's walks through LayerOps.body. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -8,13 +7,25 @@
 #include "../net.h"
 #include "common.h"
 
+/* The body's own layers carry their counts; the addition has none. */
 static int residual_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
                               size_t errlen)
 {
-    /* The body's own layers carry their counts; the addition has none. */
-    (void)s, (void)err, (void)errlen;
+    char a[64], b[64];
+    Shape body_out;
     *out = in;
     *np = *nb = 0;
+    if (s->nbody < 0 || (s->nbody > 0 && !s->body)) {
+        snprintf(err, errlen, "its body has no layers array");
+        return -1;
+    }
+    if (net_check_specs(s->body, s->nbody, in, &body_out, err, errlen))
+        return -1;
+    if (body_out.rank != in.rank || body_out.c != in.c || body_out.h != in.h || body_out.w != in.w) {
+        snprintf(err, errlen, "its body ends with %s, but a residual body must end with its input shape %s",
+                 shape_str(body_out, a, sizeof a), shape_str(in, b, sizeof b));
+        return -1;
+    }
     return 0;
 }
 
@@ -59,6 +70,8 @@ static void residual_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
         add(dx->data, dx->data, l->dy.data, tensor_size(x));
 }
 
+static Net *residual_body(Layer *l) { return l->state; }
+
 static void residual_destroy(Layer *l)
 {
     if (l->state)
@@ -76,4 +89,5 @@ const LayerOps residual_ops = {
     .forward = residual_layer_forward,
     .backward = residual_layer_backward,
     .destroy = residual_destroy,
+    .body = residual_body,
 };

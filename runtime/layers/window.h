@@ -1,4 +1,5 @@
-/* The sliding-window shape rule shared by conv2d, avgpool and maxpool (PyTorch's floor rule). */
+/* The sliding-window shape rule shared by conv2d, avgpool and maxpool (PyTorch's floor rule), and what the two
+ * pooling layers share: their arguments and their shape rule. */
 #ifndef BNNI_WINDOW_H
 #define BNNI_WINDOW_H
 
@@ -42,21 +43,35 @@ static inline void window_range(int kj, int S, int P, int W, int OW, int *lo, in
         *hi = *lo;
 }
 
+/* avgpool(kernel, stride=kernel, padding=0) and maxpool(...): the arguments' positions in LayerSpec.arg;
+ * pool_args (common.c) is their schema and pool_configure their rules beyond it. */
+enum { POOL_KERNEL, POOL_STRIDE, POOL_PADDING, POOL_NARGS };
+extern const ArgSpec pool_args[POOL_NARGS];
+/* stride defaults to the kernel; padding at most half the window. */
+int pool_configure(LayerSpec *s, int *bad, char *err, size_t errlen);
+/* The shape rule of the pooling layer `layer`: per channel, a window over each plane. */
+int pool_out_shape(const char *layer, const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb,
+                   char *err, size_t errlen);
+
 /* window_range for every kernel column of a pooling spec: returns lo[0..K) with hi = lo + K in the same
  * allocation (caller frees lo), or NULL when out of memory. */
 static inline int *pool_ranges(const LayerSpec *s, int **hi)
 {
-    int K = s->kernel, *lo = malloc(2 * (size_t)K * sizeof *lo);
+    int K = spec_int(s, POOL_KERNEL), *lo = malloc(2 * (size_t)K * sizeof *lo);
     if (!lo)
         return NULL;
     *hi = lo + K;
     for (int kj = 0; kj < K; kj++)
-        window_range(kj, s->stride, s->padding, s->in.w, s->out.w, &lo[kj], &(*hi)[kj]);
+        window_range(kj, spec_int(s, POOL_STRIDE), spec_int(s, POOL_PADDING), s->in.w, s->out.w, &lo[kj],
+                     &(*hi)[kj]);
     return lo;
 }
 
 /* The 2x2, stride 2, unpadded pooling window (LeNet's), which avgpool and maxpool run through loops of their own. */
-static inline int window_is_2x2(const LayerSpec *s) { return s->kernel == 2 && s->stride == 2 && s->padding == 0; }
+static inline int window_is_2x2(const LayerSpec *s)
+{
+    return spec_int(s, POOL_KERNEL) == 2 && spec_int(s, POOL_STRIDE) == 2 && spec_int(s, POOL_PADDING) == 0;
+}
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
