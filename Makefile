@@ -20,7 +20,7 @@ BLAS_DIR  := $(shell $(BLAS_PC) pkg-config --variable=libdir openblas 2>/dev/nul
 PKG_CFLAGS := $(shell $(BLAS_PC) pkg-config --cflags hdf5 openblas 2>/dev/null)
 PKG_LIBS   := $(shell $(BLAS_PC) pkg-config --libs hdf5 openblas 2>/dev/null) -Wl,-rpath,$(BLAS_DIR)
 
-WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(MARCH) -g $(WARN) -MMD -MP \
            -I. -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lz -lm
@@ -76,7 +76,7 @@ ifneq ($(filter 1,$(SANITIZE) $(AVX2)),)
   BIN    = $(BUILD)/bnni
 endif
 
-.PHONY: all deps train test run-tests sanitize clean bench fuzz
+.PHONY: all deps train test run-tests sanitize clean bench fuzz build-race
 all: $(BIN)
 
 # Installs whatever of $(PKGS) dpkg does not list as installed.
@@ -88,11 +88,13 @@ deps:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-$(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: grammar/parser.y
+# One run of bison makes both files, one of flex both of its: grouped targets (&:), or a parallel make would run
+# each tool once per file, two at a time, and write a corrupt parser.c (tests/build_race.sh checks it).
+$(BUILD)/gen/parser.c $(BUILD)/gen/parser.h &: grammar/parser.y
 	@mkdir -p $(@D)
 	bison -Wall -Werror --defines=$(BUILD)/gen/parser.h -o $(BUILD)/gen/parser.c $<
 
-$(BUILD)/gen/lexer.c $(BUILD)/gen/lexer.h: grammar/lexer.l $(BUILD)/gen/parser.h
+$(BUILD)/gen/lexer.c $(BUILD)/gen/lexer.h &: grammar/lexer.l $(BUILD)/gen/parser.h
 	@mkdir -p $(@D)
 	flex --header-file=$(BUILD)/gen/lexer.h -o $(BUILD)/gen/lexer.c $<
 
@@ -149,15 +151,20 @@ run-tests:
 	BNNI=./$(BIN) OMP_WAIT_POLICY=passive LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  ./$(BUILD)/run_tests -j2
 
-# The README's test command: the whole suite; again built for AVX2 (AVX2=1) where the CPU has it; and again under
-# ASan+UBSan+LSan (SANITIZE=1 builds without -march=native). So the kernels' AVX-512 path (on such a CPU), their
-# AVX2 path and their plain C are each tested.
+# The README's test command: three clean parallel builds (build-race); the whole suite; again built for AVX2
+# (AVX2=1) where the CPU has it; and again under ASan+UBSan+LSan (SANITIZE=1 builds without -march=native). So the
+# kernels' AVX-512 path (on such a CPU), their AVX2 path and their plain C are each tested.
 test: deps
+	@$(MAKE) --no-print-directory build-race
 	@$(MAKE) --no-print-directory run-tests
 	@if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then \
 	  $(MAKE) --no-print-directory AVX2=1 run-tests; \
 	else echo "make test: no AVX2+FMA on this CPU, the AVX2 build's suite is skipped"; fi
 	@$(MAKE) --no-print-directory SANITIZE=1 run-tests
+
+# A clean `make -j8` three times, in a scratch copy: bison and flex must run once each (tests/build_race.sh).
+build-race:
+	bash tests/build_race.sh 3 8
 
 sanitize: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 run-tests
@@ -168,6 +175,6 @@ bench: deps
 	BUILD=$(BUILD) BNNI=./$(BIN) bash bench/run.sh
 
 clean:
-	rm -rf build build-san build-avx2 bnni
+	rm -rf build build-san build-avx2 build-fuzz bnni
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/interp/main.d $(BUILD)/bench/layer_bench.d

@@ -92,7 +92,7 @@ static void expect_step(Problem *pb, hid_t f, const char *group, int step)
     }
 }
 
-static void expect_state(Optim *o, Problem *pb, hid_t f, const char *group, int nstate_want)
+static void expect_state(Optim *o, hid_t f, const char *group, int nstate_want)
 {
     char path[128];
     for (int j = 0; j < 2; j++) {
@@ -128,7 +128,7 @@ static void check_trajectory(const char *group, int nstate)
         expect_step(&pb, f, group, s);
     }
     cr_expect_eq(optim_step_count(o), 10);
-    expect_state(o, &pb, f, group, nstate);
+    expect_state(o, f, group, nstate);
     for (int i = 0; i < 3; i++)
         cr_expect_eq(pb.buffer[i], 0.5f * (float)i, "the buffer was updated");
     optim_free(o);

@@ -411,6 +411,7 @@ Test(train, divergence_mid_run_leaves_the_last_good_checkpoint)
  * keeps its default action (death), as under `ulimit -f`: bnni ignores it itself, to report the failed write. */
 static void small_file_limit(const void *unused)
 {
+    (void)unused;
     struct rlimit rl = {16384, 16384};
     signal(SIGXFSZ, SIG_DFL);
     setrlimit(RLIMIT_FSIZE, &rl);
