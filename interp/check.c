@@ -267,6 +267,18 @@ static void unused_blocks(Checker *c, const AstStmt *file)
                 diag_warning(c->d, s->name_loc, "block '%s' is never used", s->name);
 }
 
+/* Just after the last character of the last line (a final line break not counted), where the caret points. */
+static SrcLoc end_of_text(const char *src, size_t len)
+{
+    if (!src)
+        return (SrcLoc){0, 0};
+    if (len > 0 && src[len - 1] == '\n')
+        len--;
+    if (len > 0 && src[len - 1] == '\r')
+        len--;
+    return diag_loc_of(src, len);
+}
+
 static void check_model(Checker *c, AstStmt *ast)
 {
     const AstStmt *first[AS_BLOCK] = {0};
@@ -291,7 +303,9 @@ static void check_model(Checker *c, AstStmt *ast)
         check_loss(c, first[AS_LOSS]);
     check_counts(c, first[AS_EPOCHS], first[AS_SEED]);
     check_checkpoint(c, first[AS_CHECKPOINT]);
-    SrcLoc top = {1, 1};
+    /* A missing statement is noticed only once the whole file was read: reported at its end, after the errors
+     * inside it. */
+    SrcLoc top = end_of_text(c->d->src, c->d->len);
     if (!first[AS_DATA])
         diag_error(c->d, top, "missing 'data' statement, such as: data fashion_mnist(batch=128)");
     if (!first[AS_OPTIMIZER])
@@ -328,11 +342,13 @@ static int load_owned(const char *filename, char *text, size_t len, const CheckO
         c.opts.max_layers = CHECK_DEFAULT_MAX_LAYERS;
     Diag d;
     diag_init(&d, c.opts.diag, filename, text, len);
+    diag_keep(&d); /* the checks run statement kind by statement kind: print what they find in source order */
     c.d = &d;
     ModelSpec *m = calloc(1, sizeof *m);
     char *file = strdup(filename);
     if (!m || !file) {
         diag_error(&d, (SrcLoc){0, 0}, "out of memory");
+        diag_flush(&d);
         free(m), free(file), free(text);
         return 1;
     }
@@ -347,6 +363,7 @@ static int load_owned(const char *filename, char *text, size_t len, const CheckO
     if (parse_source(&d, text, len, &ast) == 0)
         check_model(&c, ast);
     ast_free(ast);
+    diag_flush(&d);
     if (d.errors) {
         spec_free(m);
         return 1;
@@ -409,14 +426,33 @@ static char *read_all(const char *path, size_t *len)
     return NULL;
 }
 
+/* A file that is no model text at all gets one line instead of quoted binary: a checkpoint given where the model
+ * belongs is the likely mistake. Returns 1 after reporting, else 0. */
+static int not_text(const char *path, const char *text, size_t len, FILE *diag)
+{
+    static const char hdf5[8] = "\211HDF\r\n\032\n";
+    if (len >= 8 && memcmp(text, hdf5, 8) == 0)
+        fprintf(diag, "%s: error: this is an HDF5 file, not a model file (to continue training: bnni train "
+                "MODEL.bnn --resume %s)\n", path, path);
+    else if (memchr(text, '\0', len))
+        fprintf(diag, "%s: error: not a text file (it holds binary data; a model file is .bnn text)\n", path);
+    else
+        return 0;
+    return 1;
+}
+
 int bnn_load_file(const char *path, const CheckOptions *opts, ModelSpec **out)
 {
     *out = NULL;
     size_t len = 0;
     errno = 0;
     char *text = read_all(path, &len);
+    FILE *diag = opts && opts->diag ? opts->diag : stderr;
+    if (text && not_text(path, text, len, diag)) {
+        free(text);
+        return 1;
+    }
     if (!text) {
-        FILE *diag = opts && opts->diag ? opts->diag : stderr;
         if (errno == EFBIG)
             fprintf(diag, "%s: error: cannot read: the file is larger than %u MiB\n", path, PARSE_MAX_BYTES >> 20);
         else

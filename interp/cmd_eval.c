@@ -18,8 +18,8 @@ const char cmd_eval_usage[] =
     "with the line `test loss L accuracy A (N images)`.\n"
     "\n"
     "  --model MODEL.bnn  use this model instead of the source embedded in the checkpoint\n"
-    "  --data DIR         directory of the IDX files (default: the model's data path)\n"
-    "  --limit N          evaluate on the first N test images only (default: all)\n"
+    "  --data DIR         directory of the IDX files (default: the one the checkpoint was trained on)\n"
+    "  --limit N          evaluate on the first N test images only (default and 0: all)\n"
     "  --threads N        worker threads (default: every core it may run on)\n"
     "\n"
     "exit status: 0 ok, 1 bad input (unreadable checkpoint, tensors that do not fit, bad data), 2 usage error\n"
@@ -56,9 +56,10 @@ static int parse_flags(EvalFlags *f, int argc, char **argv)
                 char *end;
                 errno = 0;
                 long n = strtol(v, &end, 10), hi = a[2] == 't' ? 1024 : 1000000000;
-                if (errno || *end || end == v || n < 1 || n > hi)
+                long lo = a[2] == 't' ? 1 : 0; /* a limit of 0 means all, as in model files */
+                if (errno || *end || end == v || n < lo || n > hi)
                     return usage_error(a[2] == 't' ? "--threads needs a number from 1 to 1024"
-                                                   : "--limit needs a positive number of images",
+                                                   : "--limit needs a number of images (0: all)",
                                        v);
                 if (a[2] == 't')
                     f->threads = (int)n;
@@ -103,11 +104,13 @@ int cmd_eval(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     /* The evaluation alone, without start-up and data loading, so `make bench` can compare it with torch's. */
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    char l[32];
     if (rc)
         fprintf(stderr, "bnni: error: %s\n", err);
     else
-        printf("%s: model %s, epoch %d; evaluated in %.3f s, %.0f images/s\ntest loss %.4f accuracy %.4f (%d images)\n",
-               f.ckpt, c.model_name, c.epoch, secs, secs > 0 ? test.count / secs : 0.0, loss, acc, test.count);
+        printf("%s: model %s, epoch %d; evaluated in %.3f s, %.0f images/s\ntest loss %s accuracy %.4f (%d images)\n",
+               f.ckpt, c.model_name, c.epoch, secs, secs > 0 ? test.count / secs : 0.0,
+               train_format_value(loss, 4, l, sizeof l), acc, test.count);
     dataset_free(&test);
     net_free(net);
     spec_free(m);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../runtime/ckpt.h"
+#include "../runtime/train.h"
 #include "cmd.h"
 
 const char cmd_inspect_usage[] =
@@ -65,25 +66,59 @@ static void print_metrics(const CkptMetrics *m)
         return;
     printf("  %5s %10s %9s %9s %8s %8s %10s\n", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
            "img/s");
-    for (int i = 0; i < m->n; i++)
-        printf("  %5d %10.4f %9.4f %9.4f %8.4f %8.1f %10.0f\n", i + 1, m->train_loss[i], m->train_acc[i],
-               m->test_loss[i], m->test_acc[i], m->seconds[i], m->images_per_second[i]);
+    for (int i = 0; i < m->n; i++) {
+        char v[4][32];
+        printf("  %5d %10s %9s %9s %8s %8.1f %10.0f\n", i + 1, train_format_value(m->train_loss[i], 4, v[0], 32),
+               train_format_value(m->train_acc[i], 4, v[1], 32), train_format_value(m->test_loss[i], 4, v[2], 32),
+               train_format_value(m->test_acc[i], 4, v[3], 32), m->seconds[i], m->images_per_second[i]);
+    }
 }
 
-static void print_stats(const CkptTensor *t, const char *name)
+/* Column widths of the tensor rows: the longest name and shape among every tensor listed (layers and optimizer). */
+typedef struct Widths {
+    int name, dims;
+} Widths;
+
+static Widths measure(const Ckpt *c)
+{
+    Widths w = {18, 16};
+    char dims[96];
+    for (int i = 0; i < c->ntensors; i++) {
+        const CkptTensor *t = &c->tensors[i];
+        /* as the rows show them: "layers/NAME/x" as "x", "optimizer/REST" as "REST" */
+        const char *slash = strncmp(t->path, "layers/", 7) == 0 ? strrchr(t->path, '/') : strchr(t->path, '/');
+        const char *shown = slash ? slash + 1 : t->path;
+        int n = (int)strlen(shown), d = (int)strlen(ckpt_dims_str(t->rank, t->dims, dims, sizeof dims));
+        w.name = n > w.name ? n : w.name, w.dims = d > w.dims ? d : w.dims;
+    }
+    return w;
+}
+
+/* min, max, mean and std over the finite values; NaN and Inf are counted instead, with the first one's index. */
+static void print_stats(const CkptTensor *t, const char *name, Widths w)
 {
     double lo = INFINITY, hi = -INFINITY, sum = 0.0, ss = 0.0;
+    size_t n = 0, bad = 0, first = 0;
     for (size_t i = 0; i < t->size; i++) {
         double v = t->data[i];
-        lo = v < lo ? v : lo, hi = v > hi ? v : hi, sum += v;
+        if (!isfinite(v)) {
+            first = bad++ ? first : i;
+            continue;
+        }
+        lo = v < lo ? v : lo, hi = v > hi ? v : hi, sum += v, n++;
     }
-    double mean = t->size ? sum / (double)t->size : 0.0;
+    double mean = n ? sum / (double)n : 0.0;
     for (size_t i = 0; i < t->size; i++)
-        ss += (t->data[i] - mean) * (t->data[i] - mean);
+        if (isfinite(t->data[i]))
+            ss += (t->data[i] - mean) * (t->data[i] - mean);
     char dims[96];
-    double std = t->size ? sqrt(ss / (double)t->size) : 0.0;
-    printf("    %-18s %-16s min %11.4g  max %11.4g  mean %11.4g  std %11.4g\n", name,
-           ckpt_dims_str(t->rank, t->dims, dims, sizeof dims), lo, hi, mean, std);
+    double std = n ? sqrt(ss / (double)n) : 0.0;
+    printf("    %-*s %-*s", w.name, name, w.dims, ckpt_dims_str(t->rank, t->dims, dims, sizeof dims));
+    if (n)
+        printf(" min %11.4g  max %11.4g  mean %11.4g  std %11.4g", lo, hi, mean, std);
+    if (bad)
+        printf("%s non-finite %zu of %zu (NaN or Inf; the first at index %zu)", n ? " " : "", bad, t->size, first);
+    printf("\n");
 }
 
 static void print_channels(const CkptTensor *t, const char *name)
@@ -97,7 +132,7 @@ static void print_channels(const CkptTensor *t, const char *name)
     printf("\n");
 }
 
-/* "conv1 (conv2d, out 6, kernel 5, stride 1, padding 0, bias 1)": the layer's arguments as its group holds them. */
+/* "conv1 (conv2d, out 6, kernel 5, stride 1, padding 0, bias true)": the arguments as its group holds them. */
 static void print_layer_line(const CkptLayer *l)
 {
     printf("  %s (%s", l->name, l->type);
@@ -105,13 +140,15 @@ static void print_layer_line(const CkptLayer *l)
         const CkptArg *a = &l->args[k];
         if (a->type == AT_STR)
             printf(", %s \"%s\"", a->key, a->str);
+        else if (a->type == AT_BOOL)
+            printf(", %s %s", a->key, a->num ? "true" : "false");
         else
             printf(", %s %g", a->key, a->num);
     }
     printf(")\n");
 }
 
-static void print_layers(const Ckpt *c)
+static void print_layers(const Ckpt *c, Widths w)
 {
     long long total = 0;
     printf("\nlayers:\n");
@@ -124,7 +161,7 @@ static void print_layers(const Ckpt *c)
             const CkptTensor *t = &c->tensors[j];
             if (strncmp(t->path, prefix, (size_t)plen) != 0 || strchr(t->path + plen, '/'))
                 continue;
-            print_stats(t, t->path + plen);
+            print_stats(t, t->path + plen, w);
             total += (long long)t->size;
             if (strncmp(t->path + plen, "moving_", 7) == 0) /* running statistics: one value per channel */
                 print_channels(t, t->path + plen);
@@ -133,7 +170,7 @@ static void print_layers(const Ckpt *c)
     printf("  total: %lld values in %d layers\n", total, c->nlayers);
 }
 
-static void print_optimizer_state(const Ckpt *c)
+static void print_optimizer_state(const Ckpt *c, Widths w)
 {
     int shown = 0;
     for (int j = 0; j < c->ntensors; j++) {
@@ -142,7 +179,7 @@ static void print_optimizer_state(const Ckpt *c)
             continue;
         if (!shown++)
             printf("\noptimizer state:\n");
-        print_stats(t, t->path + 10);
+        print_stats(t, t->path + 10, w);
     }
 }
 
@@ -170,8 +207,9 @@ int cmd_inspect(int argc, char **argv)
     print_header(argv[0], &c);
     print_source(&c);
     print_metrics(&c.metrics);
-    print_layers(&c);
-    print_optimizer_state(&c);
+    Widths w = measure(&c);
+    print_layers(&c, w);
+    print_optimizer_state(&c, w);
     ckpt_free(&c);
     return 0;
 }

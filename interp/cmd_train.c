@@ -3,6 +3,7 @@
  * SIGTERM ask the loop to stop (it saves first); this command turns that into exit status 130 or 143. */
 #include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +24,14 @@ const char cmd_train_usage[] =
     "(docs/checkpoint.md) after every epoch. Flags override the model file.\n"
     "\n"
     "  --epochs N          total epochs (with --resume, the total including those already done)\n"
-    "  --out CKPT.h5       checkpoint path (default: the model's `checkpoint`, else MODEL_NAME.h5)\n"
+    "  --out CKPT.h5       checkpoint path, ending in .h5 (default: the --resume file, else the model's\n"
+    "                      `checkpoint`, else MODEL_NAME.h5); only a bnni checkpoint is ever replaced\n"
     "  --resume CKPT.h5    continue a run exactly where it stopped (also mid-epoch, after Ctrl-C)\n"
     "  --init CKPT.h5      start from a checkpoint's weights and moving statistics (fine-tuning)\n"
     "  --metrics FILE.csv  write epoch,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second\n"
     "  --data DIR          directory of the four IDX files (.gz or not)\n"
-    "  --limit N           train on the first N training images\n"
-    "  --test-limit N      evaluate each epoch on the first N test images (default: all)\n"
+    "  --limit N           train on the first N training images (0: all of them, as in the file)\n"
+    "  --test-limit N      evaluate each epoch on the first N test images (default and 0: all)\n"
     "  --seed N            seed of the initialisation, shuffling and dropout streams\n"
     "  --threads N         worker threads (default: every core it may run on)\n"
     "  --mem-cap SIZE      refuse the model if training would need more memory: bytes, or with a suffix\n"
@@ -103,10 +105,11 @@ static int value_flag(TrainFlags *f, int argc, char **argv, int *i)
                      : strcmp(name, "--test-limit") == 0 ? &f->test_limit
                                                          : &f->threads;
     unsigned long long hi = num == &f->epochs ? 1000000 : num == &f->threads ? 1024 : 1000000000;
-    if (parse_ull(v, 1, hi, &n) < 0)
+    unsigned long long lo = num == &f->epochs || num == &f->threads ? 1 : 0; /* a limit of 0 means all, as in files */
+    if (parse_ull(v, lo, hi, &n) < 0)
         return usage_error(num == &f->epochs    ? "--epochs needs a whole number from 1 to 1000000"
                            : num == &f->threads ? "--threads needs a number from 1 to 1024"
-                                                : "this option needs a positive number of images",
+                                                : "this option needs a number of images (0: all)",
                            v);
     *num = (long long)n;
     return 0;
@@ -146,12 +149,29 @@ static int parse_flags(TrainFlags *f, int argc, char **argv)
     return 0;
 }
 
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* --out names an HDF5 checkpoint, as `checkpoint "..."` in a model file must: a slip such as --out m.bnn would
+ * otherwise write HDF5 over the model. Returns 0, or 1 after the error. */
+static int check_out(const char *out)
+{
+    struct stat st;
+    if (!out || ends_with(out, ".h5") || ends_with(out, ".hdf5") || (stat(out, &st) == 0 && S_ISDIR(st.st_mode)))
+        return 0; /* a directory: the trainer says that it needs a file */
+    fprintf(stderr, "bnni: error: --out %s: a checkpoint path must end in .h5 (the file is HDF5)\n", out);
+    return 1;
+}
+
 /* Flags win over the file. Returns 0, or 1 when out of memory. */
 static int apply_flags(ModelSpec *m, const TrainFlags *f)
 {
     if (f->epochs > 0)
         m->epochs = (int)f->epochs;
-    if (f->limit > 0)
+    if (f->limit >= 0)
         m->data.limit = f->limit;
     if (f->has_seed)
         m->seed = f->seed;
@@ -209,6 +229,8 @@ int cmd_train(int argc, char **argv)
     int rc = parse_flags(&f, argc, argv);
     if (rc != 0)
         return rc;
+    if (check_out(f.out))
+        return 1;
     ModelSpec *m = NULL;
     if (load_model(f.model, NULL, f.mem_cap, 0, &m) != 0)
         return 1;
@@ -219,11 +241,11 @@ int cmd_train(int argc, char **argv)
     }
     rt_set_threads((int)f.threads);
     TrainOptions o = {
-        .out = f.out ? f.out : m->checkpoint,
+        .out = f.out ? f.out : f.resume ? f.resume : m->checkpoint, /* a resumed run goes on in its own file */
         .resume = f.resume,
         .init = f.init,
         .metrics = f.metrics,
-        .test_limit = f.test_limit > 0 ? f.test_limit : 0,
+        .test_limit = f.test_limit > 0 ? f.test_limit : 0, /* 0: all */
         .quiet = f.quiet,
         .progress = isatty(STDERR_FILENO),
         .log = stdout,

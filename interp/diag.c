@@ -3,7 +3,9 @@
 #include "diag.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { D_ERROR, D_WARNING, D_NOTE };
@@ -146,16 +148,115 @@ static int repeated(Diag *d, int kind, SrcLoc loc, const char *msg)
     return 0;
 }
 
-static void print(Diag *d, int kind, SrcLoc loc, const char *msg)
+/* ---- keeping and sorting ---- */
+
+void diag_keep(Diag *d) { d->keep = 1; }
+
+/* A new kept entry at loc (a note, loc.line < 0: appended to the last one); returns the stream to print into
+ * until keep_end, or NULL when out of memory (the diagnostic is then printed at once). */
+static FILE *keep_begin(Diag *d, SrcLoc loc, char **buf, size_t *len)
 {
-    if (!d->out)
+    if (loc.line >= 0 && d->nentries == d->cap) {
+        int cap = d->cap ? d->cap * 2 : 16;
+        DiagEntry *e = realloc(d->entries, (size_t)cap * sizeof *e);
+        if (!e)
+            return NULL;
+        d->entries = e, d->cap = cap;
+    }
+    if (loc.line < 0 && d->nentries == 0)
+        return NULL;
+    return open_memstream(buf, len);
+}
+
+/* Closes f, whose buffer is *pbuf (*plen bytes) once closed, and files it. */
+static void keep_end(Diag *d, SrcLoc loc, FILE *f, char **pbuf, size_t *plen)
+{
+    fclose(f);
+    char *buf = *pbuf;
+    size_t len = *plen;
+    if (loc.line >= 0) {
+        d->entries[d->nentries] = (DiagEntry){loc, d->nentries, buf, len};
+        d->nentries++;
         return;
+    }
+    DiagEntry *e = &d->entries[d->nentries - 1];
+    char *t = realloc(e->text, e->len + len + 1);
+    if (t) {
+        memcpy(t + e->len, buf, len + 1);
+        e->text = t, e->len += len;
+    }
+    free(buf);
+}
+
+static int by_place(const void *pa, const void *pb)
+{
+    const DiagEntry *a = pa, *b = pb;
+    int la = a->loc.line > 0 ? a->loc.line : INT_MAX, lb = b->loc.line > 0 ? b->loc.line : INT_MAX;
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    /* within a line, reporting order: a call's own argument errors come before what follows from them */
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+void diag_flush(Diag *d)
+{
+    if (d->nentries)
+        qsort(d->entries, (size_t)d->nentries, sizeof *d->entries, by_place);
+    for (int i = 0; i < d->nentries; i++) {
+        if (d->out)
+            fwrite(d->entries[i].text, 1, d->entries[i].len, d->out);
+        free(d->entries[i].text);
+    }
+    free(d->entries);
+    d->entries = NULL;
+    d->nentries = d->cap = 0;
+}
+
+/* ---- printing ---- */
+
+static void print_now(Diag *d, int kind, SrcLoc loc, const char *msg)
+{
     if (loc.line > 0)
         fprintf(d->out, "%s:%d:%d: %s: %s\n", d->file, loc.line, loc.col, kind_name[kind], msg);
     else
         fprintf(d->out, "%s: %s: %s\n", d->file, kind_name[kind], msg);
     if (loc.line > 0)
         quote_line(d, loc);
+}
+
+/* Prints, or keeps (diag_keep) under loc; a note goes with the diagnostic before it. */
+static void print(Diag *d, int kind, SrcLoc loc, const char *msg)
+{
+    char *buf;
+    size_t len;
+    FILE *f, *out = d->out;
+    SrcLoc at = kind == D_NOTE ? (SrcLoc){-1, 0} : loc;
+    if (!out)
+        return;
+    if (!d->keep || !(f = keep_begin(d, at, &buf, &len))) {
+        print_now(d, kind, loc, msg);
+        return;
+    }
+    d->out = f;
+    print_now(d, kind, loc, msg);
+    d->out = out;
+    keep_end(d, at, f, &buf, &len);
+}
+
+/* A line of its own about the whole file ("too many errors"), kept or printed like a diagnostic without a place. */
+static void file_line(Diag *d, const char *kind, const char *msg)
+{
+    char *buf;
+    size_t len;
+    FILE *f, *out = d->out;
+    if (!out)
+        return;
+    if (!d->keep || !(f = keep_begin(d, (SrcLoc){0, 0}, &buf, &len))) {
+        fprintf(out, "%s: %s: %s\n", d->file, kind, msg);
+        return;
+    }
+    fprintf(f, "%s: %s: %s\n", d->file, kind, msg);
+    keep_end(d, (SrcLoc){0, 0}, f, &buf, &len);
 }
 
 static void report(Diag *d, int kind, SrcLoc loc, const char *fmt, va_list ap)
@@ -174,13 +275,12 @@ static void report(Diag *d, int kind, SrcLoc loc, const char *fmt, va_list ap)
         return;
     if (kind == D_ERROR && ++d->errors > DIAG_MAX_ERRORS) {
         d->stopped = 1;
-        if (d->out)
-            fprintf(d->out, "%s: error: too many errors, stopping now\n", d->file);
+        file_line(d, "error", "too many errors, stopping now");
         return;
     }
     if (kind == D_WARNING && ++d->warnings > DIAG_MAX_WARNINGS) {
-        if (!d->warnings_capped && d->out)
-            fprintf(d->out, "%s: note: more warnings are not shown\n", d->file);
+        if (!d->warnings_capped)
+            file_line(d, "note", "more warnings are not shown");
         d->warnings_capped = 1;
         return;
     }

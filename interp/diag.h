@@ -1,7 +1,9 @@
 /* Diagnostics in clang's format: `FILE:LINE:COL: error: message`, then the source line and a caret under
  * the column (columns count UTF-8 characters). Errors and warnings are counted, exact repeats (the same
  * message at the same place, as block expansions produce) are shown once, and printing stops after
- * DIAG_MAX_ERRORS errors. Also the "did you mean" suggestions and the UTF-8 helpers the lexer shares. */
+ * DIAG_MAX_ERRORS errors. A checker that finds problems out of source order (the checks run statement kind by
+ * statement kind) keeps them (diag_keep) and prints them sorted by place (diag_flush). Also the "did you mean"
+ * suggestions and the UTF-8 helpers the lexer shares. */
 #ifndef BNNI_DIAG_H
 #define BNNI_DIAG_H
 
@@ -21,6 +23,14 @@
 
 typedef struct Diag Diag;
 
+/* One kept diagnostic, its notes included, as it will print. */
+typedef struct DiagEntry {
+    SrcLoc loc;  /* line 0: no place; printed after those with one */
+    long seq;    /* reporting order, among equal places */
+    char *text;  /* owned */
+    size_t len;
+} DiagEntry;
+
 /* Called after every shown error or warning, to add notes such as "in block 'x' called here". */
 typedef void (*DiagContextFn)(Diag *d, const void *arg);
 
@@ -38,10 +48,19 @@ struct Diag {
     const void *context_arg;
     unsigned long long seen[DIAG_MAX_ERRORS + DIAG_MAX_WARNINGS + 2]; /* hashes of shown diagnostics */
     int nseen;
+    int keep;                  /* diag_keep: entries are kept until diag_flush instead of printed */
+    DiagEntry *entries;        /* owned */
+    int nentries, cap;
 };
 
 /* src may be NULL (nothing quoted) and is borrowed: it must outlive d. Nothing to free. */
 void diag_init(Diag *d, FILE *out, const char *file, const char *src, size_t len);
+
+/* From now on keep what would be printed, until diag_flush prints it sorted by line (those without a place last;
+ * within a line in reporting order). */
+void diag_keep(Diag *d);
+/* Prints and frees the kept diagnostics; a no-op without diag_keep. */
+void diag_flush(Diag *d);
 
 /* loc.line == 0 prints `FILE: error: message` with no source line. */
 void diag_error(Diag *d, SrcLoc loc, const char *fmt, ...) DIAG_PRINTF(3, 4);

@@ -33,12 +33,26 @@ int load_checkpoint(const char *ckpt_path, const char *model_path, Ckpt *c, Mode
         snprintf(err, errlen, "%s: %s", ckpt_path, why);
         return -1;
     }
+    if (ckpt_check_finite(c, "layers/", why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s: %s", ckpt_path, why);
+        ckpt_free(c);
+        return -1;
+    }
     snprintf(name, sizeof name, "%s:model_source", ckpt_path);
     /* An evaluation holds chunks of at most TRAIN_EVAL_CHUNK images: a model trained on a larger machine, at a
      * batch whose training estimate exceeds this one's memory, still evaluates here. */
     if ((model_path ? load_model(model_path, NULL, 0, 1, m) : load_model(name, c->model_source, 0, 1, m)) != 0) {
         snprintf(err, errlen, "%s: the model does not check (see the diagnostics above)", model_path ? model_path : name);
         goto fail;
+    }
+    if (c->data_path) { /* where it was trained, unless --data says otherwise */
+        char *p = strdup(c->data_path);
+        if (!p) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        free((*m)->data.path);
+        (*m)->data.path = p;
     }
     if (ckpt_to_net(c, *m, net, why, sizeof why) < 0) {
         snprintf(err, errlen, "%s: %s", ckpt_path, why);

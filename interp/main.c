@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "diag.h"
 
 typedef struct Command {
     const char *name;
@@ -22,6 +23,15 @@ static const Command commands[] = {
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+static const char help_usage[] =
+    "usage: bnni help [COMMAND]\n"
+    "\n"
+    "Without a command, lists the commands; with one, prints its usage, every option and an example\n"
+    "(the same as bnni COMMAND --help).\n"
+    "\n"
+    "exit status: 0 ok, 2 unknown command\n"
+    "example: bnni help train\n";
+
 static const Command *find(const char *name)
 {
     for (size_t i = 0; i < NCOMMANDS; i++)
@@ -30,14 +40,31 @@ static const Command *find(const char *name)
     return NULL;
 }
 
+/* "unknown command 'trian' (did you mean 'train'?)", on stderr; returns the usage status 2. */
+static int unknown_command(const char *name)
+{
+    const char *names[NCOMMANDS + 2];
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        names[i] = commands[i].name;
+    names[NCOMMANDS] = "help", names[NCOMMANDS + 1] = "version";
+    const char *sug = diag_suggest(name, names, (int)NCOMMANDS + 2);
+    if (sug)
+        fprintf(stderr, "bnni: error: unknown command '%s' (did you mean '%s'?)\n", name, sug);
+    else
+        fprintf(stderr, "bnni: error: unknown command '%s' (see 'bnni --help')\n", name);
+    return 2;
+}
+
 int cmd_help(const char *command)
 {
+    if (command && strcmp(command, "help") == 0) {
+        fputs(help_usage, stdout);
+        return 0;
+    }
     if (command) {
         const Command *c = find(command);
-        if (!c) {
-            fprintf(stderr, "bnni: error: unknown command '%s' (see 'bnni --help')\n", command);
-            return 2;
-        }
+        if (!c)
+            return unknown_command(command);
         fputs(c->usage, stdout);
         return 0;
     }
@@ -68,10 +95,8 @@ int main(int argc, char **argv)
     if (strcmp(name, "help") == 0)
         return cmd_help(argc > 2 ? argv[2] : NULL);
     const Command *c = find(name);
-    if (!c) {
-        fprintf(stderr, "bnni: error: unknown command '%s' (see 'bnni --help')\n", name);
-        return 2;
-    }
+    if (!c)
+        return unknown_command(name);
     for (int i = 2; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return cmd_help(name);

@@ -88,7 +88,7 @@ static void settings(const ModelSpec *m, FILE *out)
     else
         fprintf(out, "optimizer adam(lr=%g, beta1=%g, beta2=%g, eps=%g, weight_decay=%g)", m->opt.lr, m->opt.beta1,
                 m->opt.beta2, m->opt.eps, m->opt.weight_decay);
-    fprintf(out, ", schedule %s, %d epochs, seed %llu\n", sched[m->sched.kind], m->epochs,
+    fprintf(out, ", schedule %s, %d epoch%s, seed %llu\n", sched[m->sched.kind], m->epochs, m->epochs == 1 ? "" : "s",
             (unsigned long long)m->seed);
     fprintf(out, "checkpoint %s\n\n", m->checkpoint);
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +72,7 @@ const CkptTensor *ckpt_find(const Ckpt *c, const char *path)
 
 void ckpt_free(Ckpt *c)
 {
-    free(c->model_source), free(c->model_name), free(c->bnni_version), free(c->created);
+    free(c->model_source), free(c->model_name), free(c->bnni_version), free(c->created), free(c->data_path);
     for (int i = 0; i < c->nlayers; i++)
         free(c->layers[i].name), free(c->layers[i].type);
     free(c->layers);
@@ -165,12 +166,16 @@ int ckpt_build(Ckpt *c, const ModelSpec *m, NetParam *params, int nparams, Optim
     c->format_version = CKPT_FORMAT_VERSION;
     c->model_source = dupstr(m->source), c->model_name = dupstr(m->name);
     c->bnni_version = dupstr(BNNI_VERSION), c->created = dupstr(when);
+    char *abs = m->data.path ? realpath(m->data.path, NULL) : NULL; /* so eval finds it from anywhere */
+    c->data_path = dupstr(abs ? abs : m->data.path);
+    free(abs);
     c->epoch = epoch, c->seed = m->seed;
     snprintf(c->normalize, sizeof c->normalize, "%s", m->data.normalize == NORM_STANDARD ? "standard" : "unit");
     c->data_mean = mean, c->data_std = std;
     c->layers = calloc((size_t)nparams + 1, sizeof *c->layers);
     c->tensors = calloc((size_t)nparams * (1 + LAYER_MAX_PARAMS) + 1, sizeof *c->tensors);
-    if (!c->model_source || !c->model_name || !c->bnni_version || !c->created || !c->layers || !c->tensors ||
+    if (!c->model_source || !c->model_name || !c->bnni_version || !c->created || !c->data_path || !c->layers ||
+        !c->tensors ||
         build_layers(c, params, nparams) < 0 || (opt && build_optimizer(c, &m->opt, opt, params, nparams) < 0)) {
         snprintf(err, errlen, "out of memory building the checkpoint");
         ckpt_free(c);
@@ -280,6 +285,8 @@ static int write_root(hid_t f, const Ckpt *c)
     rc |= attr_str(f, "normalize", c->normalize);
     rc |= attr_f64(f, "data_mean", c->data_mean);
     rc |= attr_f64(f, "data_std", c->data_std);
+    if (c->data_path)
+        rc |= attr_str(f, "data_path", c->data_path);
     return rc;
 }
 
@@ -490,6 +497,16 @@ int ckpt_check_writable(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "is a directory; the checkpoint path must name a file");
         return -1;
     }
+    if (stat(path, &st) == 0) {
+        Ckpt old;
+        char why[512];
+        if (ckpt_read(path, &old, why, sizeof why) < 0) {
+            snprintf(err, errlen, "a file is there that is not a readable bnni checkpoint (%s); bnni replaces only "
+                     "its own checkpoints: remove it or choose another path", why);
+            return -1;
+        }
+        ckpt_free(&old);
+    }
     int fd = open_temp(path, tmp, sizeof tmp, dir, sizeof dir, err, errlen);
     if (fd < 0)
         return -1;
@@ -664,6 +681,8 @@ static int read_root(hid_t f, Ckpt *c, char *err, size_t errlen)
     }
     snprintf(c->normalize, sizeof c->normalize, "%s", norm);
     free(norm);
+    if (H5Aexists(f, "data_path") > 0 && get_str(f, "the file", "data_path", &c->data_path, err, errlen) < 0)
+        return -1;
     c->epoch = (int)epoch;
     if (epoch < 0 || epoch > 1000000000 || !(c->data_std > 0.0)) {
         snprintf(err, errlen, "implausible root attributes (epoch %lld, data_std %g)", epoch, c->data_std);
@@ -1173,6 +1192,26 @@ int ckpt_apply_optim(const Ckpt *c, const OptSpec *spec, Optim *opt, NetParam *p
     if (rc == 0)
         optim_set_step_count(opt, c->opt_steps);
     return rc;
+}
+
+int ckpt_check_finite(const Ckpt *c, const char *prefix, char *err, size_t errlen)
+{
+    size_t plen = prefix ? strlen(prefix) : 0;
+    for (int i = 0; i < c->ntensors; i++) {
+        const CkptTensor *t = &c->tensors[i];
+        size_t bad = 0, first = 0;
+        if (prefix && strncmp(t->path, prefix, plen) != 0)
+            continue;
+        for (size_t j = t->size; j-- > 0;)
+            if (!isfinite(t->data[j]))
+                bad++, first = j;
+        if (bad) {
+            snprintf(err, errlen, "tensor %s holds %zu non-finite value%s (NaN or Inf), the first at index %zu",
+                     t->path, bad, bad == 1 ? "" : "s", first);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int ckpt_to_net(const Ckpt *c, const ModelSpec *m, Net **net, char *err, size_t errlen)

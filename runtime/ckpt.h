@@ -66,6 +66,7 @@ typedef struct TrainState {
 typedef struct Ckpt {
     int format_version;
     char *model_source, *model_name, *bnni_version, *created; /* owned */
+    char *data_path;            /* the data directory the run trained on; owned; NULL in files of older bnni */
     int epoch;
     uint64_t seed;
     char normalize[16];         /* "unit" or "standard" */
@@ -99,7 +100,8 @@ int ckpt_build(Ckpt *c, const ModelSpec *m, NetParam *params, int nparams, Optim
  * permissions...) the target is untouched, the temporary file removed, and err holds one line. Returns 0 or -1. */
 int ckpt_write(const char *path, const Ckpt *c, char *err, size_t errlen);
 /* Whether ckpt_write could save to path: creates and removes a temporary file in its directory, so that a
- * missing or read-only directory is reported before hours of training. Returns 0 or -1 with err. */
+ * missing or read-only directory is reported before hours of training, and refuses a path where a file stands
+ * that is not a readable bnni checkpoint (bnni replaces only its own files). Returns 0 or -1 with err. */
 int ckpt_check_writable(const char *path, char *err, size_t errlen);
 
 /* Reads a whole checkpoint. Fails with one line in err (no file name: the caller adds it) when the file is
@@ -107,6 +109,11 @@ int ckpt_check_writable(const char *path, char *err, size_t errlen);
  * Returns 0 or -1; free with ckpt_free. */
 int ckpt_read(const char *path, Ckpt *c, char *err, size_t errlen);
 void ckpt_free(Ckpt *c);
+
+/* Refuses a checkpoint with a NaN or Inf in any tensor whose path starts with prefix (NULL: every tensor):
+ * -1 with "tensor PATH holds N non-finite values (NaN or Inf), the first at index I" for the first such tensor in
+ * file order, else 0. */
+int ckpt_check_finite(const Ckpt *c, const char *prefix, char *err, size_t errlen);
 
 /* The tensor at `path`, or NULL. */
 const CkptTensor *ckpt_find(const Ckpt *c, const char *path);

@@ -28,6 +28,12 @@ static double now_seconds(void)
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+const char *train_format_value(double v, int digits, char *buf, size_t len)
+{
+    snprintf(buf, len, fabs(v) < 1e6 ? "%.*f" : "%.*g", digits, v);
+    return buf;
+}
+
 const char *train_group_digits(double n, char *buf, size_t len)
 {
     char raw[32];
@@ -229,7 +235,9 @@ static int apply_init(Run *r, const char *path, char *err, size_t errlen)
     char why[8192];
     int rc = ckpt_read(path, &c, why, sizeof why);
     if (rc == 0) {
-        rc = ckpt_apply_params(&c, r->ps, r->np, why, sizeof why);
+        rc = ckpt_check_finite(&c, "layers/", why, sizeof why);
+        if (rc == 0)
+            rc = ckpt_apply_params(&c, r->ps, r->np, why, sizeof why);
         ckpt_free(&c);
     }
     if (rc < 0)
@@ -262,6 +270,8 @@ static int apply_resume(Run *r, const char *path, char *err, size_t errlen)
     char why[8192];
     int rc = ckpt_read(path, &c, why, sizeof why);
     if (rc == 0)
+        rc = ckpt_check_finite(&c, NULL, why, sizeof why);
+    if (rc == 0)
         rc = check_resume(r, &c, why, sizeof why);
     if (rc == 0)
         rc = ckpt_apply_params(&c, r->ps, r->np, why, sizeof why);
@@ -274,6 +284,9 @@ static int apply_resume(Run *r, const char *path, char *err, size_t errlen)
         memset(&c.metrics, 0, sizeof c.metrics);
         r->net->rng = r->ts.net_rng;
         r->m->seed = c.seed;
+        if (!r->o->quiet)
+            fprintf(r->o->log, "resuming %s at epoch %d, image %d of %d\n", path, r->ts.epoch + 1, r->ts.position,
+                    r->ts.norder);
     }
     if (rc < 0)
         snprintf(err, errlen, "%s: %s", path, why);
@@ -309,14 +322,14 @@ static void draw_progress(Run *r, int epoch)
     int batches = (ts->norder + ts->batch - 1) / ts->batch, done = (ts->position + ts->batch - 1) / ts->batch;
     double secs = ts->seconds, ips = secs > 0 ? ts->position / secs : 0.0;
     double eta = ips > 0 ? (ts->norder - ts->position) / ips : 0.0;
-    char bar[31], num[32];
+    char bar[31], num[32], loss[32];
     int fill = batches ? (int)(30.0 * done / batches) : 0;
     for (int i = 0; i < 30; i++)
         bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
     bar[30] = '\0';
-    fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %d/%d  %s img/s  loss %.4f  ETA %.0f s", epoch + 1, r->m->epochs,
+    fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %d/%d  %s img/s  loss %s  ETA %.0f s", epoch + 1, r->m->epochs,
             bar, done, batches, train_group_digits(ips, num, sizeof num),
-            ts->position ? ts->loss_sum / ts->position : 0.0, eta);
+            train_format_value(ts->position ? ts->loss_sum / ts->position : 0.0, 4, loss, sizeof loss), eta);
     fflush(stderr);
 }
 
@@ -330,7 +343,10 @@ static void clear_progress(const Run *r)
 
 static void csv_row(FILE *f, int epoch, const double v[6])
 {
-    fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", epoch, v[0], v[1], v[2], v[3], v[4], v[5]);
+    char s[4][32];
+    for (int k = 0; k < 4; k++)
+        train_format_value(v[k], 6, s[k], sizeof s[k]);
+    fprintf(f, "%d,%s,%s,%s,%s,%.3f,%.1f\n", epoch, s[0], s[1], s[2], s[3], v[4], v[5]);
     fflush(f);
 }
 
@@ -527,9 +543,11 @@ static int finish_epoch(Run *r, int epoch, char *err, size_t errlen)
         return TRAIN_FAILED;
     }
     if (!r->o->quiet) {
-        char num[32];
-        fprintf(r->o->log, "epoch %d/%d  train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s %s img/s\n",
-                epoch + 1, r->m->epochs, v[0], v[1], v[2], v[3], v[4], train_group_digits(v[5], num, sizeof num));
+        char num[32], s[4][32];
+        for (int k = 0; k < 4; k++)
+            train_format_value(v[k], 4, s[k], sizeof s[k]);
+        fprintf(r->o->log, "epoch %d/%d  train loss %s acc %s | test loss %s acc %s | %.1f s %s img/s\n", epoch + 1,
+                r->m->epochs, s[0], s[1], s[2], s[3], v[4], train_group_digits(v[5], num, sizeof num));
         fflush(r->o->log);
     }
     if (r->csv)
@@ -582,8 +600,8 @@ TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t err
         (o->resume && apply_resume(&r, o->resume, err, errlen) < 0))
         goto done;
     if (r.ts.epoch >= m->epochs) {
-        snprintf(err, errlen, "%s: already trained for %d epochs; ask for more with --epochs", o->resume,
-                 r.ts.epoch);
+        snprintf(err, errlen, "%s: already trained for %d epoch%s; ask for more with --epochs", o->resume,
+                 r.ts.epoch, r.ts.epoch == 1 ? "" : "s");
         goto done;
     }
     if (open_csv(&r, err, errlen) < 0)

@@ -54,6 +54,10 @@ int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, 
 /* The normaliser a checkpoint was trained with (root attributes data_mean, data_std). */
 void train_checkpoint_normalizer(const Ckpt *c, Normalizer *nz);
 
+/* Formats a loss or an accuracy with `digits` decimals ("0.3158"), or, beyond 1e6 in magnitude (a loss on its
+ * way to diverging), with `digits` significant digits ("1.032e+32") instead of a 33-digit number. Returns buf. */
+const char *train_format_value(double v, int digits, char *buf, size_t len);
+
 /* Formats n with thousands separators ("31,500"). Returns buf. */
 const char *train_group_digits(double n, char *buf, size_t len);
 

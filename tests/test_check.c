@@ -302,13 +302,40 @@ Test(check, batch_override)
     done(&l);
 }
 
+/* The checks run statement kind by statement kind (data, optimizer, ..., network), but the errors come out in the
+ * order of their lines, and a missing statement after the errors inside the file. */
+Test(check, errors_in_source_order)
+{
+    Loaded l;
+    load(&l, "network { conv2d(6); flatten; dense(10) }\n"
+             "optimizer sgd(lr=-1)\n"
+             "# no epochs, no checkpoint\n"
+             "data fashion_mnist(bach=64)\n"
+             "schedule step(every=0, factor=0.5)\n");
+    cr_assert_eq(l.rc, 1);
+    const char *want[] = {"t.bnn:1:11: error: conv2d needs its 'kernel'", "t.bnn:2:18: error: argument 'lr'",
+                          "t.bnn:4:20: error: unknown argument 'bach'", "t.bnn:5:21: error: argument 'every'"};
+    const char *at = l.msgs;
+    for (int i = 0; i < 4; i++) {
+        const char *p = strstr(at, want[i]);
+        cr_assert(p, "'%s' missing or out of order in:\n%s", want[i], l.msgs);
+        at = p + 1;
+    }
+    done(&l);
+    load(&l, "data fashion_mnist(batch=0)\nnetwork { flatten; dense(10) }\n");
+    const char *bad = strstr(l.msgs, "t.bnn:1:"), *missing = strstr(l.msgs, "t.bnn:2:31: error: missing 'optimizer'");
+    cr_assert(bad && missing && bad < missing, "%s", l.msgs);
+    done(&l);
+}
+
 Test(check, top_level_errors)
 {
     expect_first(HEAD "epochs 3\nepochs 4\nnetwork { flatten; dense(10) }",
                  "t.bnn:4:1: error: duplicate 'epochs' statement (the first is at line 3)");
+    /* A missing statement is reported at the end of the file, just after its last character. */
     expect_first("optimizer sgd(lr=1)\nnetwork { flatten; dense(10) }",
-                 "t.bnn:1:1: error: missing 'data' statement, such as: data fashion_mnist(batch=128)");
-    expect_first(HEAD, "t.bnn:1:1: error: missing 'network { ... }' statement");
+                 "t.bnn:2:31: error: missing 'data' statement, such as: data fashion_mnist(batch=128)");
+    expect_first(HEAD, "t.bnn:2:22: error: missing 'network { ... }' statement");
     expect_first("data fashion_mnist\noptimizer sgd\nnetwork { flatten; dense(10) }",
                  "t.bnn:2:11: error: sgd needs its 'lr' argument: sgd(lr, momentum=0, weight_decay=0, nesterov=false)");
     expect_first("data fashion_mnst\n", "t.bnn:1:6: error: unknown dataset 'fashion_mnst' (did you mean 'fashion_mnist'?)");
