@@ -6,6 +6,10 @@
 #include <omp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 void openblas_set_num_threads(int n); /* not in every cblas.h */
@@ -13,6 +17,9 @@ void openblas_set_num_threads(int n); /* not in every cblas.h */
 int blas_thread_shutdown_(void) __attribute__((weak));
 
 static int nthreads; /* 0: not set yet, every usable core */
+static void baseline(void);
+static int adaptive; /* the count was left to bnni: rt_adapt may change it */
+static int max_threads; /* what rt_adapt may grow the team back to */
 
 /* The CPUs this process may run on, read once, before place_team narrows the calling thread's own set to one CPU.
  * Returns 0, or -1 when the system does not say. */
@@ -66,7 +73,10 @@ static void place_team(int T)
  * `bnni eval` 2.6x slower. With one BLAS thread they are never used again, so they are stopped here. */
 void rt_set_threads(int n)
 {
-    nthreads = n > 0 ? n : usable_cores();
+    nthreads = max_threads = n > 0 ? n : usable_cores();
+    adaptive = n <= 0;
+    if (adaptive)
+        baseline();
     openblas_set_num_threads(1);
     if (blas_thread_shutdown_)
         blas_thread_shutdown_();
@@ -88,4 +98,90 @@ void rt_share(size_t n, size_t align, size_t *lo, size_t *hi)
     size_t q = blocks / T, r = blocks % T, b0 = t * q + (t < r ? t : r), b1 = b0 + q + (t < r);
     *lo = b0 * align < n ? b0 * align : n;
     *hi = b1 * align < n ? b1 * align : n;
+}
+
+/* ---- adapting to the load ---- */
+
+/* Busy and total jiffies of the CPUs this process may run on (/proc/stat's per-CPU lines), and the process's own
+ * CPU time in jiffies; returns 0, or -1 when /proc/stat cannot be read. */
+static int sample(unsigned long long *busy, unsigned long long *total, double *self)
+{
+    cpu_set_t allowed;
+    char line[512];
+    FILE *f = fopen("/proc/stat", "r");
+    struct rusage ru;
+    if (!f || process_cpus(&allowed) != 0) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    *busy = *total = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long v[8] = {0};
+        int cpu;
+        if (strncmp(line, "cpu", 3) != 0 || sscanf(line + 3, "%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0],
+                                                   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) < 5)
+            continue;
+        if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed))
+            continue;
+        unsigned long long b = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]; /* user nice system irq softirq steal */
+        *busy += b, *total += b + v[3] + v[4];                           /* ... idle iowait */
+    }
+    fclose(f);
+    getrusage(RUSAGE_SELF, &ru);
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    *self = hz * ((double)ru.ru_utime.tv_sec + 1e-6 * ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+                  1e-6 * ru.ru_stime.tv_usec);
+    return 0;
+}
+
+int rt_team_for(double free, int max)
+{
+    int t = (int)(free + 0.5);
+    return t < 1 ? 1 : t > max ? max : t;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The last sample; rt_set_threads takes the first, so that the first decision comes RT_ADAPT_FIRST seconds into a
+ * run rather than a whole interval late. */
+static double last;
+static unsigned long long busy0, total0;
+static double self0;
+#define RT_ADAPT_FIRST 0.1
+
+static void baseline(void)
+{
+    if (sample(&busy0, &total0, &self0) == 0)
+        last = now();
+}
+
+void rt_adapt(void)
+{
+    unsigned long long busy, total;
+    static int decisions;
+    double self, t = now(), wait = decisions ? RT_ADAPT_SECONDS : RT_ADAPT_FIRST;
+    if (!adaptive || max_threads < 2 || t - last < wait || sample(&busy, &total, &self) != 0)
+        return;
+    int first = last == 0.0;
+    last = t;
+    decisions += !first;
+    unsigned long long db = busy - busy0, dt = total - total0;
+    double ds = self - self0;
+    busy0 = busy, total0 = total, self0 = self;
+    cpu_set_t allowed;
+    if (first || dt == 0 || process_cpus(&allowed) != 0)
+        return;
+    /* Cores' worth of time the others took: what every allowed CPU was busy with, less this process's own. */
+    double ncpu = CPU_COUNT(&allowed), per_cpu = (double)dt / ncpu, others = ((double)db - ds) / per_cpu;
+    int T = rt_team_for(ncpu - (others > 0 ? others : 0), max_threads);
+    if (T != nthreads) {
+        nthreads = T;
+        place_team(T);
+    }
 }

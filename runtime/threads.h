@@ -6,9 +6,19 @@
 
 #include <stddef.h>
 
-/* Sets the thread count (n <= 0: every core the process may run on) and sets OpenBLAS to 1 thread, since every
- * parallel region of the runtime calls it from inside. Call before a training or evaluation run, not during a step. */
+/* Sets the thread count (n <= 0: every core the process may run on, adapted to the load by rt_adapt) and sets
+ * OpenBLAS to 1 thread, since every parallel region of the runtime calls it from inside. Call before a training or
+ * evaluation run, not during a step. */
 void rt_set_threads(int n);
+
+/* Between steps, when the thread count was left to bnni (rt_set_threads(0)): at most every RT_ADAPT_SECONDS, sizes
+ * the team to the cores other processes leave free (/proc/stat against this process's own CPU time), so that a
+ * busy machine does not make two threads wait on a core they cannot get. Results do not depend on the count. */
+void rt_adapt(void);
+#define RT_ADAPT_SECONDS 0.5
+
+/* The team for `free` idle cores of which `max` may be used: free rounded to the nearest whole core, from 1 to max. */
+int rt_team_for(double free, int max);
 /* The current thread count (every usable core until rt_set_threads is called); 1 inside a parallel region. */
 int rt_threads(void);
 

@@ -514,6 +514,7 @@ static int train_epoch(Run *r, int epoch, char *err, size_t errlen)
             return interrupted(r, epoch, err, errlen);
         if (fresh)
             start_epoch(r, epoch), fresh = 0;
+        rt_adapt(); /* between steps: fewer threads while other processes hold cores (threads.h) */
         double t0 = now_seconds();
         int rc = train_step(r, epoch, err, errlen);
         double dt = now_seconds() - t0;

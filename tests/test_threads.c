@@ -5,6 +5,7 @@
  * those of one plain eval-mode forward over every image. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <criterion/criterion.h>
+#include <time.h>
 #include <omp.h>
 #include <sched.h>
 #include <math.h>
@@ -253,4 +254,29 @@ Test(threads, default_team_is_pinned_one_thread_per_allowed_cpu)
         cr_expect(ok, "a team of %d of %d CPUs is not pinned", n - 1, n);
     }
     rt_set_threads(0);
+}
+
+/* rt_adapt's rule: the idle cores, rounded to a whole one, at least 1 and at most what the user's machine allows.
+ * One CPU-bound process on two cores leaves one; background noise (0.2 of a core) leaves both. */
+Test(threads, team_follows_the_free_cores)
+{
+    cr_expect_eq(rt_team_for(1.0, 2), 1);
+    cr_expect_eq(rt_team_for(1.8, 2), 2);
+    cr_expect_eq(rt_team_for(1.3, 2), 1);
+    cr_expect_eq(rt_team_for(0.0, 2), 1, "never fewer than one thread");
+    cr_expect_eq(rt_team_for(-0.5, 4), 1);
+    cr_expect_eq(rt_team_for(7.6, 4), 4, "never more than allowed");
+    cr_expect_eq(rt_team_for(2.6, 4), 3);
+}
+
+/* An explicit count is kept whatever the load: rt_adapt only ever changes a count left to bnni. */
+Test(threads, explicit_count_is_not_adapted)
+{
+    rt_set_threads(2);
+    for (int i = 0; i < 3; i++) {
+        struct timespec ts = {0, 120 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        rt_adapt();
+        cr_expect_eq(rt_threads(), 2);
+    }
 }
