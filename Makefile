@@ -118,6 +118,10 @@ $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbnni.a
 $(BUILD)/layer_bench: $(BUILD)/bench/layer_bench.o $(BUILD)/libbnni.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# What a checkpoint costs to save and load (bench/README.md).
+$(BUILD)/ckpt_bench: $(BUILD)/bench/ckpt_bench.o $(BUILD)/libbnni.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Kept, so a second `make fuzz` does not relink.
 .PRECIOUS: $(BUILD)/tests/fuzz/main_%.o
 $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/main_%.o $(BUILD)/tests/fuzz/targets.o $(BUILD)/libbnni.a
@@ -170,4 +174,5 @@ bench: deps
 clean:
 	rm -rf build build-san build-avx2 bnni
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/interp/main.d $(BUILD)/bench/layer_bench.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/interp/main.d $(BUILD)/bench/layer_bench.d \
+           $(BUILD)/bench/ckpt_bench.d
