@@ -17,6 +17,7 @@
 
 #include "../interp/cmd.h"
 #include "h5format.h"
+#include "h5guard.h"
 #include "layer.h"
 
 #define MAX_TENSOR_VALUES (1ull << 31)
@@ -999,36 +1000,47 @@ static int read_metrics(hid_t f, Ckpt *c, char *err, size_t errlen)
 
 static herr_t attr_seen(hid_t loc, const char *name, const H5A_info_t *info, void *op) { return 0; }
 
-int ckpt_read(const char *path, Ckpt *c, char *err, size_t errlen)
+/* The file ckpt_read reads twice: first in h5guard's child, then in this process. */
+typedef struct Source {
+    const char *path;
+    int has_sig; /* starts with HDF5's signature */
+    H5GuardFile id;
+} Source;
+
+/* Opens src read-only. Returns the file, or -1 with err. */
+static hid_t open_source(const Source *src, char *err, size_t errlen)
 {
-    memset(c, 0, sizeof *c);
-    quiet_hdf5();
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open: %s", strerror(errno));
-        return -1;
-    }
-    char sig[8] = {0};
-    int has_sig = fread(sig, 1, 8, fp) == 8 && memcmp(sig, "\211HDF\r\n\032\n", 8) == 0;
-    fclose(fp);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG); /* closes whatever an error path left open */
 #if H5_VERSION_GE(1, 10, 7)
     /* Files are only ever replaced whole (rename), so HDF5's flock is not needed, and it fails on some NFS mounts. */
     H5Pset_file_locking(fapl, 0, 1);
 #endif
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    hid_t f = H5Fopen(src->path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
+    if (f >= 0 && !h5guard_same_file(f, &src->id)) {
+        H5Fclose(f);
+        snprintf(err, errlen, "the file changed while it was being read; try again");
+        return -1;
+    }
     /* Decodes every root attribute (through its checksums, in a file bnni wrote): a file whose root attributes
      * are damaged is corrupt, not "not a bnni checkpoint". */
     if (f >= 0 && H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_NATIVE, NULL, attr_seen, NULL) < 0) {
         H5Fclose(f);
         f = -1;
     }
-    if (f < 0) {
-        snprintf(err, errlen, "%s", has_sig ? "not a readable HDF5 file (truncated or corrupt)" : "not an HDF5 file");
+    if (f < 0)
+        snprintf(err, errlen, "%s",
+                 src->has_sig ? "not a readable HDF5 file (truncated or corrupt)" : "not an HDF5 file");
+    return f;
+}
+
+static int read_source(const Source *src, Ckpt *c, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    hid_t f = open_source(src, err, errlen);
+    if (f < 0)
         return -1;
-    }
     Walk w = {.err = err, .errlen = errlen};
     int rc = read_root(f, c, err, errlen);
     if (rc == 0)
@@ -1047,6 +1059,44 @@ int ckpt_read(const char *path, Ckpt *c, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+/* h5guard's trial: the whole read, thrown away. */
+static int trial_read(void *src, char *err, size_t errlen)
+{
+    Ckpt c;
+    int rc = read_source(src, &c, err, errlen);
+    if (rc == 0)
+        ckpt_free(&c);
+    return rc;
+}
+
+int ckpt_read(const char *path, Ckpt *c, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    quiet_hdf5();
+    Source src = {.path = path};
+    FILE *fp = fopen(path, "rb");
+    if (!fp || h5guard_identify(fileno(fp), &src.id) < 0) {
+        snprintf(err, errlen, "cannot open: %s", strerror(errno));
+        if (fp)
+            fclose(fp);
+        return -1;
+    }
+    char sig[8] = {0};
+    src.has_sig = fread(sig, 1, 8, fp) == 8 && memcmp(sig, "\211HDF\r\n\032\n", 8) == 0;
+    fclose(fp);
+    /* libhdf5 1.10 crashes or loops on some damaged files, and files from elsewhere carry no checksums: the first
+     * read is a trial in a child process; only one that finished there is repeated here (issue #17). */
+    char why[H5GUARD_MSG_MAX];
+    int rc = h5guard_run(trial_read, &src, h5guard_limit((long long)src.id.size), why, sizeof why);
+    if (rc == H5GUARD_CRASHED)
+        snprintf(err, errlen, "corrupt checkpoint (the HDF5 library could not read it)");
+    else if (rc == H5GUARD_NOT_RUN)
+        snprintf(err, errlen, "cannot read it safely: %s", why);
+    else if (rc == H5GUARD_FAILED)
+        snprintf(err, errlen, "%s", why);
+    return rc == H5GUARD_OK ? read_source(&src, c, err, errlen) : -1;
 }
 
 /* ---------------------------------------------------------------- fitting a checkpoint to a model */
