@@ -1089,7 +1089,8 @@ int ckpt_read(const char *path, Ckpt *c, char *err, size_t errlen)
     /* libhdf5 1.10 crashes or loops on some damaged files, and files from elsewhere carry no checksums: the first
      * read is a trial in a child process; only one that finished there is repeated here (issue #17). */
     char why[H5GUARD_MSG_MAX];
-    int rc = h5guard_run(trial_read, &src, h5guard_limit((long long)src.id.size), why, sizeof why);
+    H5GuardLimits lim = h5guard_limits((long long)src.id.size);
+    int rc = h5guard_run(trial_read, &src, &lim, why, sizeof why);
     if (rc == H5GUARD_CRASHED)
         snprintf(err, errlen, "corrupt checkpoint (the HDF5 library could not read it)");
     else if (rc == H5GUARD_NOT_RUN)

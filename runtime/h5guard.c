@@ -30,7 +30,11 @@ static int run_inline;
 
 void h5guard_set_inline(int on) { run_inline = on; }
 
-double h5guard_limit(long long bytes) { return 2.0 + (double)(bytes > 0 ? bytes : 0) / (16.0 * 1024 * 1024); }
+H5GuardLimits h5guard_limits(long long file_bytes)
+{
+    unsigned long long n = file_bytes > 0 ? (unsigned long long)file_bytes : 0;
+    return (H5GuardLimits){2.0 + (double)n / (16.0 * 1024 * 1024), (1ull << 30) + 4 * n};
+}
 
 static double now(void)
 {
@@ -53,8 +57,23 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
-/* Makes the child quiet, and mortal even if its parent dies without killing it. */
-static void child_setup(pid_t parent, double seconds)
+/* Caps the growth of this process's address space at `bytes` more than it has now. Linux only (the size is read
+ * from /proc); elsewhere the time limit alone bounds the trial. */
+static void limit_memory(unsigned long long bytes)
+{
+    unsigned long long pages = 0;
+    FILE *f = bytes ? fopen("/proc/self/statm", "r") : NULL;
+    if (f && fscanf(f, "%llu", &pages) == 1) {
+        rlim_t cap = (rlim_t)(pages * (unsigned long long)sysconf(_SC_PAGESIZE) + bytes);
+        struct rlimit as = {cap, cap};
+        setrlimit(RLIMIT_AS, &as);
+    }
+    if (f)
+        fclose(f);
+}
+
+/* Makes the child quiet, bounded, and mortal even if its parent dies without killing it. */
+static void child_setup(pid_t parent, const H5GuardLimits *lim)
 {
 #ifdef __linux__
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -63,10 +82,11 @@ static void child_setup(pid_t parent, double seconds)
 #else
     (void)parent;
 #endif
-    rlim_t cpu = (rlim_t)seconds + 2; /* SIGXCPU ends a loop that outlives its parent where prctl is missing */
-    struct rlimit core = {0, 0}, lim = {cpu, cpu + 1};
+    rlim_t secs = (rlim_t)lim->seconds + 2; /* SIGXCPU ends a loop that outlives its parent without prctl */
+    struct rlimit core = {0, 0}, cpu = {secs, secs + 1};
     setrlimit(RLIMIT_CORE, &core);
-    setrlimit(RLIMIT_CPU, &lim);
+    setrlimit(RLIMIT_CPU, &cpu);
+    limit_memory(lim->bytes);
     int null = open("/dev/null", O_WRONLY);
     if (null >= 0) {
         dup2(null, STDOUT_FILENO);
@@ -75,10 +95,10 @@ static void child_setup(pid_t parent, double seconds)
     }
 }
 
-static _Noreturn void child(int fd, pid_t parent, double seconds, H5GuardFn fn, void *ctx)
+static _Noreturn void child(int fd, pid_t parent, const H5GuardLimits *lim, H5GuardFn fn, void *ctx)
 {
     char msg[H5GUARD_MSG_MAX] = "";
-    child_setup(parent, seconds);
+    child_setup(parent, lim);
     int rc = fn(ctx, msg, sizeof msg);
     Report r = {REPORT_MAGIC, rc, (uint32_t)strnlen(msg, sizeof msg - 1)};
     write_all(fd, (const char *)&r, sizeof r);
@@ -163,7 +183,7 @@ static int judge(int st, int killed, const char *buf, size_t got, double seconds
     return H5GUARD_FAILED;
 }
 
-int h5guard_run(H5GuardFn fn, void *ctx, double seconds, char *err, size_t errlen)
+int h5guard_run(H5GuardFn fn, void *ctx, const H5GuardLimits *lim, char *err, size_t errlen)
 {
     char buf[sizeof(Report) + H5GUARD_MSG_MAX];
     int fds[2];
@@ -175,11 +195,11 @@ int h5guard_run(H5GuardFn fn, void *ctx, double seconds, char *err, size_t errle
     }
     fcntl(fds[0], F_SETFD, FD_CLOEXEC); /* nothing the child may exec (a symbolizer) holds the pipe open */
     fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-    double deadline = now() + seconds;
+    double deadline = now() + lim->seconds;
     pid_t parent = getpid(), pid = fork();
     if (pid == 0) {
         close(fds[0]);
-        child(fds[1], parent, seconds, fn, ctx);
+        child(fds[1], parent, lim, fn, ctx);
     }
     int saved = errno;
     close(fds[1]);
@@ -192,7 +212,7 @@ int h5guard_run(H5GuardFn fn, void *ctx, double seconds, char *err, size_t errle
     int late = read_report(fds[0], buf, sizeof buf, &got, deadline) < 0, killed;
     close(fds[0]);
     int st = reap(pid, late ? 0 : deadline, &killed);
-    return judge(st, killed, buf, got, seconds, err, errlen);
+    return judge(st, killed, buf, got, lim->seconds, err, errlen);
 }
 
 /* ---------------------------------------------------------------- the file read twice */

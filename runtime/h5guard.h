@@ -24,13 +24,21 @@ enum {
 /* The longest message a child reports; longer ones are cut. */
 #define H5GUARD_MSG_MAX 8192
 
-/* Runs fn(ctx, ...) in a child process with stdout and stderr on /dev/null (a sanitizer's report too), no core
- * dump, and `seconds` of wall time, after which it is killed (SIGKILL). The child is always reaped and no
- * descriptor is left open. Returns one of the H5GUARD_ values, err set for all but H5GUARD_OK. */
-int h5guard_run(H5GuardFn fn, void *ctx, double seconds, char *err, size_t errlen);
+/* What a trial may take. */
+typedef struct H5GuardLimits {
+    double seconds;           /* of wall time, after which the child is killed */
+    unsigned long long bytes; /* by which the child's address space may grow (RLIMIT_AS); 0: no limit */
+} H5GuardLimits;
 
-/* The time limit for reading a file of `bytes`: 2 s, plus 1 s per 16 MiB (a slow disk, a sanitizer build). */
-double h5guard_limit(long long bytes);
+/* The limits for reading a file of `file_bytes`: 2 s plus 1 s per 16 MiB (a slow disk, a sanitizer build), and
+ * 1 GiB plus 4 times the file, so that a damaged size field cannot make the trial take the machine's memory. */
+H5GuardLimits h5guard_limits(long long file_bytes);
+
+/* Runs fn(ctx, ...) in a child process with stdout and stderr on /dev/null (a sanitizer's report too), no core
+ * dump, and lim's time and memory, past which it is killed (SIGKILL) or its allocations fail. The child is
+ * always reaped and no descriptor is left open. Returns one of the H5GUARD_ values, err set for all but
+ * H5GUARD_OK. */
+int h5guard_run(H5GuardFn fn, void *ctx, const H5GuardLimits *lim, char *err, size_t errlen);
 
 /* For fuzz targets, which must see a crash where it happens: with 1, h5guard_run calls fn in this process. */
 void h5guard_set_inline(int on);

@@ -52,8 +52,9 @@ static int open_fds(void)
  * descriptor more than before. */
 static int run(int (*fn)(void *, char *, size_t), void *ctx, double seconds, char *err, size_t errlen)
 {
+    H5GuardLimits lim = {seconds, 0};
     int fds = open_fds();
-    int rc = h5guard_run(fn, ctx, seconds, err, errlen);
+    int rc = h5guard_run(fn, ctx, &lim, err, errlen);
     cr_expect_eq(open_fds(), fds, "a descriptor was left open");
     errno = 0;
     cr_expect(waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD, "a child was left behind");
@@ -197,7 +198,8 @@ Test(h5guard, the_child_prints_nothing)
     int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600), fe = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(fo, 1), dup2(fe, 2);
     close(fo), close(fe);
-    int rc = h5guard_run(noisy, NULL, 5, err, sizeof err);
+    H5GuardLimits lim = {5, 0};
+    int rc = h5guard_run(noisy, NULL, &lim, err, sizeof err);
     dup2(o, 1), dup2(e, 2);
     close(o), close(e);
     cr_expect_eq(rc, H5GUARD_OK);
@@ -216,7 +218,8 @@ Test(h5guard, the_child_dies_with_its_caller)
     cr_assert(caller >= 0);
     if (caller == 0) {
         char err[64];
-        h5guard_run(spin, (void *)p, 60, err, sizeof err);
+        H5GuardLimits lim = {60, 0};
+        h5guard_run(spin, (void *)p, &lim, err, sizeof err);
         _exit(0);
     }
     long child = 0;
@@ -236,19 +239,51 @@ Test(h5guard, the_child_dies_with_its_caller)
 Test(h5guard, inline_mode_runs_in_this_process)
 {
     char err[64];
+    H5GuardLimits lim = {5, 0};
     h5guard_set_inline(1);
-    int rc = h5guard_run(succeed, (void *)support_path(dir, "pid"), 5, err, sizeof err);
+    int rc = h5guard_run(succeed, (void *)support_path(dir, "pid"), &lim, err, sizeof err);
     h5guard_set_inline(0);
     cr_expect_eq(rc, H5GUARD_OK);
     cr_expect_eq(touched, 1);
     cr_expect_eq(noted_pid(support_path(dir, "pid")), (long)getpid());
 }
 
-Test(h5guard, the_limit_grows_with_the_file)
+Test(h5guard, the_limits_grow_with_the_file)
 {
-    cr_expect_eq(h5guard_limit(0), 2.0);
-    cr_expect_eq(h5guard_limit(16 << 20), 3.0);
-    cr_expect_eq(h5guard_limit(1600ll << 20), 102.0);
+    H5GuardLimits a = h5guard_limits(0), b = h5guard_limits(16 << 20), c = h5guard_limits(1600ll << 20);
+    cr_expect(a.seconds == 2.0 && a.bytes == 1ull << 30);
+    cr_expect(b.seconds == 3.0 && b.bytes == (1ull << 30) + (64ull << 20));
+    cr_expect(c.seconds == 102.0 && c.bytes == (1ull << 30) + (6400ull << 20));
+}
+
+/* Allocates and touches the number of MiB ctx points to. */
+static int grab(void *mib, char *err, size_t errlen)
+{
+    size_t n = (size_t)*(const int *)mib << 20;
+    char *p = malloc(n);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memset(p, 1, n);
+    int sum = p[n / 2];
+    free(p);
+    return sum == 1 ? 0 : -1;
+}
+
+/* A damaged size field can make libhdf5 allocate whatever it says: the trial's memory is capped, so the
+ * allocation fails at once rather than taking the machine's memory (or the time limit). */
+Test(h5guard, memory_is_capped)
+{
+    char err[256] = "";
+    int small = 16, big = 1024;
+    H5GuardLimits lim = {60, 128ull << 20};
+    cr_expect_eq(h5guard_run(grab, &small, &lim, err, sizeof err), H5GUARD_OK, "%s", err);
+    int rc = h5guard_run(grab, &big, &lim, err, sizeof err);
+    /* malloc fails (FAILED); under ASan+UBSan the allocator dies instead (CRASHED). */
+    cr_expect(rc == H5GUARD_FAILED || rc == H5GUARD_CRASHED, "1 GiB within a cap of 128 MiB: %d %s", rc, err);
+    cr_expect(rc != H5GUARD_FAILED || strcmp(err, "out of memory") == 0, "%s", err);
+    cr_expect(!strstr(err, "did not finish"), "%s", err);
 }
 
 static void make_h5(const char *path)
