@@ -784,11 +784,25 @@ static int visit_dataset(hid_t o, Walk *w, const char *path)
     return 0;
 }
 
+/* Whether s holds a control character (a newline...): never in a name bnni writes, and one would break a message
+ * naming the object into several lines. */
+static int has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
 static herr_t walk_cb(hid_t g, const char *name, const H5L_info_t *info, void *op)
 {
     (void)info;
     Walk *w = op;
     char path[1024], saved[1024];
+    if (has_control(name)) {
+        snprintf(w->err, w->errlen, "an object name in /%.200s holds control characters (corrupt file?)", w->prefix);
+        return -1;
+    }
     if (snprintf(path, sizeof path, "%s/%s", w->prefix, name) >= (int)sizeof path) {
         snprintf(w->err, w->errlen, "object name too long in %.200s", w->prefix);
         return -1;
@@ -1097,7 +1111,12 @@ int ckpt_read(const char *path, Ckpt *c, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read it safely: %s", why);
     else if (rc == H5GUARD_FAILED)
         snprintf(err, errlen, "%s", why);
-    return rc == H5GUARD_OK ? read_source(&src, c, err, errlen) : -1;
+    if (rc == H5GUARD_OK)
+        rc = read_source(&src, c, err, errlen);
+    for (char *p = err; rc != 0 && *p; p++) /* text quoted from a damaged file stays on the message's one line */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return rc == 0 ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- fitting a checkpoint to a model */

@@ -415,6 +415,21 @@ Test(ckpt, a_checkpoint_from_before_checksums_loads)
     ckpt_free(&c);
 }
 
+/* Names and strings quoted from a damaged file cannot break the one-line message (ondisk.py found a link name
+ * with a newline in it). */
+Test(ckpt, control_characters_stay_out_of_messages)
+{
+    const char *p = path_of("nl.h5");
+    write_ok(p);
+    hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    cr_assert(H5Lmove(f, "/layers/conv1/bias", f, "/layers/conv1/bi\nas", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    expect_read_error(p, "an object name in /layers/conv1 holds control characters (corrupt file?)");
+    patch_attr(path_of("fmt.h5"), "format", 0, "keras\nweights\t");
+    expect_read_error(path_of("fmt.h5"), "its format attribute is 'keras?weights?'");
+}
+
 /* A write error (here the file-size limit, as a full disk would) keeps the previous checkpoint and no temp file. */
 Test(ckpt, failed_write_keeps_the_old_file)
 {
