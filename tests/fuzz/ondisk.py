@@ -222,7 +222,7 @@ def main():
     env = dict(os.environ, OMP_WAIT_POLICY="passive")
     stats, outcomes, findings = {"files": 0, "runs": 0}, {}, []
     end = time.monotonic() + 60 * o.minutes
-    print("ondisk: %s on %s, seed %d, %.0f minutes" % (o.bnni, ", ".join(b.name for b in bases), o.seed,
+    print("ondisk: %s on %s, seed %d, %g minutes" % (o.bnni, ", ".join(b.name for b in bases), o.seed,
                                                         o.minutes), flush=True)
     last = time.monotonic()
     while time.monotonic() < end:
@@ -237,7 +237,7 @@ def main():
             status, _, err, secs = run(o.bnni, command, path, o.timeout, env)
             stats["runs"] += 1
             bad = judge(status, err, path)
-            key = (command, bad or outcome(status, err, path))
+            key = (base.name, command, bad or outcome(status, err, path))
             outcomes[key] = outcomes.get(key, 0) + 1
             if bad:
                 failed.append((command, bad, secs))
@@ -267,8 +267,8 @@ def main():
         print("ondisk: FINDING %s (%.1f s)" % (name, secs), flush=True)
     report = ["ondisk: %s, seed %d, %.1f minutes: %d files, %d runs, %d findings" % (
         o.bnni, o.seed, o.minutes, stats["files"], stats["runs"], len(findings))]
-    for (command, key), n in sorted(outcomes.items(), key=lambda kv: (kv[0][0], -kv[1])):
-        report.append("  %-8s %6d  %s" % (command, n, key))
+    for (name, command, key), n in sorted(outcomes.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[1])):
+        report.append("  %-20s %-8s %6d  %s" % (name, command, n, key))
     report += ["  finding: " + f for f in findings]
     print("\n".join(report), flush=True)
     with open(os.path.join(o.out, "summary-%d.txt" % o.seed), "w") as f:
