@@ -84,6 +84,28 @@ Test(ckpt_corpus, segv_block_read) { repro("segv-block-read.h5"); }
 Test(ckpt_corpus, hang_1) { repro("hang-1.h5"); }
 Test(ckpt_corpus, hang_2) { repro("hang-2.h5"); }
 
+/* Every command that reads a checkpoint goes through ckpt_read's trial: predict and train --init/--resume too. */
+Test(ckpt_corpus, every_reader_is_guarded)
+{
+    const char *bad = CORPUS "/segv-global-heap.h5";
+    char pgm[32 + 784] = "P5\n28 28\n255\n", named[256];
+    size_t head = strlen(pgm);
+    memset(pgm + head, 0, 784);
+    support_write_bytes(support_path(dir, "one.pgm"), pgm, head + 784, 0);
+    snprintf(named, sizeof named, "%s: ", bad);
+    const char *const predict[] = {"predict", bad, support_path(dir, "one.pgm"), NULL};
+    const char *const init[] = {"train", CORPUS "/model.bnn", "--init", bad, "--limit", "256", "--epochs", "1",
+                                "--out", support_path(dir, "i.h5"), "--quiet", NULL};
+    const char *const resume[] = {"train", CORPUS "/model.bnn", "--resume", bad, "--limit", "256", "--epochs", "2",
+                                  "--out", support_path(dir, "r.h5"), "--quiet", NULL};
+    const char *const *cmds[3] = {predict, init, resume};
+    for (int i = 0; i < 3; i++) {
+        double took;
+        int st = run_bnni(cmds[i], &took);
+        support_expect_one_line_error(dir, st, named, "corrupt checkpoint (the HDF5 library could not read it)");
+    }
+}
+
 /* Checkpoints written before the change (base.h5), by it, and rewritten by another tool (h5repack) load. */
 Test(ckpt_corpus, the_base_files_load)
 {
