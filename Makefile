@@ -76,7 +76,7 @@ ifneq ($(filter 1,$(SANITIZE) $(AVX2)),)
   BIN    = $(BUILD)/bnni
 endif
 
-.PHONY: all deps train test run-tests sanitize clean bench fuzz build-race
+.PHONY: all deps train test run-tests sanitize clean bench fuzz fuzz-ondisk build-race
 all: $(BIN)
 
 # Installs whatever of $(PKGS) dpkg does not list as installed.
@@ -120,6 +120,10 @@ $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbnni.a
 $(BUILD)/layer_bench: $(BUILD)/bench/layer_bench.o $(BUILD)/libbnni.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# What a checkpoint costs to save and load (bench/README.md).
+$(BUILD)/ckpt_bench: $(BUILD)/bench/ckpt_bench.o $(BUILD)/libbnni.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Kept, so a second `make fuzz` does not relink.
 .PRECIOUS: $(BUILD)/tests/fuzz/main_%.o
 $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/main_%.o $(BUILD)/tests/fuzz/targets.o $(BUILD)/libbnni.a
@@ -136,6 +140,14 @@ fuzz:
 	  -timeout=10 -artifact_prefix=build-fuzz/crash/$(t)- build-fuzz/corpus/$(t) tests/fuzz/corpus/$(t) &&) true
 	@new=$$(find build-fuzz/crash -type f -newer build-fuzz/crash/.start); \
 	if [ -n "$$new" ]; then echo "fuzz: inputs that crash, leak, hang or run out of memory:"; echo "$$new"; exit 1; fi
+
+# tests/fuzz/ondisk.py (tests/fuzz/README.md): damaged copies of real checkpoints through `bnni inspect` and
+# `bnni eval`, as a user runs them, for ONDISK_MINUTES; findings go to build-fuzz/ondisk/findings/.
+# `make SANITIZE=1 fuzz-ondisk` runs the ASan+UBSan binary.
+ONDISK_MINUTES ?= 30
+fuzz-ondisk:
+	@$(MAKE) --no-print-directory $(BIN)
+	nice -n 10 /usr/bin/python3 tests/fuzz/ondisk.py --bnni ./$(BIN) --minutes $(ONDISK_MINUTES)
 
 # The README's main command.
 train: deps
@@ -177,4 +189,5 @@ bench: deps
 clean:
 	rm -rf build build-san build-avx2 build-fuzz bnni
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/interp/main.d $(BUILD)/bench/layer_bench.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/interp/main.d $(BUILD)/bench/layer_bench.d \
+           $(BUILD)/bench/ckpt_bench.d

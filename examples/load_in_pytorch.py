@@ -29,6 +29,12 @@ def lenet_bn():
         nn.Linear(84, 10))
 
 
+def text(value):
+    """A string attribute as str: bnni writes fixed-length strings (h5py gives bytes), older bnni variable-length
+    ones (h5py gives str)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def layer_names(f):
     """The /layers groups in network order: bnni tracks link creation order; h5py's own iteration is by name."""
     names, group = [], f["layers"]  # keep the group open while its links are visited
@@ -51,7 +57,7 @@ def load(net, f):
     with torch.no_grad():
         for m, name in zip(modules, names):
             g = f["layers"][name]
-            if g.attrs["type"] == "batchnorm":
+            if text(g.attrs["type"]) == "batchnorm":
                 copy(m.weight, g, "gamma")
                 copy(m.bias, g, "beta")
                 copy(m.running_mean, g, "moving_mean")
@@ -77,11 +83,11 @@ def main():
     data_dir = sys.argv[2] if len(sys.argv) == 3 else "/usr/share/datasets/fashion-mnist"
     net = lenet_bn()
     with h5py.File(sys.argv[1], "r") as f:
-        if f.attrs.get("format") != "bnni-checkpoint" or f.attrs.get("format_version") != 1:
+        if text(f.attrs.get("format", b"")) != "bnni-checkpoint" or f.attrs.get("format_version") != 1:
             sys.exit(f"{sys.argv[1]}: not a bnni checkpoint of format_version 1")
         load(net, f)
         mean, std = float(f.attrs["data_mean"]), float(f.attrs["data_std"])
-        print(f"{sys.argv[1]}: model {f.attrs['model_name']}, epoch {f.attrs['epoch']}")
+        print(f"{sys.argv[1]}: model {text(f.attrs['model_name'])}, epoch {f.attrs['epoch']}")
     images = read_idx(f"{data_dir}/t10k-images-idx3-ubyte.gz")
     labels = torch.from_numpy(read_idx(f"{data_dir}/t10k-labels-idx1-ubyte.gz").astype(np.int64))
     x = (torch.from_numpy(images.astype(np.float32)).unsqueeze(1) / 255.0 - mean) / std

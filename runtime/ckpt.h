@@ -105,8 +105,9 @@ int ckpt_write(const char *path, const Ckpt *c, char *err, size_t errlen);
 int ckpt_check_writable(const char *path, char *err, size_t errlen);
 
 /* Reads a whole checkpoint. Fails with one line in err (no file name: the caller adds it) when the file is
- * missing, not HDF5, truncated or corrupt, not a bnni checkpoint, or of another format_version.
- * Returns 0 or -1; free with ckpt_free. */
+ * missing, not HDF5, truncated or corrupt, not a bnni checkpoint, or of another format_version. The file is read
+ * first in a child process (h5guard.h): one that crashes or hangs libhdf5 there is "corrupt checkpoint (the HDF5
+ * library could not read it)". Returns 0 or -1; free with ckpt_free. */
 int ckpt_read(const char *path, Ckpt *c, char *err, size_t errlen);
 void ckpt_free(Ckpt *c);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime/ckpt.h"
@@ -164,14 +165,15 @@ Test(ckpt, raw_hdf5_view)
     H5Aread(a, H5T_NATIVE_LLONG, &v);
     H5Aclose(a);
     cr_expect_eq(v, 1);
+    /* Strings are fixed-length (issue #17: no global heap), NUL-terminated, UTF-8. */
     a = H5Aopen(f, "format", H5P_DEFAULT);
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    char *s = NULL;
-    H5Aread(a, t, &s);
+    hid_t t = H5Aget_type(a);
+    cr_expect_eq(H5Tis_variable_str(t), 0);
+    cr_expect_eq(H5Tget_size(t), strlen("bnni-checkpoint") + 1);
+    cr_expect_eq(H5Tget_cset(t), H5T_CSET_UTF8);
+    char s[32] = "";
+    H5Aread(a, t, s);
     cr_expect_str_eq(s, "bnni-checkpoint");
-    H5free_memory(s);
     H5Tclose(t);
     H5Aclose(a);
     hid_t d = H5Dopen2(f, "/layers/conv1/weight", H5P_DEFAULT);
@@ -286,6 +288,154 @@ Test(ckpt, rejects_other_formats_and_versions)
     hid_t f = H5Fcreate(path_of("other.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(f);
     expect_read_error(path_of("other.h5"), "not a bnni checkpoint (no 'format' attribute)");
+}
+
+/* ---- issue #17: what lets libhdf5 verify a file bnni wrote */
+
+static herr_t check_attr(hid_t loc, const char *name, const H5A_info_t *info, void *where)
+{
+    (void)info;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT), t = H5Aget_type(a);
+    if (H5Tget_class(t) == H5T_STRING)
+        cr_expect_eq(H5Tis_variable_str(t), 0, "attribute %s of %s is a variable-length string", name,
+                     (const char *)where);
+    H5Tclose(t), H5Aclose(a);
+    return 0;
+}
+
+static herr_t check_object(hid_t f, const char *name, const H5O_info_t *info, void *count)
+{
+    hid_t o = H5Oopen(f, name, H5P_DEFAULT);
+    H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, NULL, check_attr, (void *)name);
+    if (info->type == H5O_TYPE_DATASET) {
+        hid_t sp = H5Dget_space(o), dcpl = H5Dget_create_plist(o);
+        if (H5Sget_simple_extent_npoints(sp) > 0) {
+            unsigned flags, cd[4];
+            size_t ncd = 4;
+            cr_expect_eq(H5Pget_layout(dcpl), H5D_CHUNKED, "%s is not chunked", name);
+            cr_expect(H5Pget_nfilters(dcpl) == 1 &&
+                          H5Pget_filter2(dcpl, 0, &flags, &ncd, cd, 0, NULL, NULL) == H5Z_FILTER_FLETCHER32,
+                      "%s has no Fletcher32 checksum", name);
+            ++*(int *)count;
+        }
+        H5Pclose(dcpl), H5Sclose(sp);
+    }
+    H5Oclose(o);
+    return 0;
+}
+
+Test(ckpt, written_files_carry_checksums)
+{
+    const char *p = path_of("sum.h5");
+    write_ok(p);
+    unsigned char *b = (unsigned char *)support_slurp(p, NULL);
+    cr_expect_eq(b[8], 3, "superblock version 3 (the 1.10 format, checksummed)");
+    free(b);
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    int datasets = 0;
+    H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_INC, check_object, &datasets, H5O_INFO_BASIC);
+    H5Fclose(f);
+    cr_expect_eq(datasets, 7 + 3 + 7, "7 tensors, 3 train_state arrays, 7 metrics columns");
+}
+
+/* Flips the byte at `at` of path. */
+static void flip_byte(const char *path, long at)
+{
+    FILE *f = fopen(path, "r+b");
+    cr_assert(f && fseek(f, at, SEEK_SET) == 0);
+    int c = fgetc(f);
+    fseek(f, at, SEEK_SET);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+}
+
+/* A changed weight used to load as a wrong number; Fletcher32 now refuses it. */
+Test(ckpt, a_changed_weight_is_refused)
+{
+    const char *p = path_of("w.h5");
+    write_ok(p);
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "/layers/conv1/weight", H5P_DEFAULT);
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    hid_t sp = H5Dget_space(d); /* libhdf5 1.10 mishandles H5S_ALL here (its H5Dpublic.h says so) */
+    cr_assert_eq(H5Dget_chunk_info(d, sp, 0, NULL, NULL, &addr, &size), 0);
+    H5Sclose(sp), H5Dclose(d), H5Fclose(f);
+    cr_assert_eq(size, 18 * 4 + 4, "18 floats and their checksum");
+    flip_byte(p, (long)addr + 40);
+    expect_read_error(p, "cannot read tensor layers/conv1/weight");
+}
+
+/* The model text is in the root's object header now, under its checksum (it was in the unchecked global heap). */
+Test(ckpt, a_changed_model_source_is_refused)
+{
+    const char *p = path_of("src.h5");
+    write_ok(p);
+    size_t len;
+    char *b = support_slurp(p, &len);
+    long off = -1;
+    for (size_t i = 0; off < 0 && i + 11 <= len; i++)
+        if (memcmp(b + i, "second line", 11) == 0)
+            off = (long)i;
+    cr_assert_geq(off, 0, "the model source is stored as it is");
+    free(b);
+    flip_byte(p, off);
+    expect_read_error(p, "not a readable HDF5 file");
+}
+
+/* ---- issue #17: files that crash or hang libhdf5 1.10, and a file written before the change */
+
+#define CORRUPT_DIR "tests/ckpt_corrupt"
+
+/* The repro files of issue #17 (tests/ckpt_corrupt/README.md): libhdf5 dies or loops in them; ckpt_read says so
+ * in one line, in well under the 2 s the trial read may take on so small a file plus the start-up. */
+Test(ckpt, files_that_crash_or_hang_libhdf5_are_corrupt, .timeout = 30)
+{
+    const char *names[] = {"segv-global-heap.h5", "segv-block-read.h5", "hang-1.h5", "hang-2.h5"};
+    for (int i = 0; i < 4; i++) {
+        char p[256];
+        snprintf(p, sizeof p, CORRUPT_DIR "/%s", names[i]);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        expect_read_error(p, "corrupt checkpoint (the HDF5 library could not read it)");
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double took = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        cr_expect_lt(took, 4.0, "%s took %.1f s", names[i], took);
+    }
+}
+
+/* base.h5 was written by bnni before issue #17 (variable-length strings, the earliest file format): it still
+ * loads, with what its model (tests/ckpt_corrupt/model.bnn) says. */
+Test(ckpt, a_checkpoint_from_before_checksums_loads)
+{
+    Ckpt c;
+    char err[512];
+    cr_assert_eq(ckpt_read(CORRUPT_DIR "/base.h5", &c, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(c.model_name, "r");
+    cr_expect(strstr(c.model_source, "dense(64)"));
+    cr_expect_eq(c.epoch, 1);
+    cr_expect(c.has_train_state && c.ts.norder == 2000 && c.ts.batch == 128);
+    const CkptTensor *w = ckpt_find(&c, "layers/conv2d_1/weight"), *d = ckpt_find(&c, "layers/dense_1/weight");
+    cr_assert(w && d);
+    cr_expect(w->rank == 4 && w->dims[0] == 6 && w->dims[1] == 1 && w->dims[2] == 5 && w->dims[3] == 5);
+    cr_expect(d->rank == 2 && d->dims[0] == 64 && d->dims[1] == 6 * 12 * 12, "after conv 5x5 and avgpool 2");
+    ckpt_free(&c);
+}
+
+/* Names and strings quoted from a damaged file cannot break the one-line message (ondisk.py found a link name
+ * with a newline in it). */
+Test(ckpt, control_characters_stay_out_of_messages)
+{
+    const char *p = path_of("nl.h5");
+    write_ok(p);
+    hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    cr_assert(H5Lmove(f, "/layers/conv1/bias", f, "/layers/conv1/bi\nas", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    expect_read_error(p, "an object name in /layers/conv1 holds control characters (corrupt file?)");
+    patch_attr(path_of("fmt.h5"), "format", 0, "keras\nweights\t");
+    expect_read_error(path_of("fmt.h5"), "its format attribute is 'keras?weights?'");
 }
 
 /* A write error (here the file-size limit, as a full disk would) keeps the previous checkpoint and no temp file. */
