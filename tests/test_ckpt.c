@@ -333,6 +333,37 @@ Test(ckpt, rejects_other_formats_and_versions)
     expect_read_error(path_of("other.h5"), "not a bnni checkpoint (no 'format' attribute)");
 }
 
+/* Writes the hand-made checkpoint with its train state's order and position replaced. */
+static void write_train_state(const char *path, const int *ord, int position)
+{
+    Ckpt c;
+    char err[512];
+    make_ckpt(&c);
+    c.ts.order = (int *)ord, c.ts.position = position;
+    cr_assert_eq(ckpt_write(path, &c, err, sizeof err), 0, "%s", err);
+    ckpt_free(&c);
+}
+
+/* A resume indexes the training set with the order and starts at the position: any value out of range is refused,
+ * the first one beyond it included. */
+Test(ckpt, rejects_a_train_state_out_of_range)
+{
+    static const int past_end[5] = {3, 1, 5, 0, 2}, negative[5] = {3, 1, -1, 0, 2}, last_ok[5] = {4, 1, 3, 0, 2};
+    write_train_state(path_of("end.h5"), past_end, 2);
+    expect_read_error(path_of("end.h5"), "/train_state/order holds an index out of range");
+    write_train_state(path_of("neg.h5"), negative, 2);
+    expect_read_error(path_of("neg.h5"), "/train_state/order holds an index out of range");
+    write_train_state(path_of("pos.h5"), order, 6);
+    expect_read_error(path_of("pos.h5"), "/train_state holds implausible values");
+    /* The largest index and a position at the end of the epoch are in range. */
+    Ckpt c;
+    char err[512];
+    write_train_state(path_of("ok.h5"), last_ok, 5);
+    cr_assert_eq(ckpt_read(path_of("ok.h5"), &c, err, sizeof err), 0, "%s", err);
+    cr_expect(c.ts.order[0] == 4 && c.ts.position == 5);
+    ckpt_free(&c);
+}
+
 /* A write error (here the file-size limit, as a full disk would) keeps the previous checkpoint and no temp file. */
 Test(ckpt, failed_write_keeps_the_old_file)
 {
