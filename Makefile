@@ -76,7 +76,7 @@ ifneq ($(filter 1,$(SANITIZE) $(AVX2)),)
   BIN    = $(BUILD)/bnni
 endif
 
-.PHONY: all deps train test run-tests sanitize clean bench fuzz
+.PHONY: all deps train test run-tests sanitize clean bench fuzz mutate
 all: $(BIN)
 
 # Installs whatever of $(PKGS) dpkg does not list as installed.
@@ -172,6 +172,12 @@ test: deps
 
 sanitize: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 run-tests
+
+# The mutation check (tests/mutate.sh): each deliberate bug of tests/mutants.txt applied to a scratch copy of the
+# tree, built and run against the suite until its first failure; fails unless every one is caught. Not part of
+# `make test`: it takes 20 to 40 minutes. MUTANT=TEXT runs only the mutants whose description contains TEXT.
+mutate: deps
+	bash tests/mutate.sh
 
 # The performance benchmark (bench/README.md): PyTorch reference, sgemm probe and bnni side by side.
 bench: deps
