@@ -72,6 +72,19 @@ const CkptTensor *ckpt_find(const Ckpt *c, const char *path)
     return NULL;
 }
 
+int ckpt_layer_same(const CkptLayer *a, const CkptLayer *b)
+{
+    if (strcmp(a->name, b->name) != 0 || strcmp(a->type, b->type) != 0 || a->nargs != b->nargs)
+        return 0;
+    for (int k = 0; k < a->nargs; k++) {
+        const CkptArg *x = &a->args[k], *y = &b->args[k];
+        if (strcmp(x->key, y->key) != 0 || x->type != y->type || memcmp(&x->num, &y->num, sizeof x->num) != 0 ||
+            strcmp(x->str, y->str) != 0)
+            return 0;
+    }
+    return 1;
+}
+
 void ckpt_free(Ckpt *c)
 {
     free(c->model_source), free(c->model_name), free(c->bnni_version), free(c->created), free(c->data_path);

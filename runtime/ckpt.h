@@ -118,6 +118,8 @@ int ckpt_check_finite(const Ckpt *c, const char *prefix, char *err, size_t errle
 
 /* The tensor at `path`, or NULL. */
 const CkptTensor *ckpt_find(const Ckpt *c, const char *path);
+/* 1 if two layer groups have the same name, type and arguments (numbers compared by their bytes). */
+int ckpt_layer_same(const CkptLayer *a, const CkptLayer *b);
 
 /* Copies the checkpoint's layer tensors (parameters and moving statistics) into the network's. Checks first
  * that they fit: every missing, extra and mis-shaped tensor is listed in err (both shapes), and nothing is

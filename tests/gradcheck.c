@@ -2,13 +2,16 @@
  * layer's test calls, so each backward is compared with the numbers its own forward produces. */
 #include "gradcheck.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Backward twice must double parameter gradients and leave dx unchanged, up to sgemm's summation order. */
+/* Backward twice must double parameter gradients and leave dx unchanged, up to sgemm's summation order: relative
+ * error GRADCHECK_ACCUM_TOL, with a floor of GRADCHECK_ACCUM_FLOOR (absolute 1e-5). */
 #define GRADCHECK_ACCUM_TOL 1e-4
+#define GRADCHECK_ACCUM_FLOOR 1e-1
 
 /* What is being checked: one layer or one network, with its mask stream rewound before every forward. */
 typedef struct Target {
@@ -57,11 +60,14 @@ static double loss(Target *t, const Tensor *x)
     return s;
 }
 
-static double rel_err(double a, double b)
+/* Relative error of one value: |a - b| / max(|a|, |b|, floor). */
+static double rel_err_floor(double a, double b, double floor)
 {
-    double d = fmax(fmax(fabs(a), fabs(b)), GRADCHECK_FLOOR);
-    return fabs(a - b) / d;
+    return fabs(a - b) / fmax(fmax(fabs(a), fabs(b)), floor);
 }
+
+/* The same with a fixed floor, for the accumulation check (gradients twice, against themselves). */
+static double rel_err(double a, double b) { return rel_err_floor(a, b, GRADCHECK_ACCUM_FLOOR); }
 
 static int fail(GradCheckResult *res, const char *msg)
 {
@@ -87,39 +93,64 @@ static double central(Target *t, const Tensor *x, float *vals, size_t i, double 
     return (lp - lm) / ((double)xp - xm); /* the steps actually taken, after rounding to float */
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* Compares analytic[i] with central differences of the loss in vals[i] for a sample of i; records the worst.
- * A value that fails at step h is measured again at h/10 (curvature, e.g. batchnorm over a small variance),
- * then tested for a kink within the step (one-sided slopes that disagree, one of them matching). */
+ * First every sampled value's differences at step h. They give the tensor's scale (its largest gradient, analytic
+ * or numeric) and its noise (the median gap between the two one-sided differences: float32 rounding and
+ * curvature within the step), and so its floor: GRADCHECK_FLOOR_REL of the scale, or GRADCHECK_NOISE times the
+ * noise over tol when that is larger. Then each value's error against that floor; a value that fails is measured
+ * again at h/10 (curvature, e.g. batchnorm over a small variance), then tested for a kink within the step
+ * (one-sided slopes that disagree, one of them matching). GRADCHECK_VERBOSE=1 prints each tensor's figures. */
 static void check_values(Target *t, const Tensor *x, float *vals, const float *analytic, size_t n, double h,
                          const char *layer, const char *name, double tol, double *max_err, GradCheckResult *res,
                          Rng *pick)
 {
-    size_t count = n < GRADCHECK_MAX_CHECKS ? n : GRADCHECK_MAX_CHECKS;
-    double l0 = loss(t, x);
+    size_t count = n < GRADCHECK_MAX_CHECKS ? n : GRADCHECK_MAX_CHECKS, at[GRADCHECK_MAX_CHECKS];
+    double l0 = loss(t, x), num[GRADCHECK_MAX_CHECKS], fwd[GRADCHECK_MAX_CHECKS], bwd[GRADCHECK_MAX_CHECKS];
+    double gap[GRADCHECK_MAX_CHECKS], scale = 0.0, worst = 0.0;
     for (size_t k = 0; k < count; k++) {
         size_t lo = k * n / count, hi = (k + 1) * n / count;
-        size_t i = lo + (size_t)rng_below(pick, hi - lo);
-        double fwd, bwd, f2, b2, num = central(t, x, vals, i, h, l0, &fwd, &bwd), err = rel_err(analytic[i], num);
+        at[k] = lo + (size_t)rng_below(pick, hi - lo);
+        num[k] = central(t, x, vals, at[k], h, l0, &fwd[k], &bwd[k]);
+        scale = fmax(scale, fmax(fabs(analytic[at[k]]), fabs(num[k])));
+        gap[k] = fabs(fwd[k] - bwd[k]);
+    }
+    qsort(gap, count, sizeof *gap, cmp_double);
+    double noise = count ? gap[count / 2] : 0.0;
+    double floor = fmax(GRADCHECK_FLOOR_REL * scale, GRADCHECK_NOISE * noise / tol);
+    floor = floor > 0 ? floor : DBL_MIN; /* a tensor with no gradient and no noise: any difference fails */
+    for (size_t k = 0; k < count; k++) {
+        size_t i = at[k];
+        double f2, b2, a = analytic[i], nk = num[k], err = rel_err_floor(a, nk, floor);
         res->nchecked++;
         if (!(err <= tol)) {
-            double num2 = central(t, x, vals, i, h / 10, l0, &f2, &b2), err2 = rel_err(analytic[i], num2);
+            double num2 = central(t, x, vals, i, h / 10, l0, &f2, &b2), err2 = rel_err_floor(a, num2, floor);
             if (err2 < err || isnan(err))
-                err = err2, num = num2;
+                err = err2, nk = num2;
         }
-        if (!(err <= tol) && rel_err(fwd, bwd) > tol &&
-            (rel_err(analytic[i], fwd) <= tol || rel_err(analytic[i], bwd) <= tol)) {
+        if (!(err <= tol) && rel_err_floor(fwd[k], bwd[k], floor) > tol &&
+            (rel_err_floor(a, fwd[k], floor) <= tol || rel_err_floor(a, bwd[k], floor) <= tol)) {
             res->nkinks++;
             continue;
         }
         if (isnan(err))
             err = INFINITY;
+        worst = fmax(worst, err);
         *max_err = fmax(*max_err, err);
         if (err > t->worst_err || !res->worst[0]) {
             t->worst_err = err;
             snprintf(res->worst, sizeof res->worst, "%s%s%s[%zu]: analytic %.6g numeric %.6g (rel err %.3g)",
-                     layer ? layer : "", layer ? "." : "", name, i, (double)analytic[i], num, err);
+                     layer ? layer : "", layer ? "." : "", name, i, a, nk, err);
         }
     }
+    if (getenv("GRADCHECK_VERBOSE"))
+        fprintf(stderr, "gradcheck %s%s%s: %zu values, step %.2g, scale %.3g, noise %.3g, floor %.3g, worst %.3g\n",
+                layer ? layer : "", layer ? "." : "", name, count, h, scale, noise, floor, worst);
 }
 
 double gradcheck_fill_distinct(Tensor *x, uint64_t seed)

@@ -10,11 +10,17 @@
 #include "runtime/layer.h"
 #include "runtime/net.h"
 
-/* Relative error of one value: |analytic - numeric| / max(|analytic|, |numeric|, GRADCHECK_FLOOR).
- * The floor keeps tiny gradients from turning float32 rounding noise (~1e-4 absolute with these steps) into
- * large relative errors. GRADCHECK_TOL is the tolerance when tol <= 0 is passed: float32 forwards give errors
- * around 1e-4..1e-3, while a wrong gradient (missing term, wrong index, factor) gives errors of 1e-1 or more. */
-#define GRADCHECK_FLOOR 1e-1
+/* Relative error of one value: |analytic - numeric| / max(|analytic|, |numeric|, floor). Each tensor has its own
+ * floor: GRADCHECK_FLOOR_REL times its largest gradient (analytic or numeric, over the values checked), or, when
+ * larger, GRADCHECK_NOISE times its noise divided by the tolerance, the noise being the median gap between the
+ * two one-sided differences of its values (float32 rounding in the forward, curvature within the step). So each
+ * tensor is checked against its own magnitude -- a zeroed, halved or misplaced gradient fails wherever it rises
+ * above the noise, also in an early layer or the input, whose gradients can be 1e-4 -- while rounding noise,
+ * which a batchnorm in training mode makes ten times larger than eval mode does, does not fail a right one.
+ * GRADCHECK_TOL is the tolerance when tol <= 0 is passed: float32 forwards give errors around 1e-4..1e-3, while a
+ * wrong gradient (missing term, wrong index, factor) gives errors of 1e-1 or more. */
+#define GRADCHECK_FLOOR_REL 1e-1
+#define GRADCHECK_NOISE 8.0
 #define GRADCHECK_TOL 1e-2
 /* Step for parameters; the input step is min(GRADCHECK_STEP, gap / 3) where gap is the input's value spacing.
  * A value that fails at its step is measured again at a tenth of it and the better difference is kept: the large

@@ -1,6 +1,7 @@
-/* Checkpoints: a write/read round trip of every field, the file as other HDF5 readers see it (raw HDF5 API and
- * h5ls), every rejected file (not HDF5, truncated, foreign format, other format_version), the atomic write
- * keeping the old file on a write error, and the fit check listing every missing, extra and mis-shaped tensor. */
+/* Checkpoints: a write/read round trip of every field (with SGD and with Adam), the file as other HDF5 readers see
+ * it (raw HDF5 API and h5ls), every rejected file (not HDF5, truncated, foreign format, other format_version), the
+ * atomic write keeping the old file on a write error, and the fit check listing every missing, extra and
+ * mis-shaped tensor. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <hdf5.h>
@@ -67,7 +68,7 @@ static void make_ckpt(Ckpt *c)
     c->format_version = 1;
     c->model_source = strdup("model tiny\n# with a second line\n");
     c->model_name = strdup("tiny");
-    c->bnni_version = strdup("0.1.0");
+    c->bnni_version = strdup("0.9.7"); /* not this build's: the writer must keep what it is given */
     c->created = strdup("2024-01-02T03:04:05Z");
     c->epoch = 2;
     c->seed = 18446744073709551557ull; /* above 2^63: must survive as unsigned */
@@ -81,7 +82,7 @@ static void make_ckpt(Ckpt *c)
     c->layers[1].args[0] = (CkptArg){.key = "momentum", .type = AT_NUM, .num = 0.9};
     c->layers[1].args[1] = (CkptArg){.key = "eps", .type = AT_NUM, .num = 1e-5};
     c->nlayers = 2;
-    c->tensors = calloc(9, sizeof *c->tensors);
+    c->tensors = calloc(9, sizeof *c->tensors); /* room for one more (the Adam round trip) */
     add(c, "layers/conv1/weight", w1, 4, 2, 1, 3, 3);
     add(c, "layers/conv1/bias", b1, 1, 2, 0, 0, 0);
     add(c, "layers/bn1/gamma", gm, 1, 2, 0, 0, 0);
@@ -109,6 +110,67 @@ static void write_ok(const char *path)
     ckpt_free(&c);
 }
 
+/* Every field of two Ckpts, values by their bytes: what a write and a read must keep. */
+static void expect_same_fields(const Ckpt *a, const Ckpt *b)
+{
+    cr_expect_eq(b->format_version, a->format_version);
+    cr_expect_str_eq(b->model_source, a->model_source);
+    cr_expect_str_eq(b->model_name, a->model_name);
+    cr_expect_str_eq(b->bnni_version, a->bnni_version);
+    cr_expect_str_eq(b->created, a->created);
+    cr_expect_eq(b->epoch, a->epoch);
+    cr_expect_eq(b->seed, a->seed);
+    cr_expect_str_eq(b->normalize, a->normalize);
+    cr_expect(memcmp(&b->data_mean, &a->data_mean, sizeof(double)) == 0, "data_mean %.17g", b->data_mean);
+    cr_expect(memcmp(&b->data_std, &a->data_std, sizeof(double)) == 0, "data_std %.17g", b->data_std);
+    cr_assert_eq(b->nlayers, a->nlayers);
+    for (int i = 0; i < a->nlayers; i++) {
+        cr_expect_str_eq(b->layers[i].name, a->layers[i].name);
+        cr_expect_str_eq(b->layers[i].type, a->layers[i].type);
+        cr_assert_eq(b->layers[i].nargs, a->layers[i].nargs, "%s", a->layers[i].name);
+        for (int k = 0; k < a->layers[i].nargs; k++) {
+            const CkptArg *x = &a->layers[i].args[k], *y = &b->layers[i].args[k];
+            cr_expect(!strcmp(y->key, x->key) && y->type == x->type, "%s: argument %s", a->layers[i].name, x->key);
+            cr_expect(memcmp(&y->num, &x->num, sizeof x->num) == 0, "%s %s: %.17g written, %.17g read",
+                      a->layers[i].name, x->key, x->num, y->num);
+            cr_expect_str_eq(y->str, x->str, "%s %s", a->layers[i].name, x->key);
+        }
+    }
+    cr_assert_eq(b->ntensors, a->ntensors);
+    for (int i = 0; i < a->ntensors; i++) {
+        cr_expect_str_eq(b->tensors[i].path, a->tensors[i].path, "network order is kept");
+        cr_expect_eq(b->tensors[i].rank, a->tensors[i].rank);
+        cr_expect_eq(b->tensors[i].size, a->tensors[i].size);
+        cr_expect_arr_eq(b->tensors[i].dims, a->tensors[i].dims, sizeof(int) * (size_t)a->tensors[i].rank);
+        cr_expect_arr_eq(b->tensors[i].data, a->tensors[i].data, a->tensors[i].size * sizeof(float));
+    }
+    cr_expect_eq(b->has_optimizer, a->has_optimizer);
+    cr_expect_eq(b->opt.kind, a->opt.kind);
+    cr_expect_eq(b->opt.nesterov, a->opt.nesterov);
+    double oa[6] = {a->opt.lr, a->opt.momentum, a->opt.weight_decay, a->opt.beta1, a->opt.beta2, a->opt.eps};
+    double ob[6] = {b->opt.lr, b->opt.momentum, b->opt.weight_decay, b->opt.beta1, b->opt.beta2, b->opt.eps};
+    const char *on[6] = {"lr", "momentum", "weight_decay", "beta1", "beta2", "eps"};
+    for (int k = 0; k < 6; k++)
+        cr_expect(memcmp(&oa[k], &ob[k], sizeof(double)) == 0, "optimizer %s %.17g, written %.17g", on[k], ob[k],
+                  oa[k]);
+    cr_expect_eq(b->opt_steps, a->opt_steps);
+    cr_expect_eq(b->has_train_state, a->has_train_state);
+    const TrainState *x = &a->ts, *y = &b->ts;
+    cr_expect(y->epoch == x->epoch && y->position == x->position && y->norder == x->norder && y->batch == x->batch);
+    cr_expect(y->loss_sum == x->loss_sum && y->correct == x->correct && y->seconds == x->seconds && y->lr == x->lr);
+    cr_expect_arr_eq(y->order, x->order, (size_t)x->norder * sizeof *x->order);
+    cr_expect_arr_eq(y->shuffle_rng.s, x->shuffle_rng.s, sizeof x->shuffle_rng.s);
+    cr_expect_arr_eq(y->net_rng.s, x->net_rng.s, sizeof x->net_rng.s);
+    cr_assert_eq(b->metrics.n, a->metrics.n);
+    size_t m = (size_t)a->metrics.n * sizeof(double);
+    cr_expect_arr_eq(b->metrics.train_loss, a->metrics.train_loss, m);
+    cr_expect_arr_eq(b->metrics.train_acc, a->metrics.train_acc, m);
+    cr_expect_arr_eq(b->metrics.test_loss, a->metrics.test_loss, m);
+    cr_expect_arr_eq(b->metrics.test_acc, a->metrics.test_acc, m);
+    cr_expect_arr_eq(b->metrics.seconds, a->metrics.seconds, m);
+    cr_expect_arr_eq(b->metrics.images_per_second, a->metrics.images_per_second, m);
+}
+
 Test(ckpt, round_trip_keeps_every_field)
 {
     Ckpt a, b;
@@ -117,38 +179,30 @@ Test(ckpt, round_trip_keeps_every_field)
     const char *p = path_of("rt.h5");
     cr_assert_eq(ckpt_write(p, &a, err, sizeof err), 0, "%s", err);
     cr_assert_eq(ckpt_read(p, &b, err, sizeof err), 0, "%s", err);
-    cr_expect_str_eq(b.model_source, a.model_source);
-    cr_expect_str_eq(b.model_name, "tiny");
-    cr_expect_str_eq(b.created, a.created);
-    cr_expect_eq(b.epoch, 2);
-    cr_expect_eq(b.seed, a.seed);
-    cr_expect_str_eq(b.normalize, "standard");
-    cr_expect_eq(b.data_std, a.data_std);
-    cr_assert_eq(b.nlayers, 2);
-    cr_expect_str_eq(b.layers[1].name, "bn1");
-    cr_expect_str_eq(b.layers[1].type, "batchnorm");
-    cr_assert_eq(b.layers[1].nargs, 2);
-    cr_expect_str_eq(b.layers[1].args[0].key, "momentum");
-    cr_expect(b.layers[1].args[0].num == 0.9 && b.layers[1].args[1].num == 1e-5, "as written, in double");
-    cr_assert_eq(b.layers[0].nargs, 2);
-    cr_expect(!strcmp(b.layers[0].args[0].key, "out") && b.layers[0].args[0].num == 2);
-    cr_expect(!strcmp(b.layers[0].args[1].key, "bias") && b.layers[0].args[1].num == 1);
-    cr_assert_eq(b.ntensors, a.ntensors);
-    for (int i = 0; i < a.ntensors; i++) {
-        cr_expect_str_eq(b.tensors[i].path, a.tensors[i].path, "network order is kept");
-        cr_expect_eq(b.tensors[i].rank, a.tensors[i].rank);
-        cr_expect_arr_eq(b.tensors[i].dims, a.tensors[i].dims, sizeof(int) * (size_t)a.tensors[i].rank);
-        cr_expect_arr_eq(b.tensors[i].data, a.tensors[i].data, a.tensors[i].size * sizeof(float));
-    }
-    cr_expect(b.has_optimizer && b.opt.kind == OPT_SGD && b.opt.momentum == 0.9 && b.opt.nesterov == 1);
-    cr_expect(b.opt.weight_decay == 1e-4 && b.opt.lr == 0.5 && b.opt_steps == 123);
-    cr_expect(b.has_train_state && b.ts.epoch == 2 && b.ts.position == 2 && b.ts.norder == 5 && b.ts.batch == 2);
-    cr_expect(b.ts.loss_sum == 1.25 && b.ts.correct == 1 && b.ts.seconds == 0.5 && b.ts.lr == 0.25);
-    cr_expect_arr_eq(b.ts.order, order, sizeof order);
-    cr_expect_arr_eq(b.ts.shuffle_rng.s, a.ts.shuffle_rng.s, sizeof a.ts.shuffle_rng.s);
-    cr_expect_arr_eq(b.ts.net_rng.s, a.ts.net_rng.s, sizeof a.ts.net_rng.s);
-    cr_assert_eq(b.metrics.n, 2);
-    cr_expect(b.metrics.test_acc[1] == 0.83 && b.metrics.images_per_second[0] == 40000);
+    expect_same_fields(&a, &b);
+    ckpt_free(&a);
+    ckpt_free(&b);
+}
+
+/* The same with Adam: its betas and eps, and its two state tensors per parameter. */
+Test(ckpt, round_trip_keeps_every_adam_field)
+{
+    static float m1[18], v1[18];
+    Ckpt a, b;
+    char err[512];
+    make_ckpt(&a);
+    for (int i = 0; i < 18; i++)
+        m1[i] = 0.01f * (float)i - 0.05f, v1[i] = 1e-4f * (float)(i + 1);
+    free(a.tensors[6].path);
+    a.ntensors = 6;
+    add(&a, "optimizer/conv1/weight/exp_avg", m1, 4, 2, 1, 3, 3);
+    add(&a, "optimizer/conv1/weight/exp_avg_sq", v1, 4, 2, 1, 3, 3);
+    a.opt = (OptSpec){.kind = OPT_ADAM, .lr = 0.003, .weight_decay = 0.02, .beta1 = 0.85, .beta2 = 0.995,
+                      .eps = 3e-7};
+    const char *p = path_of("adam.h5");
+    cr_assert_eq(ckpt_write(p, &a, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ckpt_read(p, &b, err, sizeof err), 0, "%s", err);
+    expect_same_fields(&a, &b);
     ckpt_free(&a);
     ckpt_free(&b);
 }
@@ -436,6 +490,37 @@ Test(ckpt, control_characters_stay_out_of_messages)
     expect_read_error(p, "an object name in /layers/conv1 holds control characters (corrupt file?)");
     patch_attr(path_of("fmt.h5"), "format", 0, "keras\nweights\t");
     expect_read_error(path_of("fmt.h5"), "its format attribute is 'keras?weights?'");
+}
+
+/* Writes the hand-made checkpoint with its train state's order and position replaced. */
+static void write_train_state(const char *path, const int *ord, int position)
+{
+    Ckpt c;
+    char err[512];
+    make_ckpt(&c);
+    c.ts.order = (int *)ord, c.ts.position = position;
+    cr_assert_eq(ckpt_write(path, &c, err, sizeof err), 0, "%s", err);
+    ckpt_free(&c);
+}
+
+/* A resume indexes the training set with the order and starts at the position: any value out of range is refused,
+ * the first one beyond it included. */
+Test(ckpt, rejects_a_train_state_out_of_range)
+{
+    static const int past_end[5] = {3, 1, 5, 0, 2}, negative[5] = {3, 1, -1, 0, 2}, last_ok[5] = {4, 1, 3, 0, 2};
+    write_train_state(path_of("end.h5"), past_end, 2);
+    expect_read_error(path_of("end.h5"), "/train_state/order holds an index out of range");
+    write_train_state(path_of("neg.h5"), negative, 2);
+    expect_read_error(path_of("neg.h5"), "/train_state/order holds an index out of range");
+    write_train_state(path_of("pos.h5"), order, 6);
+    expect_read_error(path_of("pos.h5"), "/train_state holds implausible values");
+    /* The largest index and a position at the end of the epoch are in range. */
+    Ckpt c;
+    char err[512];
+    write_train_state(path_of("ok.h5"), last_ok, 5);
+    cr_assert_eq(ckpt_read(path_of("ok.h5"), &c, err, sizeof err), 0, "%s", err);
+    cr_expect(c.ts.order[0] == 4 && c.ts.position == 5);
+    ckpt_free(&c);
 }
 
 /* A write error (here the file-size limit, as a full disk would) keeps the previous checkpoint and no temp file. */

@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "runtime/ckpt.h"
+#include "tests/same_run.h"
 #include "tests/support.h"
 
 #define DATA "/usr/share/datasets/fashion-mnist"
@@ -101,33 +102,9 @@ static void write_lenet(const char *path, const char *optimizer)
     support_write_text(path, text);
 }
 
-/* Two checkpoints hold bit-identical tensors (layers and optimizer), train state and loss/accuracy history. */
-static void expect_same_run(const char *a_path, const char *b_path)
-{
-    Ckpt a, b;
-    char err[1024];
-    cr_assert_eq(ckpt_read(a_path, &a, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(ckpt_read(b_path, &b, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(a.ntensors, b.ntensors);
-    cr_expect(a.ntensors > 10);
-    for (int i = 0; i < a.ntensors; i++) {
-        cr_assert_str_eq(a.tensors[i].path, b.tensors[i].path);
-        cr_expect_eq(memcmp(a.tensors[i].data, b.tensors[i].data, a.tensors[i].size * sizeof(float)), 0,
-                     "%s differs", a.tensors[i].path);
-    }
-    cr_expect_eq(a.epoch, b.epoch);
-    cr_expect_eq(a.opt_steps, b.opt_steps);
-    cr_expect_arr_eq(a.ts.shuffle_rng.s, b.ts.shuffle_rng.s, sizeof a.ts.shuffle_rng.s);
-    cr_expect_arr_eq(a.ts.order, b.ts.order, (size_t)a.ts.norder * sizeof(int));
-    cr_assert_eq(a.metrics.n, b.metrics.n);
-    size_t m = (size_t)a.metrics.n * sizeof(double);
-    cr_expect_arr_eq(a.metrics.train_loss, b.metrics.train_loss, m);
-    cr_expect_arr_eq(a.metrics.train_acc, b.metrics.train_acc, m);
-    cr_expect_arr_eq(a.metrics.test_loss, b.metrics.test_loss, m);
-    cr_expect_arr_eq(a.metrics.test_acc, b.metrics.test_acc, m);
-    ckpt_free(&a);
-    ckpt_free(&b);
-}
+/* Two checkpoints hold the same run: every tensor, optimizer and train state (both RNG streams included) and every
+ * metric but the timings, bit for bit (tests/same_run.h). */
+static void expect_same_run(const char *a_path, const char *b_path) { same_run_expect(a_path, b_path, b_path); }
 
 /* A quick good checkpoint (1 epoch on 500 images) at dir/name. */
 static void small_checkpoint(const char *name)

@@ -80,6 +80,14 @@ static void verbose(const char *what, const char *err)
         fprintf(stderr, "%s: %s\n", what, err[0] ? err : "ok");
 }
 
+/* An input broke an invariant: says which on stderr and aborts (a crash for libFuzzer, a failed test for the
+ * replay in tests/test_fuzz_corpus.c). */
+static _Noreturn void broken(const char *target, const char *what)
+{
+    fprintf(stderr, "fuzz_%s: invariant broken: %s\n", target, what);
+    abort();
+}
+
 /* Limits that keep one input's work bounded and independent of the machine's memory. */
 static CheckOptions fuzz_options(void)
 {
@@ -88,14 +96,128 @@ static CheckOptions fuzz_options(void)
 
 /* ---------------------------------------------------------------- .bnn */
 
+/* The front end on `size` bytes named fuzz.bnn: its diagnostics, and the summary when it accepts them, in *text
+ * (caller frees). Returns 1 when accepted (*m set, caller frees with spec_free), else 0. */
+static int check_source(const char *src, size_t size, char **text, ModelSpec **m)
+{
+    size_t len = 0;
+    FILE *out = open_memstream(text, &len);
+    if (!out)
+        abort();
+    CheckOptions o = fuzz_options();
+    o.diag = out;
+    *m = NULL;
+    int ok = bnn_load_source("fuzz.bnn", src, size, &o, m) == 0;
+    if (ok)
+        bnn_print_summary(*m, out);
+    fclose(out);
+    return ok;
+}
+
+/* Equal shapes (a flat shape's h and w do not count). */
+static int same_shape(Shape a, Shape b)
+{
+    return a.rank == b.rank && a.c == b.c && (a.rank == 1 || (a.h == b.h && a.w == b.w));
+}
+
+/* Number of layers, trainable values and buffer values of a layer list, residual bodies included (a residual
+ * layer's own counts are its body's, so only the others are summed). Checks the shape chain on the way: each
+ * layer takes its predecessor's output, and a residual's body maps its input shape back to itself. Returns the
+ * list's output shape. */
+static Shape walk(const LayerSpec *v, int n, Shape in, long long tot[3])
+{
+    for (int i = 0; i < n; i++) {
+        const LayerSpec *l = &v[i];
+        if (!same_shape(l->in, in))
+            broken("bnn", "a layer's input is not its predecessor's output");
+        tot[0]++;
+        if (l->kind == LK_RESIDUAL) {
+            long long body[3] = {0, 0, 0};
+            Shape out = walk(l->body, l->nbody, l->in, body);
+            if (!same_shape(l->out, l->in) || !same_shape(out, l->in))
+                broken("bnn", "a residual layer or its body changes the shape");
+            tot[0] += body[0], tot[1] += body[1], tot[2] += body[2];
+        } else {
+            tot[1] += l->nparams, tot[2] += l->nbuffers;
+        }
+        in = l->out;
+    }
+    return in;
+}
+
+/* "44,878" -> 44878. */
+static long long ungroup(const char *s)
+{
+    long long v = 0;
+    for (; *s && *s != ' ' && *s != '\n'; s++)
+        if (*s >= '0' && *s <= '9')
+            v = v * 10 + (*s - '0');
+        else if (*s != ',')
+            return -1;
+    return v;
+}
+
+/* The summary's table against its totals line: as many rows as layers, and the rows' trainable and buffer values
+ * (a residual row shows none) summing to the totals; the totals the model's own. */
+static void check_summary(const char *text, const ModelSpec *m)
+{
+    long long rows = 0, params = 0, buffers = 0, tp = -1, tb = -1, tl = -1;
+    for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        const char *p = line;
+        while (*p == ' ')
+            p++;
+        if (*p < '0' || *p > '9')
+            continue;
+        const char *nl = strchr(p, '\n'), *t = strstr(p, " trainable parameters, ");
+        if (t && (!nl || t < nl)) {
+            const char *b = t + 23, *l = strstr(b, " buffer values, ");
+            tp = ungroup(p), tb = ungroup(b), tl = l ? ungroup(l + 16) : -1;
+            continue;
+        }
+        char one[2048], tok[6][256]; /* the line alone: %s would read on past its end */
+        snprintf(one, sizeof one, "%.*s", nl ? (int)(nl - p) : (int)strlen(p), p);
+        int k = sscanf(one, "%255s %255s %255s %255s %255s %255s", tok[0], tok[1], tok[2], tok[3], tok[4], tok[5]);
+        rows++;
+        if (k == 6)
+            params += ungroup(tok[4]), buffers += ungroup(tok[5]);
+        else if (k != 4 || strcmp(tok[2], "residual") != 0)
+            broken("bnn", "a summary row that is neither a layer with counts nor a residual");
+    }
+    if (tp != m->nparams || tb != m->nbuffers || tl != m->nlayers_total)
+        broken("bnn", "the summary's totals line is not the model's totals");
+    if (rows != tl || params != tp || buffers != tb)
+        broken("bnn", "the summary's rows do not add up to its totals");
+}
+
+/* Invariants: an accepted source is the model's own text, its layers chain shape to shape and add up to the
+ * model's totals, the summary agrees with both, and checking it again gives the same summary byte for byte (no
+ * state survives a call); a refused one has at least one error and is refused again with the same diagnostics. */
 int fuzz_bnn(const uint8_t *data, size_t size)
 {
-    CheckOptions o = fuzz_options();
-    ModelSpec *m = NULL;
-    if (bnn_load_source("fuzz.bnn", (const char *)data, size, &o, &m) == 0)
-        bnn_print_summary(m, o.diag);
-    spec_free(m);
-    return 0;
+    char *text = NULL, *again = NULL;
+    ModelSpec *m = NULL, *m2 = NULL;
+    int ok = check_source((const char *)data, size, &text, &m);
+    if (ok) {
+        long long tot[3] = {0, 0, 0};
+        if (m->source_len != size || memcmp(m->source, data, size) != 0 || m->source[size] != '\0')
+            broken("bnn", "the model's source is not the text it was read from");
+        if (m->nlayers > 0 && !same_shape(m->layers[0].in, m->input))
+            broken("bnn", "the first layer's input is not the network's");
+        walk(m->layers, m->nlayers, m->input, tot);
+        if (tot[0] != m->nlayers_total || tot[1] != m->nparams || tot[2] != m->nbuffers)
+            broken("bnn", "the layers do not add up to the model's totals");
+        check_summary(text, m);
+        if (!check_source(m->source, m->source_len, &again, &m2) || strcmp(text, again) != 0)
+            broken("bnn", "the model's source checked again gives another summary");
+    } else {
+        if (!strstr(text, "error: "))
+            broken("bnn", "a refusal without an error");
+        if (check_source((const char *)data, size, &again, &m2) || strcmp(text, again) != 0)
+            broken("bnn", "checking the source again gives other diagnostics");
+    }
+    free(text), free(again);
+    spec_free(m), spec_free(m2);
+    return ok ? FUZZ_ACCEPTED : FUZZ_REFUSED;
 }
 
 /* ---------------------------------------------------------------- IDX */
@@ -151,7 +273,7 @@ int fuzz_idx(const uint8_t *data, size_t size)
     }
     idx_free(&f);
     unlink_scratch();
-    return 0;
+    return rc == 0 ? FUZZ_ACCEPTED : FUZZ_REFUSED;
 }
 
 /* ---------------------------------------------------------------- checkpoints */
@@ -512,7 +634,9 @@ static const char *write_recipe(const Recipe *r)
 
 /* ---- loading, as `bnni eval` and `train --resume` do */
 
-static void fit_to_model(const Ckpt *c)
+/* Whether the checkpoint fits the model of its model_source: returns 1 when its parameters and its optimizer
+ * state were applied, else 0. */
+static int fit_to_model(const Ckpt *c)
 {
     CheckOptions o = fuzz_options();
     ModelSpec *m = NULL;
@@ -520,7 +644,7 @@ static void fit_to_model(const Ckpt *c)
     NetParam *ps = NULL;
     Optim *opt = NULL;
     char err[4096] = "";
-    int np = -1;
+    int np = -1, fitted = 0;
     if (!c->model_source || bnn_load_source("ckpt:model_source", c->model_source, strlen(c->model_source), &o, &m))
         goto done;
     if (m->nparams > (1 << 20) || net_create(m->layers, m->nlayers, m->input, m->seed, &net, err, sizeof err) < 0 ||
@@ -531,13 +655,109 @@ static void fit_to_model(const Ckpt *c)
         goto done;
     if (optim_create(&m->opt, ps, np, &opt, err, sizeof err) == 0 &&
         ckpt_apply_optim(c, &m->opt, opt, ps, np, err, sizeof err) == 0)
-        snprintf(err, sizeof err, "parameters and optimizer state applied");
+        snprintf(err, sizeof err, "parameters and optimizer state applied"), fitted = 1;
 done:
     verbose("fit", m ? err : "the model does not check");
     optim_free(opt);
     free(ps);
     net_free(net);
     spec_free(m);
+    return fitted;
+}
+
+static int same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+
+/* The first field in which two checkpoints differ (values by their bytes), or NULL. */
+static const char *ckpt_difference(const Ckpt *a, const Ckpt *b)
+{
+    if (a->format_version != b->format_version || !same_str(a->model_source, b->model_source) ||
+        !same_str(a->model_name, b->model_name) || !same_str(a->bnni_version, b->bnni_version) ||
+        !same_str(a->created, b->created) || a->epoch != b->epoch || a->seed != b->seed ||
+        strcmp(a->normalize, b->normalize) != 0 || memcmp(&a->data_mean, &b->data_mean, sizeof(double)) != 0 ||
+        memcmp(&a->data_std, &b->data_std, sizeof(double)) != 0)
+        return "the root attributes";
+    if (a->nlayers != b->nlayers)
+        return "the layer groups";
+    for (int i = 0; i < a->nlayers; i++)
+        if (!ckpt_layer_same(&a->layers[i], &b->layers[i]))
+            return "a layer group's attributes";
+    if (a->ntensors != b->ntensors)
+        return "the tensor count";
+    /* By path: a dataset right under /layers (not in a layer group) is read as a tensor, and written back after
+     * the layer groups, so the order of such a file's tensors may change; a valid file's does not. */
+    for (int i = 0; i < a->ntensors; i++) {
+        const CkptTensor *x = &a->tensors[i], *y = ckpt_find(b, x->path);
+        if (!y || x->rank != y->rank || x->size != y->size ||
+            memcmp(x->dims, y->dims, (size_t)x->rank * sizeof *x->dims) != 0 ||
+            (x->size && memcmp(x->data, y->data, x->size * sizeof(float)) != 0))
+            return "a tensor";
+    }
+    if (a->has_optimizer != b->has_optimizer || a->opt_steps != b->opt_steps ||
+        (a->has_optimizer && (a->opt.kind != b->opt.kind || memcmp(&a->opt.lr, &b->opt.lr, sizeof(double)) != 0 ||
+                              memcmp(&a->opt.weight_decay, &b->opt.weight_decay, sizeof(double)) != 0)))
+        return "the optimizer";
+    if (a->has_train_state != b->has_train_state)
+        return "the train state's presence";
+    if (a->has_train_state) {
+        const TrainState *x = &a->ts, *y = &b->ts;
+        if (x->epoch != y->epoch || x->position != y->position || x->norder != y->norder || x->batch != y->batch ||
+            x->correct != y->correct || memcmp(&x->loss_sum, &y->loss_sum, sizeof(double)) != 0 ||
+            memcmp(&x->seconds, &y->seconds, sizeof(double)) != 0 || memcmp(&x->lr, &y->lr, sizeof(double)) != 0 ||
+            memcmp(x->order, y->order, (size_t)x->norder * sizeof *x->order) != 0 ||
+            memcmp(&x->shuffle_rng, &y->shuffle_rng, sizeof x->shuffle_rng) != 0 ||
+            memcmp(&x->net_rng, &y->net_rng, sizeof x->net_rng) != 0)
+            return "the train state";
+    }
+    const CkptMetrics *x = &a->metrics, *y = &b->metrics;
+    size_t n = (size_t)x->n * sizeof(double);
+    if (x->n != y->n ||
+        (n && (memcmp(x->train_loss, y->train_loss, n) || memcmp(x->train_acc, y->train_acc, n) ||
+               memcmp(x->test_loss, y->test_loss, n) || memcmp(x->test_acc, y->test_acc, n) ||
+               memcmp(x->seconds, y->seconds, n) || memcmp(x->images_per_second, y->images_per_second, n))))
+        return "the metrics";
+    return NULL;
+}
+
+/* What ckpt_read guarantees of a checkpoint it accepts (docs/checkpoint.md), and that ckpt_write saves it and
+ * ckpt_read reads that back unchanged. */
+static void check_accepted(const Ckpt *c)
+{
+    static char path[80], err[8192];
+    if (c->format_version != CKPT_FORMAT_VERSION || !c->model_source || !c->model_name || !c->bnni_version ||
+        !c->created || c->epoch < 0)
+        broken("ckpt", "an accepted checkpoint without its root attributes");
+    for (int i = 0; i < c->ntensors; i++) {
+        const CkptTensor *t = &c->tensors[i];
+        size_t n = 1;
+        for (int k = 0; k < t->rank; k++)
+            n *= (size_t)t->dims[k];
+        if (t->rank < 0 || t->rank > CKPT_MAX_RANK || n != t->size || (t->size && !t->data) ||
+            (strncmp(t->path, "layers/", 7) != 0 && strncmp(t->path, "optimizer/", 10) != 0))
+            broken("ckpt", "an accepted tensor whose path, rank, size or data does not hold");
+    }
+    const TrainState *ts = &c->ts;
+    if (c->has_train_state) {
+        if (ts->norder < 1 || ts->position < 0 || ts->position > ts->norder || ts->batch < 1 || !ts->order)
+            broken("ckpt", "an accepted train state out of range");
+        for (int i = 0; i < ts->norder; i++)
+            if (ts->order[i] < 0 || ts->order[i] >= ts->norder)
+                broken("ckpt", "an accepted order with an index out of range");
+    }
+    if (c->metrics.n < 0 || (c->metrics.n > 0 && !c->metrics.test_acc))
+        broken("ckpt", "accepted metrics without their values");
+    snprintf(path, sizeof path, "%s.rt", scratch());
+    Ckpt back;
+    if (ckpt_write(path, c, err, sizeof err) < 0)
+        broken("ckpt", "an accepted checkpoint that ckpt_write cannot save");
+    if (ckpt_read(path, &back, err, sizeof err) < 0)
+        broken("ckpt", "ckpt_read refuses what ckpt_write saved of an accepted checkpoint");
+    const char *diff = ckpt_difference(c, &back);
+    if (diff) {
+        fprintf(stderr, "fuzz_ckpt: written and read back, %s differs\n", diff);
+        broken("ckpt", "an accepted checkpoint does not survive ckpt_write and ckpt_read");
+    }
+    ckpt_free(&back);
+    unlink(path);
 }
 
 int fuzz_ckpt(const uint8_t *data, size_t size)
@@ -562,14 +782,15 @@ int fuzz_ckpt(const uint8_t *data, size_t size)
     /* In this process, not in h5guard's child: libFuzzer needs the reader's coverage and the crash where it
      * happens. The guard itself is fuzzed through the binary (ondisk.py). */
     h5guard_set_inline(1);
-    int rc = ckpt_read(path, &c, err, sizeof err);
+    int rc = ckpt_read(path, &c, err, sizeof err), outcome = FUZZ_REFUSED;
     verbose("ckpt_read", err);
     if (rc == 0) {
-        fit_to_model(&c);
+        check_accepted(&c);
+        outcome = fit_to_model(&c) ? FUZZ_FITTED : FUZZ_ACCEPTED;
         ckpt_free(&c);
     } else if (!err[0]) {
         abort(); /* a refusal must say why */
     }
     unlink_scratch();
-    return 0;
+    return outcome;
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""PyTorch reference fixtures for bnni's runtime tests (tests/test_{batchnorm,loss,optim,reference}.c).
+"""PyTorch reference fixtures for bnni's runtime tests (tests/test_{batchnorm,loss,optim,reference}.c and
+tests/test_reference_nets.c).
 
 Run from the repository root with Debian's python (torch 1.13, h5py, numpy):
     /usr/bin/python3 tests/reference/make_fixtures.py
-It rewrites tests/reference/{layers,batchnorm,loss,optim,lenet}.h5. Everything is float32 and seeded, on one
-CPU thread, without HDF5 timestamps, so a rerun on the same machine writes the same bytes. The C tests compare against these files; torch is never
+It rewrites tests/reference/{layers,batchnorm,loss,optim,lenet,nets,training}.h5. Everything is float32 and seeded,
+on one CPU thread, without HDF5 timestamps, so a rerun on the same machine writes the same bytes. The C tests compare against these files; torch is never
 needed to build or test bnni.
 
 Batch-norm moving statistics: bnni follows the seed program, moving = momentum*moving + (1-momentum)*batch with
@@ -430,6 +431,367 @@ def write_lenet(path):
         train_run(f, "sgd_nesterov_wd", m0, x, labels, "sgd",
                   dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3), 10)
         train_run(f, "adam", m0, x, labels, "adam", dict(lr=1e-3), 10)
+        # weight decay gives the biases that feed a batchnorm a real gradient (0.1 * bias; their loss gradient is
+        # rounding noise), so Adam moves them the same way on both sides
+        train_run(f, "adam_wd", m0, x, labels, "adam", dict(lr=1e-3, weight_decay=0.1), 10)
+
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# bnni's random stream, reimplemented: dropout masks that both sides apply
+
+
+class BnniRng:
+    """xoshiro256** seeded through splitmix64 (Blackman & Vigna; runtime/rng.c), in Python integers. The C test seeds
+    the network's dropout stream with rng_seed(&net->rng, seed) and bnni draws its masks from it; the fixture draws
+    the same masks here, so torch multiplies by exactly the mask bnni applies (an injected mask, not a shared
+    implementation: this code is written from the published algorithms)."""
+
+    M = (1 << 64) - 1
+
+    def __init__(self, seed):
+        self.s = []
+        x = seed & self.M
+        for _ in range(4):
+            x = (x + 0x9E3779B97F4A7C15) & self.M
+            z = x
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.M
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.M
+            self.s.append(z ^ (z >> 31))
+
+    @staticmethod
+    def rotl(x, k):
+        return ((x << k) | (x >> (64 - k))) & BnniRng.M
+
+    def next(self):
+        s = self.s
+        result = (self.rotl((s[1] * 5) & self.M, 7) * 9) & self.M
+        t = (s[1] << 17) & self.M
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = self.rotl(s[3], 45)
+        return result
+
+    def dropout_mask(self, shape, p):
+        """Inverted dropout's mask for a tensor of `shape`: one uniform draw (24 bits) per value in memory order,
+        kept (1/(1-p), in float32) when the draw is >= p (float32), else 0."""
+        n = int(np.prod(shape))
+        u = np.array([(self.next() >> 40) for _ in range(n)], np.float64) / 16777216.0
+        p32 = np.float32(p)
+        scale = np.float32(1.0) / (np.float32(1.0) - p32)
+        mask = np.where(u >= np.float64(p32), scale, np.float32(0.0)).astype(np.float32)
+        return torch.from_numpy(mask.reshape(shape))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# small networks written as .bnn text (tests/test_reference_nets.c builds them through the front end)
+
+
+def bnni_named_params(m):
+    """(layer, bnni param name, tensor) for every module of a ModuleDict keyed by bnni's layer names."""
+    out = []
+    for name, mod in m.items():
+        if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
+            out.append((name, "weight", mod.weight))
+            if mod.bias is not None:
+                out.append((name, "bias", mod.bias))
+        elif isinstance(mod, SeedBatchNorm):
+            out += [(name, "gamma", mod.weight), (name, "beta", mod.bias), (name, "moving_mean", mod.moving_mean),
+                    (name, "moving_var", mod.moving_var)]
+    return out
+
+
+def put_named(g, m, what="value", trainable_only=False):
+    for layer, pn, t in bnni_named_params(m):
+        if trainable_only and not isinstance(t, torch.nn.Parameter):
+            continue
+        put(g, f"{layer}/{pn}", f32(t.grad if what == "grad" else t))
+
+
+def put_opt_state(g, m, opt):
+    """torch.optim's state tensors under bnni's names: <layer>/<param>/momentum_buffer | exp_avg | exp_avg_sq."""
+    for layer, pn, t in bnni_named_params(m):
+        if isinstance(t, torch.nn.Parameter):
+            for k, v in opt.state[t].items():
+                if k != "step" and v is not None:
+                    put(g, f"{layer}/{pn}/{k}", f32(v))
+
+
+def fashion_test_batch(n):
+    with gzip.open(os.path.join(FASHION, "t10k-images-idx3-ubyte.gz")) as fh:
+        img = np.frombuffer(fh.read(), np.uint8, offset=16)[: n * 784].reshape(n, 1, 28, 28)
+    with gzip.open(os.path.join(FASHION, "t10k-labels-idx1-ubyte.gz")) as fh:
+        lab = np.frombuffer(fh.read(), np.uint8, offset=8)[:n]
+    return img.copy(), lab.astype(np.int64)
+
+
+RESIDUAL_SRC = """model ref_residual
+data fashion_mnist(batch=16)
+optimizer sgd(lr=0.05, momentum=0.9, weight_decay=0.01)
+network {
+    conv2d(4, kernel=3, padding=1, bias=false)
+    batchnorm
+    relu
+    unit: residual {
+        conv2d(4, kernel=3, padding=1, bias=false)
+        batchnorm
+        tanh
+        conv2d(4, kernel=3, padding=1)
+    }
+    relu
+    maxpool(2)
+    avgpool(2, stride=2)
+    flatten
+    dense(24)
+    tanh
+    skip: residual {
+        dense(24)
+        sigmoid
+    }
+    dense(10)
+}
+"""
+
+
+def residual_model():
+    m = torch.nn.ModuleDict()
+    m["conv2d_1"], m["batchnorm_1"] = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False), SeedBatchNorm(4)
+    m["conv2d_2"], m["batchnorm_2"] = torch.nn.Conv2d(4, 4, 3, padding=1, bias=False), SeedBatchNorm(4)
+    m["conv2d_3"] = torch.nn.Conv2d(4, 4, 3, padding=1)
+    m["dense_1"], m["dense_2"], m["dense_3"] = torch.nn.Linear(196, 24), torch.nn.Linear(24, 24), torch.nn.Linear(24, 10)
+    return m
+
+
+def residual_forward(m, x, rng):
+    x = F.relu(m["batchnorm_1"](m["conv2d_1"](x)))
+    x = x + m["conv2d_3"](torch.tanh(m["batchnorm_2"](m["conv2d_2"](x))))  # unit: the body added to its input
+    x = F.avg_pool2d(F.max_pool2d(F.relu(x), 2), 2, 2).reshape(x.shape[0], -1)
+    x = torch.tanh(m["dense_1"](x))
+    x = x + torch.sigmoid(m["dense_2"](x))  # skip
+    return m["dense_3"](x)
+
+
+DROPOUT_SRC = """model ref_dropout
+data fashion_mnist(batch=16)
+optimizer sgd(lr=0.1)
+network {
+    flatten
+    dense(16)
+    tanh
+    dropout(0.3)
+    dense(16)
+    relu
+    dropout(0.5)
+    dense(10)
+}
+"""
+
+
+def dropout_model():
+    m = torch.nn.ModuleDict()
+    m["dense_1"], m["dense_2"], m["dense_3"] = torch.nn.Linear(784, 16), torch.nn.Linear(16, 16), torch.nn.Linear(16, 10)
+    return m
+
+
+def dropout_forward(m, x, rng):
+    x = torch.tanh(m["dense_1"](x.reshape(x.shape[0], -1)))
+    x = x * rng.dropout_mask(x.shape, 0.3)
+    x = F.relu(m["dense_2"](x))
+    x = x * rng.dropout_mask(x.shape, 0.5)
+    return m["dense_3"](x)
+
+
+CNN_SRC = """model ref_cnn
+data fashion_mnist(batch=16)
+optimizer adam(lr=0.002)
+network {
+    conv2d(6, kernel=3, padding=1)
+    relu
+    maxpool(2)
+    conv2d(8, kernel=3)
+    relu
+    maxpool(2)
+    flatten
+    dropout(0.25)
+    dense(24)
+    relu
+    dropout(0.5)
+    dense(10)
+}
+"""
+
+
+def cnn_model():
+    m = torch.nn.ModuleDict()
+    m["conv2d_1"], m["conv2d_2"] = torch.nn.Conv2d(1, 6, 3, padding=1), torch.nn.Conv2d(6, 8, 3)
+    m["dense_1"], m["dense_2"] = torch.nn.Linear(288, 24), torch.nn.Linear(24, 10)
+    return m
+
+
+def cnn_forward(m, x, rng):
+    x = F.max_pool2d(F.relu(m["conv2d_1"](x)), 2)
+    x = F.max_pool2d(F.relu(m["conv2d_2"](x)), 2).reshape(x.shape[0], -1)
+    x = x * rng.dropout_mask(x.shape, 0.25)
+    x = F.relu(m["dense_1"](x))
+    x = x * rng.dropout_mask(x.shape, 0.5)
+    return m["dense_2"](x)
+
+
+# name, model source, torch model, forward, optimizer, steps, dropout seed
+NETS = [
+    ("residual", RESIDUAL_SRC, residual_model, residual_forward,
+     ("sgd", dict(lr=0.05, momentum=0.9, weight_decay=0.01)), 5, 0),
+    ("dropout", DROPOUT_SRC, dropout_model, dropout_forward, ("sgd", dict(lr=0.1)), 3, 7),
+    ("cnn_adam", CNN_SRC, cnn_model, cnn_forward, ("adam", dict(lr=0.002)), 6, 11),
+]
+
+
+def write_nets(path):
+    """Per network: the model text, the initial parameters, one training step's output, loss, input and parameter
+    gradients, then the losses of `steps` steps on the same batch, the parameters (and moving statistics) after
+    them and the optimizer's state. Dropout masks come from BnniRng(dropout_seed), drawn in forward order, step
+    after step, as bnni draws them from its network stream."""
+    torch.manual_seed(6)
+    img, lab = fashion_batch(16)
+    x = torch.from_numpy(img).float() / 255.0
+    labels = torch.from_numpy(lab)
+    with create(path) as f:
+        put(f, "images_u8", img), put(f, "labels", lab.astype(np.int32))
+        for name, src, make, forward, (kind, kw), steps, seed in NETS:
+            g = group(f, name)
+            g.attrs["model_source"] = np.bytes_(src)
+            g.attrs["steps"], g.attrs["dropout_seed"] = steps, seed
+            m0 = make()
+            put_named(group(g, "init"), m0)
+            m = make()
+            m.load_state_dict(m0.state_dict())
+            m.train()
+            opt = make_opt(kind, m.parameters(), kw)
+            rng = BnniRng(seed)
+            losses = []
+            for s in range(steps):
+                opt.zero_grad()
+                xr = x.clone().requires_grad_()
+                out = forward(m, xr, rng)
+                loss = F.cross_entropy(out, labels)
+                loss.backward()
+                if s == 0:
+                    put(g, "step1/out", f32(out)), put(g, "step1/loss", np.float32(loss.item()))
+                    put(g, "step1/dx", f32(xr.grad))
+                    put_named(group(g, "step1/grad"), m, "grad", trainable_only=True)
+                opt.step()
+                losses.append(loss.item())
+            put(g, "losses", np.array(losses, np.float32))
+            put_named(group(g, "final"), m)
+            put_opt_state(group(g, "state"), m, opt)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# whole training runs of `bnni train`: schedules over several epochs, metrics, the trainer's loop
+
+TRAIN_STEP_SRC = """model ref_train_step
+data fashion_mnist(batch=32, shuffle=false)
+optimizer sgd(lr=0.2, momentum=0.9, weight_decay=0.001)
+schedule step(every=1, factor=0.5)
+loss cross_entropy
+network {
+    flatten
+    dense(16, bias=false)
+    batchnorm
+    relu
+    dense(10)
+}
+"""
+
+TRAIN_COSINE_SRC = """model ref_train_cosine
+data fashion_mnist(batch=32, shuffle=false)
+optimizer adam(lr=0.01, weight_decay=0.001)
+schedule cosine(min_lr=0.001)
+loss cross_entropy
+network {
+    flatten
+    dense(16, bias=false)
+    batchnorm
+    relu
+    dense(10)
+}
+"""
+
+
+def mlp_bn_model():
+    m = torch.nn.ModuleDict()
+    m["dense_1"], m["batchnorm_1"], m["dense_2"] = torch.nn.Linear(784, 16, bias=False), SeedBatchNorm(16), \
+        torch.nn.Linear(16, 10)
+    return m
+
+
+def mlp_bn_forward(m, x):
+    return m["dense_2"](F.relu(m["batchnorm_1"](m["dense_1"](x.reshape(x.shape[0], -1)))))
+
+
+# name, model source, optimizer, schedule, epochs, training images, test images
+TRAININGS = [
+    ("step_sgd", TRAIN_STEP_SRC, ("sgd", dict(lr=0.2, momentum=0.9, weight_decay=0.001)),
+     lambda o: torch.optim.lr_scheduler.StepLR(o, 1, 0.5), 4, 96, 64),
+    ("cosine_adam", TRAIN_COSINE_SRC, ("adam", dict(lr=0.01, weight_decay=0.001)),
+     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 4, 0.001), 4, 96, 64),
+]
+
+
+def write_training(path):
+    """What `bnni train MODEL --init INIT --epochs E --limit N --test-limit T` must end with, INIT holding "init":
+    each epoch trains on the first N images in order (shuffle=false) in batches of 32, the last one partial, at the
+    schedule's rate for that epoch (torch's StepLR / CosineAnnealingLR stepped once per epoch), then evaluates the
+    first T test images in eval mode, in chunks of 32 images as bnni does. Stored: the per-epoch rate, the four
+    metrics of every epoch, the final parameters, moving statistics and optimizer state."""
+    torch.manual_seed(7)
+    for name, src, (kind, kw), sched, epochs, n, t in TRAININGS:
+        assert f"batch=32" in src and "shuffle=false" in src
+    with create(path) as f:
+        for name, src, (kind, kw), sched, epochs, n, t in TRAININGS:
+            img, lab = fashion_batch(n)
+            timg, tlab = fashion_test_batch(t)
+            x, labels = torch.from_numpy(img).float() / 255.0, torch.from_numpy(lab)
+            tx, tlabels = torch.from_numpy(timg).float() / 255.0, torch.from_numpy(tlab)
+            g = group(f, name)
+            g.attrs["model_source"] = np.bytes_(src)
+            g.attrs["epochs"], g.attrs["limit"], g.attrs["test_limit"] = epochs, n, t
+            m = mlp_bn_model()
+            put_named(group(g, "init"), m)
+            opt = make_opt(kind, m.parameters(), kw)
+            sch = sched(opt)
+            cols = {k: [] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+            for e in range(epochs):
+                g.attrs[f"lr_{e + 1}"] = opt.param_groups[0]["lr"]
+                m.train()
+                loss_sum, correct = 0.0, 0
+                for b in range(0, n, 32):
+                    xb, yb = x[b:b + 32], labels[b:b + 32]
+                    opt.zero_grad()
+                    out = mlp_bn_forward(m, xb)
+                    loss = F.cross_entropy(out, yb)
+                    loss.backward()
+                    opt.step()
+                    loss_sum += loss.item() * len(yb)
+                    correct += int((out.argmax(1) == yb).sum())
+                m.eval()
+                tloss, tcorrect = 0.0, 0
+                with torch.no_grad():
+                    for b in range(0, t, 32):
+                        out = mlp_bn_forward(m, tx[b:b + 32])
+                        tloss += F.cross_entropy(out, tlabels[b:b + 32]).item() * len(out)
+                        tcorrect += int((out.argmax(1) == tlabels[b:b + 32]).sum())
+                cols["train_loss"].append(loss_sum / n), cols["train_acc"].append(correct / n)
+                cols["test_loss"].append(tloss / t), cols["test_acc"].append(tcorrect / t)
+                sch.step()
+            mg = group(g, "metrics")
+            for k, v in cols.items():
+                mg.create_dataset(k, data=np.array(v, np.float64), track_times=False)  # float64: put() narrows
+            put_named(group(g, "final"), m)
+            put_opt_state(group(g, "state"), m, opt)
 
 
 def main():
@@ -438,6 +800,8 @@ def main():
     write_loss(os.path.join(HERE, "loss.h5"))
     write_optim(os.path.join(HERE, "optim.h5"))
     write_lenet(os.path.join(HERE, "lenet.h5"))
+    write_nets(os.path.join(HERE, "nets.h5"))
+    write_training(os.path.join(HERE, "training.h5"))
     total = sum(os.path.getsize(os.path.join(HERE, n)) for n in os.listdir(HERE) if n.endswith(".h5"))
     print(f"fixtures written to {HERE}: {total / 1024:.0f} KiB")
 
