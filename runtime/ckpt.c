@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "layer.h"
+#include "netdesc.h"
 #include "version.h"
 
 #define MAX_TENSOR_VALUES (1ull << 31)
@@ -72,6 +73,7 @@ const CkptTensor *ckpt_find(const Ckpt *c, const char *path)
 void ckpt_free(Ckpt *c)
 {
     free(c->model_source), free(c->model_name), free(c->bnni_version), free(c->created);
+    free(c->network);
     for (int i = 0; i < c->nlayers; i++)
         free(c->layers[i].name), free(c->layers[i].type);
     free(c->layers);
@@ -165,12 +167,13 @@ int ckpt_build(Ckpt *c, const ModelSpec *m, NetParam *params, int nparams, Optim
     c->format_version = CKPT_FORMAT_VERSION;
     c->model_source = dupstr(m->source), c->model_name = dupstr(m->name);
     c->bnni_version = dupstr(BNNI_VERSION), c->created = dupstr(when);
+    c->network = netdesc_json(m);
     c->epoch = epoch, c->seed = m->seed;
     snprintf(c->normalize, sizeof c->normalize, "%s", m->data.normalize == NORM_STANDARD ? "standard" : "unit");
     c->data_mean = mean, c->data_std = std;
     c->layers = calloc((size_t)nparams + 1, sizeof *c->layers);
     c->tensors = calloc((size_t)nparams * (1 + LAYER_MAX_PARAMS) + 1, sizeof *c->tensors);
-    if (!c->model_source || !c->model_name || !c->bnni_version || !c->created || !c->layers || !c->tensors ||
+    if (!c->model_source || !c->model_name || !c->bnni_version || !c->created || !c->network || !c->layers || !c->tensors ||
         build_layers(c, params, nparams) < 0 || (opt && build_optimizer(c, &m->opt, opt, params, nparams) < 0)) {
         snprintf(err, errlen, "out of memory building the checkpoint");
         ckpt_free(c);
@@ -360,9 +363,15 @@ static int write_metrics(hid_t f, const CkptMetrics *m, hid_t gcpl)
     return rc;
 }
 
+/* The network description (netdesc.h), when the checkpoint was built from a run. */
+static int write_network(hid_t f, const Ckpt *c)
+{
+    return c->network ? attr_str(f, "network", c->network) : 0;
+}
+
 static int write_all(hid_t f, const Ckpt *c, hid_t gcpl)
 {
-    int rc = write_root(f, c) | write_layers(f, c, gcpl);
+    int rc = write_root(f, c) | write_network(f, c) | write_layers(f, c, gcpl);
     if (rc == 0 && c->has_optimizer)
         rc = write_optimizer(f, c, gcpl);
     for (int i = 0; rc == 0 && i < c->ntensors; i++)

@@ -9,6 +9,9 @@
 /* Sets the thread count (n <= 0: every core the process may run on) and sets OpenBLAS to 1 thread, since every
  * parallel region of the runtime calls it from inside. Call before a training or evaluation run, not during a step. */
 void rt_set_threads(int n);
+/* rt_set_threads without pinning any thread to a CPU, for the C library (lib/bnni.c): the threads there are
+ * the host program's, whose placement is its own business. */
+void rt_set_threads_unpinned(int n);
 /* The current thread count (every usable core until rt_set_threads is called); 1 inside a parallel region. */
 int rt_threads(void);
 
