@@ -95,7 +95,7 @@ static int folded_model(const ExportFlags *f, const ModelSpec *m, const FoldPlan
     return rc ? -1 : 0;
 }
 
-static int export(const ExportFlags *f, const Exporter *ex, Ckpt *c, ModelSpec *m, Net *net, char *err,
+static int run_export(const ExportFlags *f, const Exporter *ex, Ckpt *c, ModelSpec *m, Net *net, char *err,
                   size_t errlen)
 {
     FoldPlan plan;
@@ -112,7 +112,9 @@ static int export(const ExportFlags *f, const Exporter *ex, Ckpt *c, ModelSpec *
         snprintf(err, errlen, "%s: %s", f->out, why);
         rc = -1;
     }
-    if (rc == 0)
+    if (rc == 0 && f->keep_bn)
+        printf("%s: %s, epoch %d, as %s; batch norm kept as it is\n", f->out, c->model_name, c->epoch, ex->what);
+    else if (rc == 0)
         printf("%s: %s, epoch %d, as %s; %d batch norm%s folded\n", f->out, c->model_name, c->epoch, ex->what,
                plan.folded, plan.folded == 1 ? "" : "s");
     spec_free(fm);
@@ -135,7 +137,7 @@ int cmd_export(int argc, char **argv)
         fprintf(stderr, "bnni: error: %s\n", err);
         return 1;
     }
-    rc = export(&f, ex, &c, m, net, err, sizeof err) < 0;
+    rc = run_export(&f, ex, &c, m, net, err, sizeof err) < 0;
     if (rc)
         fprintf(stderr, "bnni: error: %s\n", err);
     net_free(net);
