@@ -126,8 +126,10 @@ int main(int argc, char **argv)
             best = p[k] > p[best] ? k : best;
         printf("%s,%d,%s,%.6f\n", argv[i], best, bnni_class_name(m, best), p[best]);
     }
-    if (c != 1)
-        fprintf(stderr, "classify: %s takes %d channels; this example reads grayscale images only\n", argv[1], c), rc = 1;
+    if (c != 1) {
+        fprintf(stderr, "classify: %s takes %d channels; this example reads grayscale images only\n", argv[1], c);
+        rc = 1;
+    }
     free(pix), free(x), free(p);
     bnni_free(m);
     return rc;

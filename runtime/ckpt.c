@@ -173,7 +173,8 @@ int ckpt_build(Ckpt *c, const ModelSpec *m, NetParam *params, int nparams, Optim
     c->data_mean = mean, c->data_std = std;
     c->layers = calloc((size_t)nparams + 1, sizeof *c->layers);
     c->tensors = calloc((size_t)nparams * (1 + LAYER_MAX_PARAMS) + 1, sizeof *c->tensors);
-    if (!c->model_source || !c->model_name || !c->bnni_version || !c->created || !c->network || !c->layers || !c->tensors ||
+    if (!c->model_source || !c->model_name || !c->bnni_version || !c->created || !c->network || !c->layers ||
+        !c->tensors ||
         build_layers(c, params, nparams) < 0 || (opt && build_optimizer(c, &m->opt, opt, params, nparams) < 0)) {
         snprintf(err, errlen, "out of memory building the checkpoint");
         ckpt_free(c);

@@ -147,7 +147,8 @@ Test(fmt, command_check_write_and_errors, .init = make_dir, .fini = remove_dir)
     cr_expect_eq(support_run(dir, "fmt -w %s", m), 0);
     char *written = support_slurp(m, NULL);
     cr_expect_str_eq(written, printed);
-    cr_expect_str_eq(written, "data      fashion_mnist\noptimizer sgd(lr=0.1)\nnetwork {\n    flatten\n    dense(10)\n}\n");
+    cr_expect_str_eq(written,
+                     "data      fashion_mnist\noptimizer sgd(lr=0.1)\nnetwork {\n    flatten\n    dense(10)\n}\n");
     cr_expect_eq(support_run(dir, "fmt --check %s", m), 0);
     free(printed), free(written);
 

@@ -67,8 +67,9 @@ Test(netdesc, checkpoints_hold_it, .timeout = 120)
     char dir[64];
     support_make_tmpdir(dir, sizeof dir, "netdesc");
     support_write_text(support_path(dir, "d.bnn"), model);
-    cr_assert_eq(support_run(dir, "train %s --epochs 1 --limit 64 --test-limit 16 --threads 1 --quiet --data %s --out %s",
-                             support_path(dir, "d.bnn"), "/usr/share/datasets/fashion-mnist", support_path(dir, "d.h5")),
+    cr_assert_eq(support_run(dir, "train %s --epochs 1 --limit 64 --test-limit 16 --threads 1 --quiet --data %s --out "
+                                  "%s", support_path(dir, "d.bnn"), "/usr/share/datasets/fashion-mnist",
+                             support_path(dir, "d.h5")),
                  0);
     hid_t f = H5Fopen(support_path(dir, "d.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
     hid_t a = f < 0 ? -1 : H5Aopen(f, "network", H5P_DEFAULT);
