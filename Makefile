@@ -96,7 +96,7 @@ endif
 
 .PHONY: all deps train test run-tests sanitize clean bench fuzz build-race lib install uninstall install-check
 all: $(BIN) lib
-lib: $(BUILD)/libbnni.so.$(VERSION) $(BUILD)/libbnni.a $(BUILD)/bnni.pc
+lib: $(BUILD)/libbnni.so.$(VERSION) $(BUILD)/libbnni.a
 
 # Installs whatever of $(PKGS) dpkg does not list as installed.
 deps:
@@ -159,11 +159,6 @@ $(BUILD)/libbnni.a: $(PUB_OBJ)
 	objcopy --localize-hidden $(BUILD)/libbnni-all.o
 	@rm -f $@
 	ar rcs $@ $(BUILD)/libbnni-all.o
-
-# pkg-config's description of the installed library; PREFIX is baked in when it is made.
-$(BUILD)/bnni.pc: lib/bnni.pc.in runtime/version.h Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|; s|@LIBS_PRIVATE@|$(strip $(PKG_LIBS) -lz -lm -fopenmp)|' \
-	  $< >$@
 
 # Per-layer timing of LeNet-BN at batch 128, 1 and 2 threads (bench/README.md).
 $(BUILD)/layer_bench: $(BUILD)/bench/layer_bench.o $(BUILD)/libbnni_core.a
@@ -239,6 +234,7 @@ INSTALLED   = $(bindir)/bnni $(includedir)/bnni.h $(libdir)/libbnni.so.$(VERSION
               $(libdir)/libbnni.so $(libdir)/libbnni.a $(libdir)/pkgconfig/bnni.pc $(mandir)/man1/bnni.1 \
               $(mandir)/man5/bnn.5 $(bashcompdir)/bnni $(vimdir)/syntax/bnn.vim $(vimdir)/ftdetect/bnn.vim
 
+# bnni.pc is made here, so that it names the PREFIX of this install.
 install: $(BIN) lib
 	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(includedir) $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(mandir)/man1 \
 	  $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(bashcompdir) $(DESTDIR)$(vimdir)/syntax $(DESTDIR)$(vimdir)/ftdetect
@@ -247,7 +243,9 @@ install: $(BIN) lib
 	install -m 644 $(BUILD)/libbnni.so.$(VERSION) $(BUILD)/libbnni.a $(DESTDIR)$(libdir)/
 	ln -sf libbnni.so.$(VERSION) $(DESTDIR)$(libdir)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(libdir)/libbnni.so
-	install -m 644 $(BUILD)/bnni.pc $(DESTDIR)$(libdir)/pkgconfig/bnni.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|; s|@LIBS_PRIVATE@|$(strip $(PKG_LIBS) -lz -lm -fopenmp)|' \
+	  lib/bnni.pc.in >$(DESTDIR)$(libdir)/pkgconfig/bnni.pc
+	chmod 644 $(DESTDIR)$(libdir)/pkgconfig/bnni.pc
 	install -m 644 man/bnni.1 $(DESTDIR)$(mandir)/man1/bnni.1
 	install -m 644 man/bnn.5 $(DESTDIR)$(mandir)/man5/bnn.5
 	install -m 644 completions/bnni $(DESTDIR)$(bashcompdir)/bnni

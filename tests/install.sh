@@ -99,6 +99,10 @@ if command -v vim >/dev/null; then
         </dev/null || fail "vim does not highlight .bnn files with editors/vim/syntax/bnn.vim"
 fi
 
+# Another PREFIX goes into bnni.pc too.
+make --no-print-directory install DESTDIR="$stage/opt" PREFIX=/opt/bnni >"$stage/install2.log" 2>&1 || fail "make install PREFIX=/opt/bnni failed"
+grep -qx 'prefix=/opt/bnni' "$stage/opt/opt/bnni/lib/pkgconfig/bnni.pc" || fail "bnni.pc does not name PREFIX=/opt/bnni"
+
 make --no-print-directory uninstall DESTDIR="$root" PREFIX=$prefix >"$stage/uninstall.log" 2>&1 || fail "make uninstall failed"
 left=$(find "$root" -not -type d)
 [ -z "$left" ] || fail "make uninstall left: $left"

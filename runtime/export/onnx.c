@@ -114,7 +114,8 @@ static Onnx__AttributeProto *add_attr(Graph *g, Onnx__NodeProto *n, const char *
         return g->ar.failed = 1, NULL;
     onnx__attribute_proto__init(a);
     a->name = ar_printf(&g->ar, "%s", name);
-    memcpy(v, n->attribute, n->n_attribute * sizeof *v); /* the old array stays in the arena */
+    if (n->n_attribute)
+        memcpy(v, n->attribute, n->n_attribute * sizeof *v); /* the old array stays in the arena */
     v[n->n_attribute] = a;
     n->attribute = v, n->n_attribute++;
     return a;
