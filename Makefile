@@ -10,20 +10,32 @@ SANITIZE ?= 0
 BUILD    ?= build
 
 PKGS      = gcc make flex bison pkg-config libhdf5-dev hdf5-tools libopenblas-pthread-dev zlib1g-dev \
-            libcriterion-dev dataset-fashion-mnist time
+            libcriterion-dev dataset-fashion-mnist time \
+            protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx nodejs mandoc man-db libpng-dev
+# bnni export writes ONNX through the official schema: Debian's libonnx-dev ships onnx.proto, protoc-c compiles it
+# to C at build time and libprotobuf-c serialises it. The tests check exports in onnxruntime-node (npm, installed
+# into tests/ort/ by `make deps` with the CPU binaries inside the package) and with python3-onnx's checker;
+# examples/classify.c reads PNG with libpng; mandoc lints the man pages and man-db renders them.
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+ORT_VERSION = 1.30.0
+ORT_DIR     = tests/ort
 # OpenBLAS's pthread build, linked by path with an rpath so that Debian's libopenblas.so.0 alternative cannot swap
 # in another at run time: bnni calls sgemm from several OpenMP threads at once, which the pthread build allows
 # (its serial build does not: it shares buffers between calls, and results changed from run to run). Its own
 # worker threads are shut down by rt_set_threads (runtime/threads.c).
 BLAS_PC    = PKG_CONFIG_PATH=/usr/lib/$(shell gcc -print-multiarch 2>/dev/null)/openblas-pthread/pkgconfig
 BLAS_DIR  := $(shell $(BLAS_PC) pkg-config --variable=libdir openblas 2>/dev/null)
-PKG_CFLAGS := $(shell $(BLAS_PC) pkg-config --cflags hdf5 openblas 2>/dev/null)
+PKG_CFLAGS := $(shell $(BLAS_PC) pkg-config --cflags hdf5 openblas libprotobuf-c 2>/dev/null)
 PKG_LIBS   := $(shell $(BLAS_PC) pkg-config --libs hdf5 openblas 2>/dev/null) -Wl,-rpath,$(BLAS_DIR)
+PROTOBUF_LIBS := $(shell pkg-config --libs libprotobuf-c 2>/dev/null)
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(MARCH) -g $(WARN) -MMD -MP \
            -I. -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lz -lm
+# Every object is position-independent, so the same objects make the static tools and libbnni.so, and hidden
+# unless marked (lib/bnni.c's BNNI_API), so the library exports only its API and hidden calls stay direct.
+CFLAGS  += -fPIC -fvisibility=hidden
 # The layers split each batch across OpenMP threads (runtime/threads.h).
 CFLAGS  += -fopenmp
 # No code of bnni reads errno after a math function; with it, sqrtf stays a scalar call with a library fallback,
@@ -64,9 +76,15 @@ ifeq ($(FUZZ),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 
-GEN_SRC  = $(BUILD)/gen/lexer.c $(BUILD)/gen/parser.c
-LIB_SRC  = $(filter-out interp/main.c,$(wildcard interp/*.c)) $(wildcard runtime/*.c runtime/layers/*.c runtime/data/*.c)
+GEN_SRC  = $(BUILD)/gen/lexer.c $(BUILD)/gen/parser.c $(BUILD)/gen/onnx/onnx.pb-c.c
+GEN_HDR  = $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h $(BUILD)/gen/onnx/onnx.pb-c.h
+LIB_SRC  = $(filter-out interp/main.c,$(wildcard interp/*.c)) \
+           $(wildcard runtime/*.c runtime/layers/*.c runtime/data/*.c runtime/export/*.c lib/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:.c=.o)
+# The public library (lib/bnni.h): inference only, so without the commands and the exporters (and protobuf-c).
+PUB_OBJ  = $(filter-out $(BUILD)/interp/cmd_% $(BUILD)/runtime/export/% $(BUILD)/gen/onnx/%,$(LIB_OBJ))
+VERSION  = $(shell sed -n 's/^\#define BNNI_VERSION "\(.*\)"/\1/p' runtime/version.h)
+SONAME   = libbnni.so.$(firstword $(subst ., ,$(VERSION)))
 TEST_SRC = $(wildcard tests/test_*.c)
 # Test support code shared by several test files (tests/gradcheck.c), linked into run_tests.
 TEST_LIB_SRC = $(filter-out tests/test_%.c,$(wildcard tests/*.c))
@@ -76,8 +94,10 @@ ifneq ($(filter 1,$(SANITIZE) $(AVX2)),)
   BIN    = $(BUILD)/bnni
 endif
 
-.PHONY: all deps train test run-tests sanitize clean bench fuzz fuzz-ondisk build-race mutate
-all: $(BIN)
+.PHONY: all deps train test run-tests sanitize clean bench fuzz fuzz-ondisk build-race mutate lib install uninstall \
+        install-check
+all: $(BIN) lib
+lib: $(BUILD)/libbnni.so.$(VERSION) $(BUILD)/libbnni.a
 
 # Installs whatever of $(PKGS) dpkg does not list as installed.
 deps:
@@ -87,6 +107,11 @@ deps:
 	  SUDO=; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
+	@command -v npm >/dev/null || { SUDO=; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q npm; }
+	@[ -d $(ORT_DIR)/node_modules/onnxruntime-node ] || { echo "installing onnxruntime-node $(ORT_VERSION) into $(ORT_DIR)"; \
+	  npm install --prefix $(ORT_DIR) --ignore-scripts --no-save --no-package-lock --no-audit --no-fund \
+	    onnxruntime-node@$(ORT_VERSION); }
 
 # One run of bison makes both files, one of flex both of its: grouped targets (&:), or a parallel make would run
 # each tool once per file, two at a time, and write a corrupt parser.c (tests/build_race.sh checks it).
@@ -98,37 +123,57 @@ $(BUILD)/gen/lexer.c $(BUILD)/gen/lexer.h &: grammar/lexer.l $(BUILD)/gen/parser
 	@mkdir -p $(@D)
 	flex --header-file=$(BUILD)/gen/lexer.h -o $(BUILD)/gen/lexer.c $<
 
+# The ONNX schema's C code, from the onnx.proto Debian ships (one run makes both files).
+$(BUILD)/gen/onnx/onnx.pb-c.c $(BUILD)/gen/onnx/onnx.pb-c.h &: $(ONNX_PROTO)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=$(patsubst %/onnx/onnx.proto,%,$(ONNX_PROTO)) --c_out=$(BUILD)/gen onnx/onnx.proto
+
 # Generated code is not ours to keep -Wextra-clean.
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -Wno-error -Wno-unused-function -Wno-sign-compare -Wno-missing-prototypes -c -o $@ $<
 
-$(BUILD)/%.o: %.c | $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
+$(BUILD)/%.o: %.c | $(GEN_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/libbnni.a: $(LIB_OBJ)
+# Everything but main, for bnni itself, the tests and the benchmarks (internal symbols included). The public
+# static library below owns the name libbnni.a.
+$(BUILD)/libbnni_core.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(BUILD)/interp/main.o $(BUILD)/libbnni.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN): $(BUILD)/interp/main.o $(BUILD)/libbnni_core.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PROTOBUF_LIBS)
 
 # Every Test() enters its body through tests/leakcheck.c, which checks for leaks before the test ends (SANITIZE=1).
-$(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbnni.a
-	$(CC) $(LDFLAGS) -Wl,--wrap=criterion_internal_test_main -o $@ $^ $(LDLIBS) -lcriterion
+$(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbnni_core.a
+	$(CC) $(LDFLAGS) -Wl,--wrap=criterion_internal_test_main -o $@ $^ $(LDLIBS) $(PROTOBUF_LIBS) -lcriterion
+
+# libbnni.so: only bnni_* in its dynamic symbol table (lib/bnni.map); a soname of the major version.
+$(BUILD)/libbnni.so.$(VERSION): $(PUB_OBJ) lib/bnni.map
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/bnni.map -Wl,--no-undefined \
+	  -o $@ $(PUB_OBJ) $(LDLIBS)
+
+# libbnni.a: the same objects linked into one, whose hidden symbols are made local, so a program that links it
+# statically sees only bnni_* too (and cannot clash with the runtime's names).
+$(BUILD)/libbnni.a: $(PUB_OBJ)
+	$(LD) -r -o $(BUILD)/libbnni-all.o $(PUB_OBJ)
+	objcopy --localize-hidden $(BUILD)/libbnni-all.o
+	@rm -f $@
+	ar rcs $@ $(BUILD)/libbnni-all.o
 
 # Per-layer timing of LeNet-BN at batch 128, 1 and 2 threads (bench/README.md).
-$(BUILD)/layer_bench: $(BUILD)/bench/layer_bench.o $(BUILD)/libbnni.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/layer_bench: $(BUILD)/bench/layer_bench.o $(BUILD)/libbnni_core.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PROTOBUF_LIBS)
 
 # What a checkpoint costs to save and load (bench/README.md).
-$(BUILD)/ckpt_bench: $(BUILD)/bench/ckpt_bench.o $(BUILD)/libbnni.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/ckpt_bench: $(BUILD)/bench/ckpt_bench.o $(BUILD)/libbnni_core.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PROTOBUF_LIBS)
 
 # Kept, so a second `make fuzz` does not relink.
 .PRECIOUS: $(BUILD)/tests/fuzz/main_%.o
-$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/main_%.o $(BUILD)/tests/fuzz/targets.o $(BUILD)/libbnni.a
-	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/main_%.o $(BUILD)/tests/fuzz/targets.o $(BUILD)/libbnni_core.a
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS) $(PROTOBUF_LIBS)
 
 # New finds go to build-fuzz/corpus/<target>/ and crashes to build-fuzz/crash/; the committed seed corpus
 # (tests/fuzz/corpus/<target>/) only grows by hand, minimised (tests/fuzz/README.md). Each target runs its
@@ -180,6 +225,7 @@ HAS_AVX2 = grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo
 test: deps
 	@$(MAKE) --no-print-directory build-race
 	@$(MAKE) --no-print-directory run-tests
+	@$(MAKE) --no-print-directory install-check
 	@if $(HAS_AVX2); then $(MAKE) --no-print-directory AVX2=1 run-tests; \
 	else echo "make test: no AVX2+FMA on this CPU: the AVX2 build's suite is SKIPPED"; fi
 	@$(MAKE) --no-print-directory SANITIZE=1 run-tests
@@ -206,6 +252,46 @@ bench: deps
 
 clean:
 	rm -rf build build-san build-avx2 build-fuzz bnni
+
+# Installing the Debian way (docs/library.md): PREFIX=/usr/local by default, DESTDIR honoured (a staging tree).
+PREFIX     ?= /usr/local
+bindir      = $(PREFIX)/bin
+libdir      = $(PREFIX)/lib
+includedir  = $(PREFIX)/include
+mandir      = $(PREFIX)/share/man
+bashcompdir = $(PREFIX)/share/bash-completion/completions
+vimdir      = $(PREFIX)/share/vim/vimfiles
+INSTALLED   = $(bindir)/bnni $(includedir)/bnni.h $(libdir)/libbnni.so.$(VERSION) $(libdir)/$(SONAME) \
+              $(libdir)/libbnni.so $(libdir)/libbnni.a $(libdir)/pkgconfig/bnni.pc $(mandir)/man1/bnni.1 \
+              $(mandir)/man5/bnn.5 $(bashcompdir)/bnni $(vimdir)/syntax/bnn.vim $(vimdir)/ftdetect/bnn.vim
+
+# bnni.pc is made here, so that it names the PREFIX of this install.
+install: $(BIN) lib
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(includedir) $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(mandir)/man1 \
+	  $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(bashcompdir) $(DESTDIR)$(vimdir)/syntax $(DESTDIR)$(vimdir)/ftdetect
+	install -m 755 $(BIN) $(DESTDIR)$(bindir)/bnni
+	install -m 644 lib/bnni.h $(DESTDIR)$(includedir)/bnni.h
+	install -m 644 $(BUILD)/libbnni.so.$(VERSION) $(BUILD)/libbnni.a $(DESTDIR)$(libdir)/
+	ln -sf libbnni.so.$(VERSION) $(DESTDIR)$(libdir)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(libdir)/libbnni.so
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|; s|@LIBS_PRIVATE@|$(strip $(PKG_LIBS) -lz -lm -fopenmp)|' \
+	  lib/bnni.pc.in >$(DESTDIR)$(libdir)/pkgconfig/bnni.pc
+	chmod 644 $(DESTDIR)$(libdir)/pkgconfig/bnni.pc
+	install -m 644 man/bnni.1 $(DESTDIR)$(mandir)/man1/bnni.1
+	install -m 644 man/bnn.5 $(DESTDIR)$(mandir)/man5/bnn.5
+	install -m 644 completions/bnni $(DESTDIR)$(bashcompdir)/bnni
+	install -m 644 editors/vim/syntax/bnn.vim $(DESTDIR)$(vimdir)/syntax/bnn.vim
+	install -m 644 editors/vim/ftdetect/bnn.vim $(DESTDIR)$(vimdir)/ftdetect/bnn.vim
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+# make install into a staging tree, examples/classify.c built there through pkg-config, and the rest of what a
+# user gets (tests/install.sh); make test runs it once.
+install-check: $(BIN) lib
+	bash tests/install.sh
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/interp/main.d $(BUILD)/bench/layer_bench.d \
            $(BUILD)/bench/ckpt_bench.d

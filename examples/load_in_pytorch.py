@@ -1,14 +1,14 @@
 #!/usr/bin/python3
-"""Loads a bnni checkpoint of models/lenet_bn.bnn into the seed's PyTorch LeNet-BN with h5py, and evaluates it
-on the Fashion-MNIST test set in eval mode: it prints the same `test loss L accuracy A (N images)` line as
-`bnni eval CKPT.h5`.
+"""Loads any bnni checkpoint into PyTorch with h5py: builds the matching torch.nn network from the checkpoint's
+network description (the root attribute `network`, docs/checkpoint.md), copies the tensors in, and evaluates it on
+the test set in eval mode. It prints the same `test loss L accuracy A (N images)` line as `bnni eval CKPT.h5`.
 
-    /usr/bin/python3 examples/load_in_pytorch.py lenet_bn.h5 [DATA_DIR]
+    /usr/bin/python3 examples/load_in_pytorch.py CKPT.h5 [DATA_DIR] [--limit N]
 
 Needs Debian's python3-torch, python3-h5py and python3-numpy (use /usr/bin/python3, not a pyenv python).
-Everything it reads is documented in docs/checkpoint.md.
 """
 import gzip
+import json
 import sys
 
 import h5py
@@ -18,15 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def lenet_bn():
-    """The seed's network: batch norm after every conv/dense layer but the last, sigmoid, average pooling."""
-    return nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5), nn.BatchNorm2d(6), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(6, 16, kernel_size=5), nn.BatchNorm2d(16), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Flatten(),
-        nn.Linear(16 * 4 * 4, 120), nn.BatchNorm1d(120), nn.Sigmoid(),
-        nn.Linear(120, 84), nn.BatchNorm1d(84), nn.Sigmoid(),
-        nn.Linear(84, 10))
+class Residual(nn.Module):
+    """bnni's residual: y = body(x) + x."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return self.body(x) + x
 
 
 def text(value):
@@ -35,11 +35,37 @@ def text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def layer_names(f):
-    """The /layers groups in network order: bnni tracks link creation order; h5py's own iteration is by name."""
-    names, group = [], f["layers"]  # keep the group open while its links are visited
-    group.id.links.iterate(lambda name: names.append(name.decode()), idx_type=h5py.h5.INDEX_CRT_ORDER)
-    return names
+
+def build(layers, params):
+    """nn.Sequential of the described layers; params collects (module, checkpoint layer name, kind) to load."""
+    modules = []
+    for d in layers:
+        kind, a, name = d["type"], d["args"], d["name"]
+        if kind == "conv2d":
+            m = nn.Conv2d(d["in"][0], a["out"], a["kernel"], stride=a["stride"], padding=a["padding"], bias=a["bias"])
+        elif kind == "dense":
+            m = nn.Linear(d["in"][0], a["out"], bias=a["bias"])
+        elif kind == "batchnorm":
+            bn = nn.BatchNorm2d if len(d["in"]) == 3 else nn.BatchNorm1d
+            m = bn(d["in"][0], eps=a["eps"], momentum=1.0 - a["momentum"])  # torch's momentum is bnni's 1 - momentum
+        elif kind in ("sigmoid", "relu", "tanh"):
+            m = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}[kind]()
+        elif kind == "avgpool":  # padding counts as zeros: torch's count_include_pad=True
+            m = nn.AvgPool2d(a["kernel"], stride=a["stride"], padding=a["padding"], count_include_pad=True)
+        elif kind == "maxpool":
+            m = nn.MaxPool2d(a["kernel"], stride=a["stride"], padding=a["padding"])
+        elif kind == "flatten":
+            m = nn.Flatten()
+        elif kind == "dropout":
+            m = nn.Dropout(a["p"])
+        elif kind == "residual":
+            m = Residual(build(d["body"], params))
+        else:
+            sys.exit(f"layer {name}: this script does not know the layer kind '{kind}'")
+        if kind in ("conv2d", "dense", "batchnorm"):
+            params.append((m, name, kind))
+        modules.append(m)
+    return nn.Sequential(*modules)
 
 
 def copy(dst, group, name):
@@ -49,24 +75,25 @@ def copy(dst, group, name):
     dst.copy_(src)
 
 
-def load(net, f):
-    modules = [m for m in net if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d))]
-    names = layer_names(f)
-    if len(names) != len(modules):
-        sys.exit(f"the checkpoint has {len(names)} layers with parameters, the seed network {len(modules)}")
+def load(f):
+    if "network" not in f.attrs:
+        sys.exit("the checkpoint has no network description (written before bnni 0.1.0 had one): train it again")
+    desc = json.loads(text(f.attrs["network"]))
+    params = []
+    net = build(desc["layers"], params)
     with torch.no_grad():
-        for m, name in zip(modules, names):
+        for m, name, kind in params:
             g = f["layers"][name]
-            if text(g.attrs["type"]) == "batchnorm":
+            if kind == "batchnorm":
                 copy(m.weight, g, "gamma")
                 copy(m.bias, g, "beta")
                 copy(m.running_mean, g, "moving_mean")
                 copy(m.running_var, g, "moving_var")  # bnni keeps the biased variance; eval mode just uses it
-                m.eps = float(g.attrs["eps"])
-                m.momentum = 1.0 - float(g.attrs["momentum"])  # torch's momentum is bnni's 1 - momentum
             else:
                 copy(m.weight, g, "weight")  # conv [out, in, kh, kw] and dense [out, in]: already torch's order
-                copy(m.bias, g, "bias")
+                if m.bias is not None:
+                    copy(m.bias, g, "bias")
+    return net, desc
 
 
 def read_idx(path):
@@ -78,19 +105,23 @@ def read_idx(path):
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
+    args, limit = sys.argv[1:], None
+    if "--limit" in args:
+        i = args.index("--limit")
+        limit = int(args[i + 1])
+        del args[i:i + 2]
+    if len(args) not in (1, 2):
         sys.exit(__doc__)
-    data_dir = sys.argv[2] if len(sys.argv) == 3 else "/usr/share/datasets/fashion-mnist"
-    net = lenet_bn()
-    with h5py.File(sys.argv[1], "r") as f:
+    data_dir = args[1] if len(args) == 2 else "/usr/share/datasets/fashion-mnist"
+    with h5py.File(args[0], "r") as f:
         if text(f.attrs.get("format", b"")) != "bnni-checkpoint" or f.attrs.get("format_version") != 1:
-            sys.exit(f"{sys.argv[1]}: not a bnni checkpoint of format_version 1")
-        load(net, f)
+            sys.exit(f"{args[0]}: not a bnni checkpoint of format_version 1")
+        net, desc = load(f)
         mean, std = float(f.attrs["data_mean"]), float(f.attrs["data_std"])
-        print(f"{sys.argv[1]}: model {text(f.attrs['model_name'])}, epoch {f.attrs['epoch']}")
-    images = read_idx(f"{data_dir}/t10k-images-idx3-ubyte.gz")
-    labels = torch.from_numpy(read_idx(f"{data_dir}/t10k-labels-idx1-ubyte.gz").astype(np.int64))
-    x = (torch.from_numpy(images.astype(np.float32)).unsqueeze(1) / 255.0 - mean) / std
+        print(f"{args[0]}: model {text(f.attrs['model_name'])}, epoch {f.attrs['epoch']}")
+    images = read_idx(f"{data_dir}/t10k-images-idx3-ubyte.gz")[:limit]
+    labels = torch.from_numpy(read_idx(f"{data_dir}/t10k-labels-idx1-ubyte.gz")[:limit].astype(np.int64))
+    x = (torch.from_numpy(images.astype(np.float32)).reshape(-1, *desc["input"]) / 255.0 - mean) / std
     net.eval()
     loss, correct = 0.0, 0
     with torch.no_grad():

@@ -175,7 +175,12 @@ static void keep_end(Diag *d, SrcLoc loc, FILE *f, char **pbuf, size_t *plen)
     char *buf = *pbuf;
     size_t len = *plen;
     if (loc.line >= 0) {
-        d->entries[d->nentries] = (DiagEntry){loc, d->nentries, buf, len};
+        size_t n = 0;
+        long at = d->src && loc.line > 0 ? find_line(d, loc.line, &n) : -1;
+        int at_end = at >= 0 && loc.col > (int)n;
+        for (size_t i = at >= 0 ? (size_t)at + n : 0; at_end && i < d->len; i++)
+            at_end = d->src[i] == ' ' || d->src[i] == '\t' || d->src[i] == '\r' || d->src[i] == '\n';
+        d->entries[d->nentries] = (DiagEntry){loc, d->nentries, at_end, buf, len};
         d->nentries++;
         return;
     }
@@ -194,7 +199,10 @@ static int by_place(const void *pa, const void *pb)
     int la = a->loc.line > 0 ? a->loc.line : INT_MAX, lb = b->loc.line > 0 ? b->loc.line : INT_MAX;
     if (la != lb)
         return la < lb ? -1 : 1;
-    /* within a line, reporting order: a call's own argument errors come before what follows from them */
+    /* within a line, reporting order (a call's own argument errors come before what follows from them), but what
+     * is missing at the end of the file comes after the rest, as it does once the text is formatted */
+    if (a->at_end != b->at_end)
+        return a->at_end - b->at_end;
     return (a->seq > b->seq) - (a->seq < b->seq);
 }
 

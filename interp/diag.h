@@ -27,6 +27,7 @@ typedef struct Diag Diag;
 typedef struct DiagEntry {
     SrcLoc loc;  /* line 0: no place; printed after those with one */
     long seq;    /* reporting order, among equal places */
+    int at_end;  /* placed after the last non-blank character of the source ("missing ... statement"): last on its line */
     char *text;  /* owned */
     size_t len;
 } DiagEntry;

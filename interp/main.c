@@ -20,6 +20,8 @@ static const Command commands[] = {
     {"eval", cmd_eval, "evaluate a checkpoint on the test set", cmd_eval_usage},
     {"inspect", cmd_inspect, "show what a checkpoint holds", cmd_inspect_usage},
     {"predict", cmd_predict, "classify images (IDX or PGM) with a checkpoint", cmd_predict_usage},
+    {"export", cmd_export, "write a checkpoint as ONNX or an inference-only checkpoint", cmd_export_usage},
+    {"fmt", cmd_fmt, "print a model file in the canonical layout (--check, -w)", cmd_fmt_usage},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -19,6 +19,7 @@
 #include "h5format.h"
 #include "h5guard.h"
 #include "layer.h"
+#include "netdesc.h"
 #include "version.h"
 
 #define MAX_TENSOR_VALUES (1ull << 31)
@@ -88,6 +89,7 @@ int ckpt_layer_same(const CkptLayer *a, const CkptLayer *b)
 void ckpt_free(Ckpt *c)
 {
     free(c->model_source), free(c->model_name), free(c->bnni_version), free(c->created), free(c->data_path);
+    free(c->network);
     for (int i = 0; i < c->nlayers; i++)
         free(c->layers[i].name), free(c->layers[i].type);
     free(c->layers);
@@ -184,13 +186,14 @@ int ckpt_build(Ckpt *c, const ModelSpec *m, NetParam *params, int nparams, Optim
     char *abs = m->data.path ? realpath(m->data.path, NULL) : NULL; /* so eval finds it from anywhere */
     c->data_path = dupstr(abs ? abs : m->data.path);
     free(abs);
+    c->network = netdesc_json(m);
     c->epoch = epoch, c->seed = m->seed;
     snprintf(c->normalize, sizeof c->normalize, "%s", m->data.normalize == NORM_STANDARD ? "standard" : "unit");
     c->data_mean = mean, c->data_std = std;
     c->layers = calloc((size_t)nparams + 1, sizeof *c->layers);
     c->tensors = calloc((size_t)nparams * (1 + LAYER_MAX_PARAMS) + 1, sizeof *c->tensors);
-    if (!c->model_source || !c->model_name || !c->bnni_version || !c->created || !c->data_path || !c->layers ||
-        !c->tensors ||
+    if (!c->model_source || !c->model_name || !c->bnni_version || !c->created || !c->data_path || !c->network ||
+        !c->layers || !c->tensors ||
         build_layers(c, params, nparams) < 0 || (opt && build_optimizer(c, &m->opt, opt, params, nparams) < 0)) {
         snprintf(err, errlen, "out of memory building the checkpoint");
         ckpt_free(c);
@@ -384,9 +387,15 @@ static int write_metrics(hid_t f, const CkptMetrics *m, hid_t gcpl)
     return rc;
 }
 
+/* The network description (netdesc.h), when the checkpoint was built from a run. */
+static int write_network(hid_t f, const Ckpt *c)
+{
+    return c->network ? attr_str(f, "network", c->network) : 0;
+}
+
 static int write_all(hid_t f, const Ckpt *c, hid_t gcpl)
 {
-    int rc = write_root(f, c) | write_layers(f, c, gcpl);
+    int rc = write_root(f, c) | write_network(f, c) | write_layers(f, c, gcpl);
     if (rc == 0 && c->has_optimizer)
         rc = write_optimizer(f, c, gcpl);
     for (int i = 0; rc == 0 && i < c->ntensors; i++)

@@ -82,6 +82,8 @@ typedef struct Ckpt {
     TrainState ts;
     CkptMetrics metrics;
     int borrowed; /* built by ckpt_build: tensor data, ts.order and metrics point into the run */
+    char *network; /* owned: the network description (netdesc.h), written as the root attribute `network` by
+                    * ckpt_build's checkpoints; NULL after ckpt_read, which does not need it */
 } Ckpt;
 
 /* Appends one epoch's figures (train_loss, train_acc, test_loss, test_acc, seconds, images_per_second).

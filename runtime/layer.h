@@ -77,6 +77,14 @@ typedef struct LayerOps {
     /* Optional: a layer that runs a sub-network (residual) returns it, so that the net's walks over every
      * parameter, gradient and timing descend into it; NULL in other layers. */
     struct Net *(*body)(Layer *l);
+    /* Optional, for exports that fold a batchnorm into the layer before it (runtime/export/fold.c), in double
+     * precision. eval_affine: this layer's eval forward is y = scale[c]*x + shift[c] per channel; fills both
+     * (spec->in.c values each) from its parameters and arguments. fold_affine: the same map applied to this
+     * layer's output, absorbed: fills *folded with its spec as the folded layer needs it (a bias turned on) and
+     * out[] with the folded layer's parameters in params' order, each value newly allocated (the caller frees
+     * them); returns their count, or -1 when out of memory. */
+    void (*eval_affine)(Layer *l, double *scale, double *shift);
+    int (*fold_affine)(Layer *l, const double *scale, const double *shift, LayerSpec *folded, Param *out);
 } LayerOps;
 
 struct Layer {

@@ -83,6 +83,14 @@ void rt_set_threads(int n)
     place_team(nthreads);
 }
 
+void rt_set_threads_unpinned(int n)
+{
+    nthreads = n > 0 ? n : usable_cores();
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_)
+        blas_thread_shutdown_();
+}
+
 /* Inside a parallel region (each thread running whole networks, as evaluation does) every layer runs on its
  * own thread: a nested region would get a team of one anyway, and layers size their shares by this count. */
 int rt_threads(void)

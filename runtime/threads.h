@@ -19,6 +19,9 @@ void rt_adapt(void);
 
 /* The team for `free` idle cores of which `max` may be used: free rounded to the nearest whole core, from 1 to max. */
 int rt_team_for(double free, int max);
+/* rt_set_threads without pinning any thread to a CPU, for the C library (lib/bnni.c): the threads there are
+ * the host program's, whose placement is its own business. */
+void rt_set_threads_unpinned(int n);
 /* The current thread count (every usable core until rt_set_threads is called); 1 inside a parallel region. */
 int rt_threads(void);
 

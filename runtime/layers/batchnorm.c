@@ -426,6 +426,18 @@ static void batchnorm_eval_norm(Layer *l, LayerPost *post)
     post->mean = b->mean, post->rstd = b->rstd, post->gamma = b->gamma, post->beta = b->beta;
 }
 
+/* For exports (layer.h): y = gamma*(x - mean)/sqrt(var + eps) + beta as scale*x + shift, in double from the moving
+ * statistics, not from the float rstd the eval forward uses. */
+static void batchnorm_eval_affine(Layer *l, double *scale, double *shift)
+{
+    BnLayer *b = l->state;
+    double eps = spec_num(l->spec, EPS);
+    for (int c = 0; c < b->C; c++) {
+        scale[c] = (double)b->gamma[c] / sqrt((double)b->moving_var[c] + eps);
+        shift[c] = (double)b->beta[c] - (double)b->moving_mean[c] * scale[c];
+    }
+}
+
 static Param vec_param(const char *name, float *value, float *grad, int C)
 {
     return (Param){.name = name, .value = value, .grad = grad, .rank = 1, .dims = {C}, .size = (size_t)C,
@@ -467,4 +479,5 @@ const LayerOps batchnorm_ops = {
     .params = batchnorm_params,
     .destroy = batchnorm_destroy,
     .eval_norm = batchnorm_eval_norm,
+    .eval_affine = batchnorm_eval_affine,
 };

@@ -86,3 +86,23 @@ void layer_post_apply(const LayerPost *post, float *y, int n, int C, int HW)
     if (post->act)
         post->act(y, (size_t)n * C * HW);
 }
+
+int layer_fold_rows(const Param *wp, const float *b, const double *scale, const double *shift, Param *out)
+{
+    int rows = wp->dims[0];
+    size_t len = wp->size / (size_t)rows;
+    float *w2 = malloc(wp->size * sizeof *w2), *b2 = malloc((size_t)rows * sizeof *b2);
+    if (!w2 || !b2) {
+        free(w2), free(b2);
+        return -1;
+    }
+    for (int o = 0; o < rows; o++) {
+        for (size_t k = 0; k < len; k++)
+            w2[(size_t)o * len + k] = (float)((double)wp->value[(size_t)o * len + k] * scale[o]);
+        b2[o] = (float)((b ? (double)b[o] : 0.0) * scale[o] + shift[o]);
+    }
+    out[0] = *wp;
+    out[0].value = w2, out[0].grad = NULL;
+    out[1] = (Param){.name = "bias", .value = b2, .rank = 1, .dims = {rows}, .size = (size_t)rows, .trainable = 1};
+    return 2;
+}

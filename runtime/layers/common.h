@@ -33,6 +33,11 @@ void layer_post_normalise(const LayerPost *post, float *y, const float *x, int n
  * then its activation. A no-op when post is empty. */
 void layer_post_apply(const LayerPost *post, float *y, int n, int C, int HW);
 
+/* fold_affine (layer.h) of a layer whose weight w holds `rows` output channels of `len` values each and whose bias b
+ * (NULL: none) one per channel: W' = W*scale, b' = b*scale + shift, in double. Fills out[0] (weight, named and
+ * shaped like wp) and out[1] (bias [rows]) with new values. Returns 2, or -1 when out of memory. */
+int layer_fold_rows(const Param *wp, const float *b, const double *scale, const double *shift, Param *out);
+
 /* Values per sample of a shape (c*h*w). */
 static inline size_t shape_size(Shape s) { return (size_t)s.c * s.h * s.w; }
 

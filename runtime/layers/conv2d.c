@@ -206,6 +206,17 @@ static int conv2d_params(Layer *l, Param *out)
     return 2;
 }
 
+/* A batchnorm after it, folded (layer.h): the folded layer always has a bias. */
+static int conv2d_fold_affine(Layer *l, const double *scale, const double *shift, LayerSpec *folded, Param *out)
+{
+    Param p[LAYER_MAX_PARAMS];
+    int np = conv2d_params(l, p);
+    *folded = *l->spec;
+    folded->arg[BIAS].num = 1;
+    folded->given |= 1u << BIAS;
+    return layer_fold_rows(&p[0], np > 1 ? p[1].value : NULL, scale, shift, out);
+}
+
 static void conv2d_destroy(Layer *l)
 {
     ConvState *st = l->state;
@@ -230,4 +241,5 @@ const LayerOps conv2d_ops = {
     .params = conv2d_params,
     .destroy = conv2d_destroy,
     .takes_post = 1,
+    .fold_affine = conv2d_fold_affine,
 };

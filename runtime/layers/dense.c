@@ -236,6 +236,17 @@ static int dense_params(Layer *l, Param *out)
     return 2;
 }
 
+/* A batchnorm after it, folded (layer.h): the folded layer always has a bias. */
+static int dense_fold_affine(Layer *l, const double *scale, const double *shift, LayerSpec *folded, Param *out)
+{
+    Param p[LAYER_MAX_PARAMS];
+    int np = dense_params(l, p);
+    *folded = *l->spec;
+    folded->arg[BIAS].num = 1;
+    folded->given |= 1u << BIAS;
+    return layer_fold_rows(&p[0], np > 1 ? p[1].value : NULL, scale, shift, out);
+}
+
 static void dense_destroy(Layer *l)
 {
     DenseState *st = l->state;
@@ -258,4 +269,5 @@ const LayerOps dense_ops = {
     .params = dense_params,
     .destroy = dense_destroy,
     .takes_post = 1,
+    .fold_affine = dense_fold_affine,
 };
