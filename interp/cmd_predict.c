@@ -25,9 +25,6 @@ const char cmd_predict_usage[] =
     "exit status: 0 ok, 1 bad input (checkpoint or image file), 2 usage error\n"
     "example: bnni predict lenet_bn.h5 /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n";
 
-static const char *const fashion_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                              "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-
 static int usage_error(const char *msg, const char *arg)
 {
     fprintf(stderr, "bnni predict: error: %s%s%s\nusage: bnni predict CKPT.h5 FILE... [options]   (bnni help predict)\n", msg,
@@ -75,8 +72,8 @@ static int parse_flags(PredictFlags *f, int argc, char **argv)
 
 static const char *label_name(const ModelSpec *m, int k, char *buf, size_t len)
 {
-    if (strcmp(m->data.kind, "fashion_mnist") == 0 && k < 10)
-        return fashion_names[k];
+    if (m->data.class_names && k < m->data.classes)
+        return m->data.class_names[k];
     snprintf(buf, len, "%d", k);
     return buf;
 }
@@ -122,7 +119,7 @@ static int run(const PredictFlags *f, Ckpt *c, ModelSpec *m, Net *net, char *err
 {
     int nimg = f->nfiles - 1, rc = 0;
     IdxFile *imgs = calloc((size_t)nimg, sizeof *imgs);
-    Normalizer nz;
+    Normalizer nz = {0};
     char why[1024];
     if (!imgs)
         return snprintf(err, errlen, "out of memory"), -1;
@@ -135,7 +132,8 @@ static int run(const PredictFlags *f, Ckpt *c, ModelSpec *m, Net *net, char *err
             snprintf(err, errlen, "%s: %s", f->files[i + 1], why);
             rc = -1;
         }
-    train_checkpoint_normalizer(c, &nz);
+    if (rc == 0)
+        rc = train_checkpoint_normalizer(c, &m->data, &nz, err, errlen);
     if (rc == 0)
         printf("file,index,class,label,probability\n");
     for (int i = 0; rc == 0 && i < nimg; i++)
@@ -143,6 +141,7 @@ static int run(const PredictFlags *f, Ckpt *c, ModelSpec *m, Net *net, char *err
     for (int i = 0; i < nimg; i++)
         idx_free(&imgs[i]);
     free(imgs);
+    norm_free(&nz);
     return rc;
 }
 
@@ -159,7 +158,7 @@ int cmd_predict(int argc, char **argv)
     ModelSpec *m;
     Net *net;
     char err[16384];
-    if (load_checkpoint(f.files[0], f.model, &c, &m, &net, err, sizeof err) < 0) {
+    if (load_checkpoint(f.files[0], f.model, NULL, &c, &m, &net, err, sizeof err) < 0) {
         fprintf(stderr, "bnni: error: %s\n", err);
         free(f.files);
         return 1;

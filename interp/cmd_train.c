@@ -175,14 +175,7 @@ static int apply_flags(ModelSpec *m, const TrainFlags *f)
         m->data.limit = f->limit;
     if (f->has_seed)
         m->seed = f->seed;
-    if (f->data) {
-        char *p = strdup(f->data);
-        if (!p)
-            return 1;
-        free(m->data.path);
-        m->data.path = p;
-    }
-    return 0;
+    return 0; /* --data is the checker's: it reads the data's headers there (load_model_with) */
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -232,7 +225,8 @@ int cmd_train(int argc, char **argv)
     if (check_out(f.out))
         return 1;
     ModelSpec *m = NULL;
-    if (load_model(f.model, NULL, f.mem_cap, 0, &m) != 0)
+    CheckOptions co = {.mem_cap_bytes = f.mem_cap, .data_where = f.data, .limit_override = f.limit > 0 ? f.limit : 0};
+    if (load_model_with(f.model, NULL, &co, &m) != 0)
         return 1;
     if (apply_flags(m, &f) != 0) {
         fprintf(stderr, "bnni: error: out of memory\n");
@@ -251,6 +245,7 @@ int cmd_train(int argc, char **argv)
         .log = stdout,
         .profile = f.profile,
         .profile_out = stderr,
+        .mem_cap = f.mem_cap,
     };
     char err[16384];
     TrainStatus st = run_with_signals(m, &o, err, sizeof err);
