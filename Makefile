@@ -10,7 +10,8 @@ SANITIZE ?= 0
 BUILD    ?= build
 
 PKGS      = gcc make flex bison pkg-config libhdf5-dev hdf5-tools libopenblas-pthread-dev zlib1g-dev \
-            libcriterion-dev dataset-fashion-mnist time
+            libcriterion-dev dataset-fashion-mnist time libcsv-dev libpng-dev libjpeg-dev libstb-dev \
+            python3-h5py python3-numpy
 # OpenBLAS's pthread build, linked by path with an rpath so that Debian's libopenblas.so.0 alternative cannot swap
 # in another at run time: bnni calls sgemm from several OpenMP threads at once, which the pthread build allows
 # (its serial build does not: it shares buffers between calls, and results changed from run to run). Its own
@@ -23,7 +24,9 @@ PKG_LIBS   := $(shell $(BLAS_PC) pkg-config --libs hdf5 openblas 2>/dev/null) -W
 WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(MARCH) -g $(WARN) -MMD -MP \
            -I. -I$(BUILD)/gen $(PKG_CFLAGS)
-LDLIBS  += $(PKG_LIBS) -lz -lm
+# The data kinds: libcsv (csv), libpng and libjpeg (images), stb's resizer (images; pkg-config stb).
+PKG_CFLAGS += $(shell pkg-config --cflags libpng stb 2>/dev/null)
+LDLIBS  += $(PKG_LIBS) $(shell pkg-config --libs libpng stb 2>/dev/null) -lcsv -ljpeg -lz -lm
 # The layers split each batch across OpenMP threads (runtime/threads.h).
 CFLAGS  += -fopenmp
 # No code of bnni reads errno after a math function; with it, sqrtf stays a scalar call with a library fallback,

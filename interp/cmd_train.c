@@ -247,10 +247,12 @@ int cmd_train(int argc, char **argv)
         .profile_out = stderr,
         .mem_cap = f.mem_cap,
     };
+    int saved = 0;
+    o.saved_epoch = &saved;
     char err[16384];
     TrainStatus st = run_with_signals(m, &o, err, sizeof err);
     if (st == TRAIN_OK && !f.quiet)
-        printf("saved %s (epoch %d)\n", o.out, m->epochs);
+        printf("saved %s (epoch %d%s)\n", o.out, saved, m->keep == KEEP_BEST ? ", the best validation accuracy" : "");
     else if (st == TRAIN_STOPPED)
         fprintf(stderr, "bnni: %s\n", err);
     else if (st != TRAIN_OK)

@@ -378,7 +378,13 @@ static int save_to(Run *r, const char *path, char *err, size_t errlen)
     return rc;
 }
 
-static int save(Run *r, char *err, size_t errlen) { return save_to(r, r->o->out, err, errlen); }
+static int save(Run *r, char *err, size_t errlen)
+{
+    int rc = save_to(r, r->o->out, err, errlen);
+    if (rc == 0 && r->o->saved_epoch)
+        *r->o->saved_epoch = r->ts.epoch;
+    return rc;
+}
 
 /* `every=N`: the checkpoint of epoch N beside the main one, "run.h5" -> "run.epochN.h5". Returns buf. */
 static const char *epoch_path(const char *out, int epoch, char *buf, size_t len)

@@ -36,6 +36,7 @@ typedef struct TrainOptions {
     /* Set asynchronously (by a signal handler) to a signal number to stop the run; read between steps. NULL:
      * never stopped. */
     const volatile sig_atomic_t *stop;
+    int *saved_epoch;    /* when not NULL: set to the epoch the checkpoint at `out` holds (keep="best": the best) */
 } TrainOptions;
 
 /* Trains m (data, optimizer, epochs, seed, limit as m says; the caller applies its flags to m first).

@@ -8,6 +8,7 @@
     X(FASHION_MNIST, fashion_mnist)  \
     X(MNIST, mnist)                  \
     X(IDX, idx)                      \
-    X(HDF5, hdf5)
+    X(HDF5, hdf5)                    \
+    X(CSV, csv)
 
 #endif
