@@ -9,6 +9,7 @@
     X(MNIST, mnist)                  \
     X(IDX, idx)                      \
     X(HDF5, hdf5)                    \
-    X(CSV, csv)
+    X(CSV, csv)                      \
+    X(CIFAR10, cifar10)
 
 #endif
