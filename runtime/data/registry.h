@@ -10,6 +10,7 @@
     X(IDX, idx)                      \
     X(HDF5, hdf5)                    \
     X(CSV, csv)                      \
+    X(IMAGES, images)                \
     X(CIFAR10, cifar10)
 
 #endif
