@@ -533,3 +533,35 @@ int h5data_open_stream(const char *path, const char *group, int nhwc, long long 
         dataset_free(out);
     return rc;
 }
+
+int h5data_read_items(const char *path, const char *name, int nhwc, Shape shape, DataType dtype, Dataset *out,
+                      char *err, size_t errlen)
+{
+    hid_t f, x = -1;
+    XInfo xi;
+    char a[64], b[64];
+    memset(out, 0, sizeof *out);
+    if ((f = h5data_open_file(path, err, errlen)) < 0)
+        return -1;
+    int rc = (x = open_dataset(f, path, "", name, err, errlen)) < 0 ? -1 : x_info(x, path, "", nhwc, &xi, err, errlen);
+    size_t item = (size_t)shape.c * shape.h * shape.w, esize = dtype == DT_U8 ? 1 : sizeof(float);
+    if (rc == 0 && (xi.shape.rank != shape.rank || xi.shape.c != shape.c || xi.shape.h != shape.h ||
+                    xi.shape.w != shape.w || xi.dtype != dtype))
+        rc = -1, snprintf(err, errlen, "%s: /%s items are %s %s, the model's input is %s %s", path, name,
+                          h5data_shape_str(xi.shape, a, sizeof a), xi.dtype == DT_U8 ? "uint8" : "float",
+                          h5data_shape_str(shape, b, sizeof b), dtype == DT_U8 ? "uint8" : "float");
+    if (rc == 0 && !stores(x, xi.n * (long long)(item * H5Tget_size(xi.mtype))))
+        rc = -1, snprintf(err, errlen, "%s: /%s declares %lld items but the file holds no data for them", path, name,
+                          xi.n);
+    if (rc == 0) {
+        void *v = malloc((size_t)xi.n * item * esize);
+        *(dtype == DT_U8 ? (void **)&out->pixels : (void **)&out->values) = v;
+        out->dtype = dtype, out->shape = shape, out->count = (int)xi.n;
+        rc = v ? read_items(x, &xi, nhwc, xi.n, v, path, name, err, errlen)
+               : (snprintf(err, errlen, "%s: out of memory for %lld items", path, xi.n), -1);
+    }
+    close_all(f, -1, x, -1);
+    if (rc < 0)
+        dataset_free(out);
+    return rc;
+}

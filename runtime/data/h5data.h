@@ -43,4 +43,9 @@ int h5data_read(const char *path, const char *group, int nhwc, long long limit, 
 int h5data_open_stream(const char *path, const char *group, int nhwc, long long limit, Shape shape, DataType dtype,
                        int classes, Dataset *out, char *err, size_t errlen);
 
+/* For `bnni predict`: the items of the root dataset `name` (no labels), which must be of `shape` and dtype; out's
+ * labels stay NULL. Returns 0, or -1 with "FILE: reason" in err. */
+int h5data_read_items(const char *path, const char *name, int nhwc, Shape shape, DataType dtype, Dataset *out,
+                      char *err, size_t errlen);
+
 #endif
