@@ -52,11 +52,14 @@ endif
 
 # `make fuzz` (tests/fuzz/README.md) builds the library again with clang, libFuzzer's coverage and ASan+UBSan
 # (FUZZ=1, in build-fuzz/), then runs each of FUZZ_TARGETS for FUZZ_SECONDS.
-FUZZ_TARGETS ?= bnn idx ckpt
+FUZZ_TARGETS ?= bnn idx ckpt h5data csv cifar
 FUZZ_SECONDS ?= 60
 FUZZ_MAXLEN_bnn  = 16384
 FUZZ_MAXLEN_idx  = 8192
 FUZZ_MAXLEN_ckpt = 4096
+FUZZ_MAXLEN_h5data = 8192
+FUZZ_MAXLEN_csv  = 4096
+FUZZ_MAXLEN_cifar = 8192
 FUZZ_FLAGS_bnn   = -dict=tests/fuzz/bnn.dict
 ifeq ($(FUZZ),1)
   BUILD   = build-fuzz

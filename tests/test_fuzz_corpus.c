@@ -59,3 +59,9 @@ Test(fuzz_corpus, bnn) { cr_expect_geq(replay("bnn", fuzz_bnn), 90); }
 Test(fuzz_corpus, idx) { cr_expect_geq(replay("idx", fuzz_idx), 15); }
 
 Test(fuzz_corpus, ckpt, .timeout = 60) { cr_expect_geq(replay("ckpt", fuzz_ckpt), 15); }
+
+Test(fuzz_corpus, h5data, .timeout = 60) { cr_expect_geq(replay("h5data", fuzz_h5data), 12); }
+
+Test(fuzz_corpus, csv) { cr_expect_geq(replay("csv", fuzz_csv), 11); }
+
+Test(fuzz_corpus, cifar) { cr_expect_geq(replay("cifar", fuzz_cifar), 6); }

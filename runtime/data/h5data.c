@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "h5stream.h"
@@ -84,15 +85,19 @@ static hid_t open_dataset(hid_t g, const char *path, const char *group, const ch
 }
 
 /* Whether d stores what reading `bytes` of it needs: all of them unfiltered; compressed, at least 1/4096 (more
- * than gzip's best ratio) -- else HDF5 would make them up from fill values. */
-static int stores(hid_t d, long long bytes)
+ * than gzip's best ratio) -- else HDF5 would make them up from fill values. A damaged file can claim storage it does
+ * not have, so the bytes must also fit in the file (4096 times, compressed). */
+static int stores(hid_t d, long long bytes, const char *path)
 {
     hid_t dcpl = H5Dget_create_plist(d);
     int nfilters = dcpl < 0 ? 0 : H5Pget_nfilters(dcpl);
+    struct stat st;
     if (dcpl >= 0)
         H5Pclose(dcpl);
-    long long stored = (long long)H5Dget_storage_size(d);
-    return nfilters > 0 ? stored > 0 && stored >= bytes / 4096 : stored >= bytes;
+    long long stored = (long long)H5Dget_storage_size(d), limit = stat(path, &st) == 0 ? (long long)st.st_size : 0;
+    if (nfilters > 0)
+        return stored > 0 && stored >= bytes / 4096 && bytes / 4096 <= limit;
+    return stored >= bytes && bytes <= limit;
 }
 
 /* ---------------------------------------------------------------- x and y headers */
@@ -212,7 +217,7 @@ static int read_labels(hid_t d, const char *path, const char *group, long long n
     long long esize = t < 0 ? 8 : (long long)H5Tget_size(t);
     if (t >= 0)
         H5Tclose(t);
-    if (!stores(d, n * esize)) {
+    if (!stores(d, n * esize, path)) {
         snprintf(err, errlen, "%s: %s/y declares %lld labels but the file holds no data for them", path, group, n);
         return -1;
     }
@@ -486,7 +491,7 @@ int h5data_read(const char *path, const char *group, int nhwc, long long limit, 
     int rc = open_split(f, path, group, nhwc, shape, dtype, &g, &x, &y, &xi, err, errlen);
     long long n = limit > 0 && limit < xi.n ? limit : xi.n;
     size_t item = (size_t)shape.c * shape.h * shape.w, esize = dtype == DT_U8 ? 1 : sizeof(float);
-    if (rc == 0 && !stores(x, n * (long long)(item * H5Tget_size(xi.mtype))))
+    if (rc == 0 && !stores(x, n * (long long)(item * H5Tget_size(xi.mtype)), path))
         rc = -1, snprintf(err, errlen, "%s: %s/x declares %lld items but the file holds no data for them", path,
                           group, xi.n);
     if (rc == 0) {
@@ -517,7 +522,7 @@ int h5data_open_stream(const char *path, const char *group, int nhwc, long long 
     int rc = open_split(f, path, group, nhwc, shape, dtype, &g, &x, &y, &xi, err, errlen);
     long long n = limit > 0 && limit < xi.n ? limit : xi.n;
     size_t item = (size_t)shape.c * shape.h * shape.w;
-    if (rc == 0 && !stores(x, n * (long long)(item * H5Tget_size(xi.mtype))))
+    if (rc == 0 && !stores(x, n * (long long)(item * H5Tget_size(xi.mtype)), path))
         rc = -1, snprintf(err, errlen, "%s: %s/x declares %lld items but the file holds no data for them", path,
                           group, xi.n);
     if (rc == 0)
@@ -550,7 +555,7 @@ int h5data_read_items(const char *path, const char *name, int nhwc, Shape shape,
         rc = -1, snprintf(err, errlen, "%s: /%s items are %s %s, the model's input is %s %s", path, name,
                           h5data_shape_str(xi.shape, a, sizeof a), xi.dtype == DT_U8 ? "uint8" : "float",
                           h5data_shape_str(shape, b, sizeof b), dtype == DT_U8 ? "uint8" : "float");
-    if (rc == 0 && !stores(x, xi.n * (long long)(item * H5Tget_size(xi.mtype))))
+    if (rc == 0 && !stores(x, xi.n * (long long)(item * H5Tget_size(xi.mtype)), path))
         rc = -1, snprintf(err, errlen, "%s: /%s declares %lld items but the file holds no data for them", path, name,
                           xi.n);
     if (rc == 0) {

@@ -19,4 +19,15 @@ int fuzz_idx(const uint8_t *data, size_t size);
  * model in its model_source, as `bnni eval` and `train --resume` do. */
 int fuzz_ckpt(const uint8_t *data, size_t size);
 
+/* The data readers through their kinds (runtime/data/kind.h): the probe the checker runs, then each split loaded
+ * in memory and, for HDF5, streamed (which must read back the same items). */
+/* data[0]: bit 0 set, the rest is the file's raw bytes; clear, a recipe of mutations of a small valid data file
+ * (train/ and test/ x and y, the classes attribute); bit 1: layout nhwc. */
+int fuzz_h5data(const uint8_t *data, size_t size);
+/* data[0]: bit 0 a header row, bit 1 the label column by number (bits 2-3 pick it); the rest is the CSV file. */
+int fuzz_csv(const uint8_t *data, size_t size);
+/* data[0] % 3: which file of a small valid CIFAR-10 directory the rest replaces (data_batch_3.bin, test_batch.bin,
+ * batches.meta.txt). */
+int fuzz_cifar(const uint8_t *data, size_t size);
+
 #endif
