@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "runtime/ckpt.h"
+#include "runtime/data/split.h"
 #include "tests/datagen.h"
 #include "tests/support.h"
 
@@ -164,6 +165,42 @@ Test(data_cli, validation_split_and_augmentation_resume_exactly)
     out = support_run_out(dir);
     cr_expect(strstr(out, "| val loss ") && strstr(out, "| test loss "), "%s", out);
     free(out);
+}
+
+/* Training with validation items held out is training on the other items alone: the same weights as a run on a file
+ * holding only those, in their order (the held-out items named by split_items, tested in test_data_common.c). */
+Test(data_cli, held_out_items_are_not_trained_on)
+{
+    write_bands();
+    int *tr, *va;
+    cr_assert_eq(split_items(240, 60, 1, &tr, &va), 0);
+    FILE *f = fopen(in_dir("rows.txt"), "w");
+    for (int i = 0; i < 180; i++)
+        fprintf(f, "%d\n", tr[i]);
+    fclose(f);
+    free(tr), free(va);
+    datagen_python(dir, "rows = np.loadtxt('rows.txt', dtype=int)\n"
+                        "with h5py.File('d.h5') as f, h5py.File('kept.h5', 'w') as g:\n"
+                        "    g['train/x'] = f['train/x'][...][rows]; g['train/y'] = f['train/y'][...][rows]\n"
+                        "    g['test/x'] = f['test/x'][...]; g['test/y'] = f['test/y'][...]\n"
+                        "    g.attrs['classes'] = f.attrs['classes']\n");
+    write_model("v.bnn", ", validation=60", "", NET);
+    cr_assert_eq(run("train %s --epochs 2 --threads 1 --quiet --out %s", in_dir("v.bnn"), in_dir("v.h5")), 0);
+    char text[1024];
+    snprintf(text, sizeof text, "data hdf5(\"%s\", batch=16)\noptimizer sgd(lr=0.05, momentum=0.9)\nnetwork {\n%s}\n",
+             in_dir("kept.h5"), NET);
+    support_write_text(in_dir("k.bnn"), text);
+    cr_assert_eq(run("train %s --epochs 2 --threads 1 --quiet --out %s", in_dir("k.bnn"), in_dir("k.h5")), 0);
+    Ckpt a, b;
+    char err[512];
+    cr_assert_eq(ckpt_read(in_dir("v.h5"), &a, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ckpt_read(in_dir("k.h5"), &b, err, sizeof err), 0, "%s", err);
+    for (int i = 0; i < a.ntensors; i++)
+        if (strncmp(a.tensors[i].path, "layers/", 7) == 0)
+            cr_expect_eq(memcmp(a.tensors[i].data, ckpt_find(&b, a.tensors[i].path)->data,
+                                a.tensors[i].size * sizeof(float)), 0, "%s differs", a.tensors[i].path);
+    cr_expect(a.metrics.train_loss[1] == b.metrics.train_loss[1] && a.metrics.test_acc[1] == b.metrics.test_acc[1]);
+    ckpt_free(&a), ckpt_free(&b);
 }
 
 Test(data_cli, keep_best_and_every)
