@@ -221,7 +221,20 @@ static void run_free(Run *r)
     prof_free(&r->prof);
 }
 
-/* The memory the data may take: the cap (--mem-cap, else physical memory) less what the model needs. */
+/* Bytes the process holds now (its code, libraries and heap): /proc/self/statm's resident pages, or 0. */
+static double resident_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f && fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = 0;
+    if (f)
+        fclose(f);
+    return (double)resident * (double)sysconf(_SC_PAGE_SIZE);
+}
+
+/* The memory the data may take: the cap (--mem-cap, else physical memory) less what the model needs and what the
+ * process already holds. */
 static double data_budget(const Run *r)
 {
     double cap = (double)r->o->mem_cap;
@@ -229,7 +242,7 @@ static double data_budget(const Run *r)
         long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
         cap = pages > 0 && size > 0 ? (double)pages * (double)size : 0;
     }
-    double left = cap - spec_train_bytes(r->m);
+    double left = cap - spec_train_bytes(r->m) - resident_bytes();
     return cap <= 0 ? 0 : left > 1 ? left : 1;
 }
 
@@ -553,6 +566,8 @@ static int train_step(Run *r, int epoch, char *err, size_t errlen)
         clear_progress(r);
         return TRAIN_FAILED;
     }
+    int next = ts->norder - ts->position - n < ts->batch ? ts->norder - ts->position - n : ts->batch;
+    dataset_prefetch(&r->data.train, r->data.train_rows, ts->order, ts->position + n, next);
     lap(r, PROF_DATA, &t);
     const Tensor *logits = net_forward(r->net, &r->x, 1);
     r->dlogits.n = n;

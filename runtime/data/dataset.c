@@ -355,6 +355,19 @@ int dataset_fill(const Dataset *d, const int *rows, const int *order, int start,
     return 0;
 }
 
+void dataset_prefetch(const Dataset *d, const int *rows, const int *order, int start, int n)
+{
+    if (d->stream)
+        return;
+    Source s = {d, order, rows, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
+    size_t bytes = dataset_item_size(d) * (d->dtype == DT_U8 ? 1 : sizeof(float));
+    for (int b = 0; b < n; b++) {
+        const char *p = slot_values(&s, b);
+        for (size_t k = 0; k < bytes; k += 64)
+            __builtin_prefetch(p + k, 0, 2); /* into L2 and L3: the next step's threads read them from there */
+    }
+}
+
 void dataset_batch(const Dataset *d, const int *order, int start, int n, const Normalizer *nz, Tensor *x,
                    int *labels)
 {

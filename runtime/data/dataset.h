@@ -92,6 +92,11 @@ void dataset_permutation(int *order, int n, Rng *r);
 int dataset_fill(const Dataset *d, const int *rows, const int *order, int start, int n, const Normalizer *nz,
                  const Augment *aug, Tensor *x, int *labels, char *err, size_t errlen);
 
+/* Asks the caches for the values of the items at positions order[start .. start+n) of an in-memory set, the batch
+ * after the one just converted: they arrive while the network computes, and its conversion then reads the cache
+ * (memory latency left the critical path). No effect on streamed sets; no effect on any result. */
+void dataset_prefetch(const Dataset *d, const int *rows, const int *order, int start, int n);
+
 /* dataset_fill of an in-memory set without rows or augmentation, which cannot fail. */
 void dataset_batch(const Dataset *d, const int *order, int start, int n, const Normalizer *nz, Tensor *x,
                    int *labels);
