@@ -296,6 +296,23 @@ static void base_recipe(Recipe *r)
     }
 }
 
+/* The root attributes of the data a run trained on (docs/checkpoint.md), for recipes whose byte 0 has bit 1 set. */
+static void add_data_attrs(Recipe *r)
+{
+    add_str(r, "@data_kind", "fashion_mnist");
+    add_str(r, "@data_dtype", "uint8");
+    Ent *e = add(r, K_ATTR, "@input_shape", T_I64, 1);
+    if (e)
+        e->rank = 1, e->dims[0] = 3, e->step = 27; /* 1, 28, 55 */
+    add(r, K_ATTR, "@classes", T_I64, 10);
+    if ((e = add(r, K_ATTR, "@class_names", T_STR, 0))) {
+        snprintf(e->str, sizeof e->str, "shoe");
+        e->rank = 1, e->dims[0] = 10;
+    }
+    add(r, K_ATTR, "@data_limit", T_I64, 0);
+    add(r, K_ATTR, "@validation", T_I64, 0);
+}
+
 /* ---- mutations: each op is four bytes (what, which entry, two arguments) */
 
 static const hsize_t odd_dims[8] = {0, 1, 3, 8, 72, 1u << 20, 1ull << 31, 1ull << 40};
@@ -552,6 +569,8 @@ int fuzz_ckpt(const uint8_t *data, size_t size)
     } else {
         static Recipe r; /* too large for the stack of libFuzzer's worker */
         base_recipe(&r);
+        if (data[0] & 2)
+            add_data_attrs(&r);
         const uint8_t *p = data + 1, *end = data + size;
         while (end - p >= 4 && r.n > 0)
             mutate(&r, &p, end);

@@ -14,7 +14,8 @@ int fuzz_bnn(const uint8_t *data, size_t size);
  * the rest is the file. */
 int fuzz_idx(const uint8_t *data, size_t size);
 
-/* data[0] even: the rest is a recipe of mutations applied to a valid checkpoint of a small model, written
+/* data[0] even: the rest is a recipe of mutations applied to a valid checkpoint of a small model (bit 1: with the
+ * data attributes of docs/checkpoint.md), written
  * with the HDF5 API; odd: the rest is the file's raw bytes. A checkpoint that loads is then fitted to the
  * model in its model_source, as `bnni eval` and `train --resume` do. */
 int fuzz_ckpt(const uint8_t *data, size_t size);
