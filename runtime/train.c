@@ -221,35 +221,10 @@ static void run_free(Run *r)
     prof_free(&r->prof);
 }
 
-/* Bytes the process holds now (its code, libraries and heap): /proc/self/statm's resident pages, or 0. */
-static double resident_bytes(void)
-{
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f && fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = 0;
-    if (f)
-        fclose(f);
-    return (double)resident * (double)sysconf(_SC_PAGE_SIZE);
-}
-
-/* The memory the data may take: the cap (--mem-cap, else physical memory) less what the model needs and what the
- * process already holds. */
-static double data_budget(const Run *r)
-{
-    double cap = (double)r->o->mem_cap;
-    if (cap == 0) {
-        long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-        cap = pages > 0 && size > 0 ? (double)pages * (double)size : 0;
-    }
-    double left = cap - spec_train_bytes(r->m) - resident_bytes();
-    return cap <= 0 ? 0 : left > 1 ? left : 1;
-}
-
 static int setup_data(Run *r, char *err, size_t errlen)
 {
     DataPlan p = {.train = 1, .test = 1, .test_limit = r->o->test_limit, .seed = r->m->seed, .stats = 1,
-                  .budget = data_budget(r)};
+                  .budget = data_budget(r->o->mem_cap, spec_train_bytes(r->m))};
     return data_bundle_load(&r->m->data, &p, &r->data, err, errlen);
 }
 

@@ -4,9 +4,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kind.h"
 #include "split.h"
+
+/* Bytes the process holds now: /proc/self/statm's resident pages, or 0. */
+static double resident_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f && fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = 0;
+    if (f)
+        fclose(f);
+    return (double)resident * (double)sysconf(_SC_PAGE_SIZE);
+}
+
+double data_budget(unsigned long long cap, double model_bytes)
+{
+    double c = (double)cap;
+    if (c == 0) {
+        long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+        c = pages > 0 && size > 0 ? (double)pages * (double)size : 0;
+    }
+    double left = c - model_bytes - resident_bytes();
+    return c <= 0 ? 0 : left > 1 ? left : 1;
+}
 
 /* Bytes n items of ds take in memory. */
 static double items_bytes(const DataSpec *ds, long long n)

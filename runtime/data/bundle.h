@@ -27,6 +27,10 @@ typedef struct DataPlan {
     double budget;         /* bytes the items may take in memory; more, and a kind that can streams (0: no cap) */
 } DataPlan;
 
+/* The bytes a run's items may take in memory: the cap (0: the machine's physical memory) less what the model needs
+ * and what the process already holds (its code, libraries, heap: /proc/self/statm). At least 1. */
+double data_budget(unsigned long long cap, double model_bytes);
+
 /* Loads what p asks for. Returns 0, or -1 with "FILE: reason" (or a reason) in err; b then holds nothing. */
 int data_bundle_load(const DataSpec *ds, const DataPlan *p, DataBundle *b, char *err, size_t errlen);
 void data_bundle_free(DataBundle *b);
