@@ -210,3 +210,27 @@ Test(data_common, idx_kind_reads_channels_last_files_and_counts_classes)
     cr_expect_str_eq(ds.class_names[7], "7");
     data_spec_clear(&ds);
 }
+
+/* unit and none convert bytes by a vectorised division instead of the table: it must give the table's floats, the
+ * seed's (float)(byte / 255.0), for every byte. */
+Test(data_common, every_byte_converts_as_the_table_says)
+{
+    uint8_t px[256];
+    for (int v = 0; v < 256; v++)
+        px[v] = (uint8_t)v;
+    Dataset d = {.dtype = DT_U8, .pixels = px, .count = 1, .shape = {3, 1, 16, 16}, .classes = 1};
+    Tensor x;
+    char err[128];
+    cr_assert_eq(tensor_alloc(&x, 1, 1, 16, 16), 0);
+    static const DataNorm kinds[2] = {NORM_UNIT, NORM_NONE};
+    for (int k = 0; k < 2; k++) {
+        Normalizer nz;
+        cr_assert_eq(norm_setup(&nz, kinds[k], DT_U8, d.shape, 1, (double[]){0}, (double[]){1}, err, sizeof err), 0);
+        cr_expect(nz.div != 0.0f, "the division path is taken");
+        cr_assert_eq(dataset_fill(&d, NULL, NULL, 0, 1, &nz, NULL, &x, NULL, err, sizeof err), 0);
+        for (int v = 0; v < 256; v++)
+            cr_assert_eq(x.data[v], kinds[k] == NORM_UNIT ? (float)(v / 255.0) : (float)v, "byte %d", v);
+        norm_free(&nz);
+    }
+    tensor_free(&x);
+}

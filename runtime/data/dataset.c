@@ -170,6 +170,21 @@ static void fill_lut(float *lut, DataNorm kind, double mean, double std)
         lut[v] = (float)((byte_value(kind, v) - mean) / std);
 }
 
+/* Sets nz->div when dividing each byte by it gives channel 0's table exactly: for unit (255) and none (1), since
+ * float division is correctly rounded and byte/255.0 in double then rounded to float agrees with it on all 256
+ * bytes (checked here all the same, so a table it missed by one bit would just stay a table). */
+static void find_divisor(Normalizer *nz)
+{
+    float d = nz->kind == NORM_NONE ? 1.0f : 255.0f;
+    nz->div = 0.0f;
+    if (nz->dtype != DT_U8 || nz->nch != 1 || nz->mean != 0.0 || nz->std != 1.0)
+        return;
+    for (int v = 0; v < 256; v++)
+        if ((float)v / d != nz->lut[v])
+            return;
+    nz->div = d;
+}
+
 void norm_init(Normalizer *nz, double mean, double std)
 {
     memset(nz, 0, sizeof *nz);
@@ -180,6 +195,7 @@ void norm_init(Normalizer *nz, double mean, double std)
     nz->std = std > 0.0 ? std : 1.0;
     nz->fmean = (float)nz->mean, nz->fstd = (float)nz->std;
     fill_lut(nz->lut, NORM_UNIT, mean, nz->std);
+    find_divisor(nz);
 }
 
 int norm_setup(Normalizer *nz, DataNorm kind, DataType dt, Shape shape, int nch, const double *mean,
@@ -196,6 +212,7 @@ int norm_setup(Normalizer *nz, DataNorm kind, DataType dt, Shape shape, int nch,
     nz->mean = mean[0], nz->std = std[0] > 0.0 ? std[0] : 1.0;
     nz->fmean = (float)nz->mean, nz->fstd = (float)nz->std;
     fill_lut(nz->lut, kind, nz->mean, nz->std);
+    find_divisor(nz);
     if (nch == 1)
         return 0;
     nz->means = malloc((size_t)nch * sizeof *nz->means), nz->stds = malloc((size_t)nch * sizeof *nz->stds);
@@ -246,7 +263,11 @@ static void convert_item(const Normalizer *nz, DataType dt, const void *src, siz
     size_t plane = nz->nch == 1 ? size : nz->plane;
     for (int c = 0; c < nz->nch; c++) {
         size_t o = (size_t)c * plane;
-        if (dt == DT_U8) {
+        if (dt == DT_U8 && nz->div != 0.0f) {
+            const uint8_t *s = (const uint8_t *)src;
+            for (size_t k = 0; k < size; k++)
+                dst[k] = (float)s[k] / nz->div;
+        } else if (dt == DT_U8) {
             const float *lut = nz->nch == 1 ? nz->lut : nz->luts + (size_t)c * 256;
             const uint8_t *s = (const uint8_t *)src + o;
             for (size_t k = 0; k < plane; k++)
