@@ -109,6 +109,22 @@ Test(data_csv, every_bad_file_names_its_line_and_column)
     expect_bad("label\n1\n", NULL, NULL, 1, "2 columns or more");
     expect_bad("a,b,label\n1,2,0\n", "a,c,label\n1,2,0\n", NULL, 1, "badtest.csv:1:2: column 'c' is 'b' in");
     expect_bad("a,b,label\n1,2,0\n", "label,a,b\n0,1,2\n", NULL, 1, "label in column 1, but");
+    /* a NUL byte, and a cell of more than 1 MiB (as from /dev/zero): refused, never read whole */
+    support_write_bytes(support_path(dir, "bad.csv"), "a,label\n1\0002,0\n", 14, 0);
+    DataSpec nul;
+    spec(&nul, "bad.csv", NULL, NULL, 1);
+    const char *e = datagen_error(&nul, 0);
+    cr_expect(strstr(e, "bad.csv:2:1: a NUL byte in a cell"), "%s", e);
+    data_spec_clear(&nul);
+    char *big = malloc((2 << 20) + 16);
+    memset(big, '7', 2 << 20);
+    strcpy(big + (2 << 20), ",0\n");
+    support_write_text(support_path(dir, "big.csv"), big);
+    free(big);
+    spec(&nul, "big.csv", NULL, "2", 0);
+    e = datagen_error(&nul, 0);
+    cr_expect(strstr(e, "big.csv:1: a cell is too long (more than 1 MiB)"), "%s", e);
+    data_spec_clear(&nul);
     /* the test file's labels must be classes of the training data: checked when it loads */
     support_write_text(support_path(dir, "tr.csv"), "a,label\n1,cat\n2,dog\n");
     support_write_text(support_path(dir, "te.csv"), "a,label\n1,cat\n");

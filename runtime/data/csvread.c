@@ -1,5 +1,5 @@
-/* CSV files through libcsv (csvread.h). The file is fed to the parser a line at a time, so that a row the parser
- * completes is known to end on the current line; a row's cells are gathered, then checked together (its width
+/* CSV files through libcsv (csvread.h). The file is fed to the parser a line at a time (long lines in pieces), so
+ * that a row the parser completes is known to end on the current line; a row's cells are gathered, then checked together (its width
  * first), and a cell's column is its position in the row. Cells, rows and the whole table are bounded, so no input
  * makes the reader allocate without limit. */
 #include "csvread.h"
@@ -71,6 +71,10 @@ static void on_field(void *data, size_t len, void *ctx)
     size_t capcells = (size_t)r->capcells;
     if (r->failed || r->done)
         return;
+    if (len && memchr(data, '\0', len)) {
+        fail(r, r->ncells + 1, "%s", "a NUL byte in a cell (is this a text file?)");
+        return;
+    }
     if (r->ncells >= CSV_MAX_COLS || r->used + len + 1 > CSV_MAX_ROW_BYTES) {
         fail(r, 0, "%s", "the row is too long (more than 1048576 fields or 64 MiB)");
         return;
@@ -195,21 +199,30 @@ static void on_row(int c, void *ctx)
     r->ncells = 0, r->used = 0;
 }
 
-/* Feeds the file to the parser line by line. */
+#define CSV_CHUNK 65536 /* bytes read at a time */
+
+/* Feeds the file to the parser in pieces that end at a newline (or at the end of what was read), counting lines as
+ * their newlines go through: a row ends on the line being fed when the parser completes it. */
 static int feed(Reader *r, FILE *f, struct csv_parser *p)
 {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    while (!r->failed && !r->done && (n = getline(&line, &cap, f)) > 0) {
-        r->line++;
-        if (csv_parse(p, line, (size_t)n, on_field, on_row, r) != (size_t)n && !r->failed) {
-            int e = csv_error(p);
-            fail(r, 0, e == CSV_ENOMEM ? "a cell is too long (more than 1 MiB)%s" : "malformed CSV: %s",
-                 e == CSV_ENOMEM ? "" : csv_strerror(e));
+    char *buf = malloc(CSV_CHUNK);
+    size_t got;
+    if (!buf)
+        return fail(r, 0, "%s", "out of memory");
+    r->line = 1;
+    while (!r->failed && !r->done && (got = fread(buf, 1, CSV_CHUNK, f)) > 0)
+        for (size_t at = 0; at < got && !r->failed && !r->done;) {
+            const char *nl = memchr(buf + at, '\n', got - at);
+            size_t n = nl ? (size_t)(nl - (buf + at)) + 1 : got - at;
+            if (csv_parse(p, buf + at, n, on_field, on_row, r) != n && !r->failed) {
+                int e = csv_error(p);
+                fail(r, 0, e == CSV_ENOMEM ? "a cell is too long (more than 1 MiB)%s" : "malformed CSV: %s",
+                     e == CSV_ENOMEM ? "" : csv_strerror(e));
+            }
+            r->line += nl != NULL;
+            at += n;
         }
-    }
-    free(line);
+    free(buf);
     if (ferror(f))
         return fail(r, 0, "read error: %s", strerror(errno));
     if (!r->failed && !r->done && csv_fini(p, on_field, on_row, r) != 0)
