@@ -245,6 +245,7 @@ int csv_read_set(const char *path, int header, const char *label, int keep_featu
         snprintf(err, errlen, "%s: out of memory", path);
     } else {
         csv_set_realloc_func(&p, bounded_realloc);
+        csv_set_blk_size(&p, 1 << 16); /* the default grows a cell 128 bytes at a time: quadratic copying */
         rc = feed(&r, f, &p);
         csv_free(&p);
     }

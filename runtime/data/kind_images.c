@@ -70,7 +70,7 @@ static int list_dir(const char *dir, int dirs, Names *out, char *err, size_t err
     closedir(d);
     if (rc < 0)
         names_free(out);
-    else
+    else if (out->n > 1)
         qsort(out->v, (size_t)out->n, sizeof *out->v, by_str);
     return rc;
 }
