@@ -61,15 +61,6 @@ static void hist_stats(const unsigned long long *hist, double *mean, double *std
     *std = n ? sqrt(ss / n) : 0.0;
 }
 
-void dataset_pixel_stats(const Dataset *d, double *mean, double *std)
-{
-    size_t n = (size_t)d->count * dataset_item_size(d);
-    unsigned long long hist[256] = {0};
-    for (size_t i = 0; i < n; i++)
-        hist[d->pixels[i]]++;
-    hist_stats(hist, mean, std);
-}
-
 /* Channels with their own statistics for items of shape s: C of an image, every feature of a vector. */
 static int stat_channels(Shape s) { return s.rank == 3 ? s.c : s.c * s.h * s.w; }
 

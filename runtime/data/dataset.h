@@ -64,10 +64,6 @@ int dataset_load(const char *dir, int train, long long limit, Shape shape, int c
                  size_t errlen);
 void dataset_free(Dataset *d);
 
-/* Mean and (population) standard deviation of pixel/255 over every pixel of d (in memory, bytes); exact and
- * order-independent. */
-void dataset_pixel_stats(const Dataset *d, double *mean, double *std);
-
 /* The statistics of `standard` normalisation over the items rows[0..n) of d (rows NULL: items 0..n-1), per channel
  * (C x H x W items: nch = C) or per feature (nch = F): of byte/255 for bytes (exact, from histograms), of the values
  * for floats (double sums in item order). mean and std get nch values each (caller frees). Streamed sets are read

@@ -64,9 +64,6 @@ const char *data_where(const DataSpec *ds);
 /* Reads ds's headers through its kind (ops->probe). */
 int data_probe(DataSpec *ds, char *err, size_t errlen);
 
-/* Copies src into dst (every string and name duplicated). Returns 0 or -1 when out of memory (dst cleared). */
-int data_spec_copy(DataSpec *dst, const DataSpec *src);
-
 /* Joins a directory and a file name: name itself when it is absolute or dir is empty. Returns buf. */
 const char *data_join(const char *dir, const char *name, char *buf, size_t len);
 

@@ -58,24 +58,6 @@ static char *dup(const char *s)
     return d;
 }
 
-int data_spec_copy(DataSpec *dst, const DataSpec *src)
-{
-    *dst = *src;
-    dst->class_names = NULL;
-    int ok = 1;
-    for (int k = 0; k < DATA_MAX_ARGS; k++)
-        if (src->arg[k].str && !(dst->arg[k].str = dup(src->arg[k].str)))
-            ok = 0;
-    if (src->class_names && (dst->class_names = calloc((size_t)src->classes, sizeof *dst->class_names)))
-        for (int k = 0; k < src->classes; k++)
-            ok &= (dst->class_names[k] = dup(src->class_names[k] ? src->class_names[k] : "")) != NULL;
-    else if (src->class_names)
-        ok = 0;
-    if (!ok)
-        data_spec_clear(dst);
-    return ok ? 0 : -1;
-}
-
 const char *data_join(const char *dir, const char *name, char *buf, size_t len)
 {
     if (!dir || !dir[0] || name[0] == '/')
