@@ -35,9 +35,13 @@ static void print_data(const Ckpt *c)
         printf("  normalize       %s (input = (%s - %.6g) / %.6g)\n", c->normalize, v, c->data_mean, c->data_std);
     if (!c->has_data)
         return;
-    printf("  data            %s, %s %s items, %d classes, limit %lld, validation %lld\n", c->data_kind,
-           shape_str(c->input_shape, shape, sizeof shape), c->dtype == DT_U8 ? "uint8" : "float32", c->classes,
-           c->data_limit, c->validation);
+    if (c->input_shape.rank == 3)
+        printf("  data            %s, %s %s items", c->data_kind, shape_str(c->input_shape, shape, sizeof shape),
+               c->dtype == DT_U8 ? "uint8" : "float32");
+    else
+        printf("  data            %s, items of %d %s features", c->data_kind, c->input_shape.c,
+               c->dtype == DT_U8 ? "uint8" : "float32");
+    printf(", %d classes, limit %lld, validation %lld\n", c->classes, c->data_limit, c->validation);
     if (c->class_names) {
         printf("  class names    ");
         for (int k = 0; k < c->classes && k < 32; k++)
