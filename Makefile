@@ -10,8 +10,9 @@ SANITIZE ?= 0
 BUILD    ?= build
 
 PKGS      = gcc make flex bison pkg-config libhdf5-dev hdf5-tools libopenblas-pthread-dev zlib1g-dev \
-            libcriterion-dev dataset-fashion-mnist time \
-            protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx nodejs mandoc man-db libpng-dev
+            libcriterion-dev dataset-fashion-mnist time libcsv-dev libpng-dev libjpeg-dev libstb-dev \
+            python3-h5py python3-numpy \
+            protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx nodejs mandoc man-db
 # bnni export writes ONNX through the official schema: Debian's libonnx-dev ships onnx.proto, protoc-c compiles it
 # to C at build time and libprotobuf-c serialises it. The tests check exports in onnxruntime-node (npm, installed
 # into tests/ort/ by `make deps` with the CPU binaries inside the package) and with python3-onnx's checker;
@@ -32,7 +33,9 @@ PROTOBUF_LIBS := $(shell pkg-config --libs libprotobuf-c 2>/dev/null)
 WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(MARCH) -g $(WARN) -MMD -MP \
            -I. -I$(BUILD)/gen $(PKG_CFLAGS)
-LDLIBS  += $(PKG_LIBS) -lz -lm
+# The data kinds: libcsv (csv), libpng and libjpeg (images), stb's resizer (images; pkg-config stb).
+PKG_CFLAGS += $(shell pkg-config --cflags libpng stb 2>/dev/null)
+LDLIBS  += $(PKG_LIBS) $(shell pkg-config --libs libpng stb 2>/dev/null) -lcsv -ljpeg -lz -lm
 # Every object is position-independent, so the same objects make the static tools and libbnni.so, and hidden
 # unless marked (lib/bnni.c's BNNI_API), so the library exports only its API and hidden calls stay direct.
 CFLAGS  += -fPIC -fvisibility=hidden
@@ -61,12 +64,19 @@ endif
 
 # `make fuzz` (tests/fuzz/README.md) builds the library again with clang, libFuzzer's coverage and ASan+UBSan
 # (FUZZ=1, in build-fuzz/), then runs each of FUZZ_TARGETS for FUZZ_SECONDS.
-FUZZ_TARGETS ?= bnn idx ckpt
+FUZZ_TARGETS ?= bnn idx ckpt h5data csv cifar
 FUZZ_SECONDS ?= 60
 FUZZ_MAXLEN_bnn  = 16384
 FUZZ_MAXLEN_idx  = 8192
 FUZZ_MAXLEN_ckpt = 4096
+FUZZ_MAXLEN_h5data = 8192
+FUZZ_MAXLEN_csv  = 4096
+FUZZ_MAXLEN_cifar = 8192
 FUZZ_FLAGS_bnn   = -dict=tests/fuzz/bnn.dict
+# Targets that read HDF5 unwind every allocation in full, so that the suppressions of libhdf5's own leaks on damaged
+# files (tests/fuzz/lsan.supp) see the frames they name.
+FUZZ_ENV_h5data  = ASAN_OPTIONS=fast_unwind_on_malloc=0
+FUZZ_ENV_ckpt    = ASAN_OPTIONS=fast_unwind_on_malloc=0
 ifeq ($(FUZZ),1)
   BUILD   = build-fuzz
   CC      = clang
@@ -181,7 +191,8 @@ $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/main_%.o $(BUILD)/tests/fuzz/targets.o $(BU
 fuzz:
 	@$(MAKE) --no-print-directory FUZZ=1 $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	@mkdir -p $(FUZZ_TARGETS:%=build-fuzz/corpus/%) build-fuzz/crash && touch build-fuzz/crash/.start
-	$(foreach t,$(FUZZ_TARGETS),nice -n 10 ./build-fuzz/fuzz_$(t) -fork=1 -ignore_crashes=1 -ignore_ooms=1 \
+	$(foreach t,$(FUZZ_TARGETS),LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp $(FUZZ_ENV_$(t)) \
+	  nice -n 10 ./build-fuzz/fuzz_$(t) -fork=1 -ignore_crashes=1 -ignore_ooms=1 \
 	  -ignore_timeouts=1 -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAXLEN_$(t)) $(FUZZ_FLAGS_$(t)) \
 	  -timeout=10 -artifact_prefix=build-fuzz/crash/$(t)- build-fuzz/corpus/$(t) tests/fuzz/corpus/$(t) &&) true
 	@new=$$(find build-fuzz/crash -type f -newer build-fuzz/crash/.start); \

@@ -234,6 +234,15 @@ if [ "$bnni_ok" = 1 ] && [ "$FULL" = 1 ] && [ "$SEEDS" -gt 0 ]; then
     seeds_line=$(sed -n 's/^bnni final: //p' "$OUT/seeds.out")
 fi
 
+# ---------------------------------------------------------------- data: batch preparation, streaming
+
+D=()
+if [ "$bnni_ok" = 1 ]; then
+    say "bnni data: the data phase of a LeNet-BN step, and Fashion-MNIST from HDF5 streamed vs in memory ..."
+    mapfile -t D < <(BNNI=$BNNI OUT=$OUT REPS=$REPS MODEL=$MODEL bash bench/data.sh)
+fi
+dval() { printf '%s\n' "${D[@]}" | awk -v k="$1" '$1 == k { print $2 }'; }
+
 # ---------------------------------------------------------------- table
 
 say ""
@@ -281,6 +290,14 @@ check "scaling, 2 threads / 1 thread" "$(fmt '%.2f' "$(calc '$1 / $2' "$b2" "$b1
 check "peak RSS of bnni train, MB (largest of all runs)" "${rss_all:--}" '<=' 120
 check "test accuracy after the full \`bnni train $MODEL\`" "$full_acc" '>=' 0.86
 [ -n "$full_why" ] && say "       ($full_why)"
+check "share of a LeNet-BN step preparing batches, % ($(fmt '%s' "$(dval data_ms_per_step)") ms)" "$(dval data_share_percent)" '<' 5
+check "streamed hdf5 epoch / in-memory epoch ($(dval hdf5_streamed_images_per_second) vs $(dval hdf5_memory_images_per_second) img/s)" "$(dval streamed_epoch_ratio)" '<=' 1.5
+check "peak RSS of the streamed run, MiB (--mem-cap 48M)" "$(dval streamed_peak_rss_mb)" '<=' 48
+case $(dval streamed_equals_memory) in
+    yes) say "[PASS] the streamed runs' metrics equal the in-memory runs'"; met=$((met + 1)) ;;
+    no) say "[FAIL] the streamed runs' metrics differ from the in-memory runs' (compare $OUT/data_*.csv)"; missed=$((missed + 1)) ;;
+    *) say "[SKIP] streamed = in memory: not measured" ;;
+esac
 [ -n "$seeds_line" ] && say "[INFO] final test accuracy over seeds 1..$SEEDS: $seeds_line"
 for t in 1 2; do
     case ${SAME[$t]:-} in

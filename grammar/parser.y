@@ -118,6 +118,12 @@ top_stmt
     | "epochs" value                    { if (!($$ = ast_stmt_value(AS_EPOCHS, L(@1), $2))) YYNOMEM; }
     | "seed" value                      { if (!($$ = ast_stmt_value(AS_SEED, L(@1), $2))) YYNOMEM; }
     | "checkpoint" value                { if (!($$ = ast_stmt_value(AS_CHECKPOINT, L(@1), $2))) YYNOMEM; }
+    | "checkpoint" value "," args       { if (!($$ = ast_stmt_value(AS_CHECKPOINT, L(@1), $2))) {
+                                              ast_args_free($4.head);
+                                              YYNOMEM;
+                                          }
+                                          $$->params = $4.head;
+                                          $$->nparams = $4.n; }
     | "network" body                    { if (!($$ = ast_stmt_body(AS_NETWORK, L(@1), NULL, $2, L(@2)))) YYNOMEM; }
     | "block" IDENT body                { if (!($$ = ast_stmt_block(L(@1), $2, L(@2), (AstArgList){0}, $3, L(@3))))
                                               YYNOMEM; }
@@ -180,6 +186,8 @@ value
     | "true"                            { $$ = (AstValue){.kind = AV_BOOL, .loc = L(@1), .i = 1, .f = 1}; }
     | "false"                           { $$ = (AstValue){.kind = AV_BOOL, .loc = L(@1)}; }
     | IDENT                             { $$ = ast_value_ident($1, L(@1)); }
+    | IDENT "(" opt_args ")"            { AstCall *c = ast_call_new($1, L(@1), 1, $3);
+                                          if (!c || !($$ = ast_value_call(c)).text) YYNOMEM; }
     | "-" INT                           { $$ = $2; if (negate(&$$, L(@1))) YYNOMEM; }
     | "-" FLOAT                         { $$ = $2; if (negate(&$$, L(@1))) YYNOMEM; }
     ;
@@ -276,6 +284,10 @@ static void expected_words(const yysymbol_kind_t *exp, int n, yysymbol_kind_t fo
         for (int i = 0; i < n && k < 16; i++) {
             yysymbol_kind_t t = exp[i];
             int sep = t == YYSYMBOL_NEWLINE || t == YYSYMBOL_SEMI;
+            /* after a name among arguments, '(' would open a call as a value (augment(...)): an option too
+             * rare to offer where '=' is what was likely missing */
+            if (t == YYSYMBOL_LPAREN && has(exp, n, YYSYMBOL_EQUALS))
+                continue;
             if ((stmt && (is_statement_keyword(t) || sep || t == YYSYMBOL_YYEOF)) ||
                 (layer && (t == YYSYMBOL_IDENT || t == YYSYMBOL_INPUT || t == YYSYMBOL_REPEAT ||
                            t == YYSYMBOL_RESIDUAL || sep)) ||

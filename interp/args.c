@@ -5,28 +5,20 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const norm_choices[] = {"unit", "standard", NULL};
-
-#define DATA_ARGS(path)                                                                                      \
-    (const ArgSpec[]){ARG_STR("path", path, NULL), ARG_INT("batch", 0, 1, 1 << 20, 128), ARG_BOOL("shuffle", 1), \
-                      ARG_INT("limit", 0, 0, ARG_NOMAX, 0), ARG_STR("normalize", "unit", norm_choices)}
-
-/* Every call but the layers. */
+/* Every call but the layers and the data kinds. */
 static const CallSpec calls[] = {
-    {"fashion_mnist", CC_DATA, 0, 5, DATA_ARGS("/usr/share/datasets/fashion-mnist"), NULL},
-    {"mnist", CC_DATA, 1, 5, DATA_ARGS("/usr/share/datasets/mnist"), NULL},
     {"sgd", CC_OPTIMIZER, OPT_SGD, 4,
      (const ArgSpec[]){ARG_NUM("lr", 1, 0, 1, ARG_NOMAX, 0, 0), ARG_NUM("momentum", 0, 0, 0, 1, 1, 0),
-                       ARG_NUM("weight_decay", 0, 0, 0, ARG_NOMAX, 0, 0), ARG_BOOL("nesterov", 0)}, NULL},
+                       ARG_NUM("weight_decay", 0, 0, 0, ARG_NOMAX, 0, 0), ARG_BOOL("nesterov", 0)}, NULL, NULL},
     {"adam", CC_OPTIMIZER, OPT_ADAM, 5,
      (const ArgSpec[]){ARG_NUM("lr", 0, 0, 1, ARG_NOMAX, 0, 0.001), ARG_NUM("beta1", 0, 0, 0, 1, 1, 0.9),
                        ARG_NUM("beta2", 0, 0, 0, 1, 1, 0.999), ARG_NUM("eps", 0, 0, 0, ARG_NOMAX, 0, 1e-8),
-                       ARG_NUM("weight_decay", 0, 0, 0, ARG_NOMAX, 0, 0)}, NULL},
-    {"constant", CC_SCHEDULE, SCHED_CONSTANT, 0, NULL, NULL},
+                       ARG_NUM("weight_decay", 0, 0, 0, ARG_NOMAX, 0, 0)}, NULL, NULL},
+    {"constant", CC_SCHEDULE, SCHED_CONSTANT, 0, NULL, NULL, NULL},
     {"step", CC_SCHEDULE, SCHED_STEP, 2,
-     (const ArgSpec[]){ARG_INT("every", 1, 1, 1000000, 0), ARG_NUM("factor", 1, 0, 1, 1, 0, 0)}, NULL},
-    {"cosine", CC_SCHEDULE, SCHED_COSINE, 1, (const ArgSpec[]){ARG_NUM("min_lr", 0, 0, 0, ARG_NOMAX, 0, 0)}, NULL},
-    {"cross_entropy", CC_LOSS, 0, 0, NULL, NULL},
+     (const ArgSpec[]){ARG_INT("every", 1, 1, 1000000, 0), ARG_NUM("factor", 1, 0, 1, 1, 0, 0)}, NULL, NULL},
+    {"cosine", CC_SCHEDULE, SCHED_COSINE, 1, (const ArgSpec[]){ARG_NUM("min_lr", 0, 0, 0, ARG_NOMAX, 0, 0)}, NULL, NULL},
+    {"cross_entropy", CC_LOSS, 0, 0, NULL, NULL, NULL},
 };
 #define NCALLS ((int)(sizeof calls / sizeof calls[0]))
 
@@ -34,9 +26,17 @@ static const CallSpec calls[] = {
 #define LAYER_EXTERN(NAME, name) extern const LayerOps name##_ops;
 LAYER_KINDS(LAYER_EXTERN)
 #undef LAYER_EXTERN
-#define LAYER_CALL(NAME, name) [LK_##NAME] = {#name, CC_LAYER, LK_##NAME, 0, NULL, &name##_ops},
+#define LAYER_CALL(NAME, name) [LK_##NAME] = {#name, CC_LAYER, LK_##NAME, 0, NULL, &name##_ops, NULL},
 static const CallSpec layer_calls[LK_COUNT] = {LAYER_KINDS(LAYER_CALL)};
 #undef LAYER_CALL
+
+/* The data kinds, from their own files' schemas (data/registry.h lists them). */
+#define DATA_EXTERN(NAME, name) extern const DataKindOps name##_data;
+DATA_KINDS(DATA_EXTERN)
+#undef DATA_EXTERN
+#define DATA_CALL(NAME, name) [DK_##NAME] = {#name, CC_DATA, DK_##NAME, 0, NULL, NULL, &name##_data},
+static const CallSpec data_calls[DK_COUNT] = {DATA_KINDS(DATA_CALL)};
+#undef DATA_CALL
 
 /* A layer kind that runs a sub-network is written with its own syntax (`residual { ... }`), not called. */
 static int callable(const CallSpec *cs) { return !cs->layer || !cs->layer->body; }
@@ -48,6 +48,9 @@ const CallSpec *call_find(CallClass cls, const char *name)
     for (int i = 0; cls == CC_LAYER && i < LK_COUNT; i++)
         if (callable(&layer_calls[i]) && strcmp(layer_calls[i].name, name) == 0)
             return &layer_calls[i];
+    for (int i = 0; cls == CC_DATA && i < DK_COUNT; i++)
+        if (strcmp(data_calls[i].name, name) == 0)
+            return &data_calls[i];
     for (int i = 0; i < NCALLS; i++)
         if (calls[i].cls == cls && strcmp(calls[i].name, name) == 0)
             return &calls[i];
@@ -60,6 +63,8 @@ int call_names(CallClass cls, const char **out, int max)
     for (int i = 0; cls == CC_LAYER && i < LK_COUNT && n < max; i++)
         if (callable(&layer_calls[i]))
             out[n++] = layer_calls[i].name;
+    for (int i = 0; cls == CC_DATA && i < DK_COUNT && n < max; i++)
+        out[n++] = data_calls[i].name;
     for (int i = 0; i < NCALLS && n < max; i++)
         if (calls[i].cls == cls)
             out[n++] = calls[i].name;
@@ -70,6 +75,8 @@ static const char *default_text(const ArgSpec *a, char *buf, size_t len)
 {
     if (a->defdoc)
         snprintf(buf, len, "%s", a->defdoc);
+    else if (a->type == AT_CALL)
+        snprintf(buf, len, "none");
     else if (a->type == AT_BOOL)
         snprintf(buf, len, "%s", a->def ? "true" : "false");
     else if (a->type == AT_STR)
@@ -108,7 +115,8 @@ const AstValue *env_subst(const Env *env, const AstValue *v)
 
 /* ---- one value ---- */
 
-static const char *const type_noun[] = {"an integer", "a number", "true or false", "a string"};
+static const char *const type_noun[] = {"an integer", "a number", "true or false", "a string",
+                                        "a shape such as 32x32", "a call"};
 
 static int type_ok(ArgType t, AstValueKind k)
 {
@@ -117,6 +125,8 @@ static int type_ok(ArgType t, AstValueKind k)
     case AT_NUM: return k == AV_INT || k == AV_FLOAT;
     case AT_BOOL: return k == AV_BOOL;
     case AT_STR: return k == AV_STRING;
+    case AT_SHAPE: return k == AV_SHAPE;
+    case AT_CALL: return k == AV_CALL;
     }
     return 0;
 }
@@ -157,8 +167,15 @@ int args_check_value(Diag *d, const ArgSpec *a, const AstValue *v0, const Env *e
         return -1;
     if (!type_ok(a->type, v->kind)) {
         const char *hint = a->type == AT_STR && v->kind == AV_IDENT ? " (strings are written in double quotes)" : "";
-        diag_error(d, v->loc, "%s must be %s, got %s%s%s", what, type_noun[a->type],
+        char noun[64];
+        if (a->type == AT_CALL)
+            snprintf(noun, sizeof noun, "a call such as %s(...)", a->key);
+        diag_error(d, v->loc, "%s must be %s, got %s%s%s", what, a->type == AT_CALL ? noun : type_noun[a->type],
                    ast_value_describe(v, desc, sizeof desc), hint, via);
+        return -1;
+    }
+    if (a->type == AT_CALL && strcmp(v->call->name, a->key) != 0) {
+        diag_error(d, v->loc, "%s must be a call of %s(...), got %s(...)%s", what, a->key, v->call->name, via);
         return -1;
     }
     if ((a->type == AT_INT || a->type == AT_NUM) && !arg_in_range(a, v->f)) {
@@ -169,7 +186,8 @@ int args_check_value(Diag *d, const ArgSpec *a, const AstValue *v0, const Env *e
         return -1;
     out->i = v->i;
     out->f = v->f;
-    out->s = v->s;
+    out->s = v->kind == AV_SHAPE ? v->text : v->s;
+    out->call = v->call;
     return 0;
 }
 
@@ -211,9 +229,22 @@ static void too_many(Diag *d, const CallSpec *cs, const AstArg *a, int npos)
                    call_nargs(cs) == 1 ? "" : "s", npos, call_signature(cs, sig, sizeof sig));
 }
 
+/* A positional value that is a call named after a call-valued parameter (augment(...)) sets that parameter, as
+ * augment=augment(...) would: its index, else -1. */
+static int named_call(const CallSpec *cs, const AstArg *a)
+{
+    if (a->key || a->val.kind != AV_CALL)
+        return -1;
+    int k = find_key(cs, a->val.call->name);
+    return k >= 0 && call_args(cs)[k].type == AT_CALL ? k : -1;
+}
+
 /* Which of cs->args the written argument a sets (pos counts the positional ones); -1 after reporting. */
 static int match(Diag *d, const CallSpec *cs, const AstCall *call, const AstArg *a, int *pos, int *keyed)
 {
+    int named = named_call(cs, a);
+    if (named >= 0)
+        return named;
     if (a->key) {
         *keyed = 1;
         int k = find_key(cs, a->key);

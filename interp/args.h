@@ -1,30 +1,38 @@
-/* Every call of the language and its arguments (name, type, default, allowed range): the layers' schemas come
- * from their own files (LayerOps.args, runtime/layer.h), the datasets', optimizers', schedules' and losses' from
- * args.c's table. args_resolve matches a written call against one: unknown keys (with a suggestion), wrong
+/* Every call of the language and its arguments (name, type, default, allowed range): the layers' and data kinds'
+ * schemas come from their own files (LayerOps.args, runtime/layer.h; DataKindOps.args, runtime/data/kind.h), the
+ * optimizers', schedules' and losses' from args.c's table. args_resolve matches a written call against one: unknown keys (with a suggestion), wrong
  * types, missing required arguments, duplicates and out-of-range values. */
 #ifndef BNNI_ARGS_H
 #define BNNI_ARGS_H
 
+#include "../runtime/data/kind.h"
 #include "../runtime/layer.h"
 #include "ast.h"
 #include "diag.h"
 
 typedef enum CallClass { CC_LAYER, CC_DATA, CC_OPTIMIZER, CC_SCHEDULE, CC_LOSS } CallClass;
 
-#define ARGS_MAX LAYER_MAX_ARGS /* arguments of any call */
+#define ARGS_MAX DATA_MAX_ARGS /* arguments of any call (layers take at most LAYER_MAX_ARGS) */
 
 typedef struct CallSpec {
     const char *name;
     CallClass cls;
-    int kind;                   /* LayerKind, OptKind or SchedKind; for datasets the index in check.c's table */
+    int kind;                   /* LayerKind, DataKind, OptKind or SchedKind */
     int nargs;
-    const ArgSpec *args;        /* in positional order; for a layer, layer->args */
+    const ArgSpec *args;        /* in positional order; for a layer, layer->args; for data, data->args */
     const LayerOps *layer;      /* a layer: its kind's operations, which own its schema; else NULL */
+    const DataKindOps *data;    /* a data kind: its operations, which own its schema; else NULL */
 } CallSpec;
 
 /* The arguments of cs, in positional order, and their count. */
-static inline const ArgSpec *call_args(const CallSpec *cs) { return cs->layer ? cs->layer->args : cs->args; }
-static inline int call_nargs(const CallSpec *cs) { return cs->layer ? cs->layer->nargs : cs->nargs; }
+static inline const ArgSpec *call_args(const CallSpec *cs)
+{
+    return cs->layer ? cs->layer->args : cs->data ? cs->data->args : cs->args;
+}
+static inline int call_nargs(const CallSpec *cs)
+{
+    return cs->layer ? cs->layer->nargs : cs->data ? cs->data->nargs : cs->nargs;
+}
 
 /* A block's parameters bound to the values of one call (borrowed from the syntax tree). */
 typedef struct Env {
@@ -40,7 +48,8 @@ typedef struct ArgVal {
     SrcLoc loc;
     long long i;    /* AT_INT, AT_BOOL */
     double f;       /* AT_NUM, AT_INT */
-    const char *s;  /* AT_STR; borrowed */
+    const char *s;  /* AT_STR; AT_SHAPE: its text ("32x32"); borrowed */
+    const AstCall *call; /* AT_CALL: the call written, its own arguments not yet matched; borrowed */
 } ArgVal;
 
 /* The call of class cls named name, or NULL. */

@@ -10,7 +10,9 @@ void ast_value_clear(AstValue *v)
 {
     free(v->s);
     free(v->text);
+    ast_call_free(v->call);
     v->s = v->text = NULL;
+    v->call = NULL;
 }
 
 void ast_args_free(AstArg *a)
@@ -151,6 +153,17 @@ AstValue ast_value_ident(char *name, SrcLoc loc)
     return v;
 }
 
+AstValue ast_value_call(AstCall *c)
+{
+    AstValue v = {.kind = AV_CALL, .loc = c->loc, .call = c};
+    size_t n = strlen(c->name) + 6;
+    if ((v.text = malloc(n)))
+        snprintf(v.text, n, "%s(...)", c->name);
+    else
+        ast_call_free(c), v.call = NULL;
+    return v;
+}
+
 void ast_args_push(AstArgList *l, AstArg *a)
 {
     if (l->tail)
@@ -180,6 +193,7 @@ const char *ast_value_describe(const AstValue *v, char *buf, size_t len)
     case AV_BOOL: snprintf(buf, len, "%s", v->i ? "true" : "false"); break;
     case AV_IDENT: snprintf(buf, len, "name '%s'", v->s ? v->s : "?"); break;
     case AV_SHAPE: snprintf(buf, len, "shape %s", text); break;
+    case AV_CALL: snprintf(buf, len, "call %s", text); break;
     }
     return buf;
 }

@@ -6,7 +6,10 @@
 
 #include "../runtime/spec.h"
 
-typedef enum AstValueKind { AV_INT, AV_FLOAT, AV_STRING, AV_BOOL, AV_IDENT, AV_SHAPE } AstValueKind;
+/* AV_CALL: a call written as a value, such as augment(flip=true) in a data statement. */
+typedef enum AstValueKind { AV_INT, AV_FLOAT, AV_STRING, AV_BOOL, AV_IDENT, AV_SHAPE, AV_CALL } AstValueKind;
+
+struct AstCall;
 
 #define AST_SHAPE_MAX 4
 
@@ -20,6 +23,7 @@ typedef struct AstValue {
     int ndims;       /* AV_SHAPE: how many dimensions were written (dims holds the first AST_SHAPE_MAX) */
     long long dims[AST_SHAPE_MAX];
     char *text;      /* numbers, strings, shapes: the spelling as written, for messages; owned, may be NULL */
+    struct AstCall *call; /* AV_CALL; owned */
 } AstValue;
 
 typedef struct AstArg {
@@ -85,6 +89,8 @@ AstStmt *ast_stmt_body(AstStmtKind kind, SrcLoc loc, AstValue *val, AstStmtList 
 AstStmt *ast_stmt_block(SrcLoc loc, char *name, SrcLoc name_loc, AstArgList params, AstStmtList body,
                         SrcLoc body_loc);
 AstValue ast_value_ident(char *name, SrcLoc loc);
+/* A call as a value (takes c); its text is "name(...)". On out of memory the text is NULL and c is freed. */
+AstValue ast_value_call(struct AstCall *c);
 
 void ast_args_push(AstArgList *l, AstArg *a);
 void ast_stmts_push(AstStmtList *l, AstStmt *s);

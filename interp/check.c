@@ -10,15 +10,6 @@
 #include "check.h"
 #include "parse.h"
 
-/* The datasets, indexed by their CallSpec kind. */
-static const struct {
-    Shape shape;
-    int classes;
-} datasets[] = {
-    {{3, 1, 28, 28}, 10}, /* fashion_mnist */
-    {{3, 1, 28, 28}, 10}, /* mnist */
-};
-
 static const char *const stmt_name[] = {
     [AS_MODEL] = "model", [AS_DATA] = "data",     [AS_OPTIMIZER] = "optimizer",   [AS_SCHEDULE] = "schedule",
     [AS_LOSS] = "loss",   [AS_EPOCHS] = "epochs", [AS_SEED] = "seed", [AS_CHECKPOINT] = "checkpoint",
@@ -62,34 +53,13 @@ static const CallSpec *statement_call(Checker *c, const AstStmt *s, CallClass cl
     return args_resolve(c->d, cs, s->call, NULL, v) ? NULL : cs;
 }
 
+/* The data statement: its kind's schema (runtime/data/), then check_data.c. */
 static void check_data(Checker *c, const AstStmt *s)
 {
     ArgVal v[ARGS_MAX];
     const CallSpec *cs = statement_call(c, s, CC_DATA, "dataset", v);
-    if (!cs)
-        return;
-    DataSpec *ds = &c->m->data;
-    snprintf(ds->kind, sizeof ds->kind, "%s", cs->name);
-    if (!(ds->path = dup_or_fail(c, v[0].s)))
-        return;
-    ds->batch = (int)v[1].i;
-    ds->shuffle = (int)v[2].i;
-    ds->limit = v[3].i;
-    ds->normalize = strcmp(v[4].s, "standard") == 0 ? NORM_STANDARD : NORM_UNIT;
-    ds->shape = datasets[cs->kind].shape;
-    ds->classes = datasets[cs->kind].classes;
-    c->batch_loc = v[1].given ? v[1].loc : (SrcLoc){0, 0};
-    if (c->opts.batch_override > 0) {
-        if (c->opts.batch_override > (1 << 20)) {
-            diag_error(c->d, (SrcLoc){0, 0}, "batch size %d (from the command line) is larger than %d",
-                       c->opts.batch_override, 1 << 20);
-            return;
-        }
-        ds->batch = c->opts.batch_override;
-        c->batch_loc = (SrcLoc){0, 0};
-        c->batch_cli = 1;
-    }
-    c->have_data = 1;
+    if (cs)
+        check_data_call(c, cs, s, v);
 }
 
 static void check_optimizer(Checker *c, const AstStmt *s)
@@ -175,6 +145,23 @@ static int ends_with(const char *s, const char *suffix)
     return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* `checkpoint "run.h5", keep="last"|"best", every=N`: the options after the path. */
+static void checkpoint_options(Checker *c, const AstStmt *s)
+{
+    static const char *const keeps[] = {"last", "best", NULL};
+    static const ArgSpec opts[] = {ARG_STR("keep", "last", keeps), ARG_INT("every", 0, 0, 1000000, 0)};
+    static const CallSpec cs = {"checkpoint", CC_DATA, 0, 2, opts, NULL, NULL};
+    AstCall call = {.name = "checkpoint", .loc = s->loc, .parens = 1, .args = s->params, .nargs = s->nparams};
+    ArgVal v[ARGS_MAX];
+    if (!s->params || args_resolve(c->d, &cs, &call, NULL, v))
+        return;
+    c->m->keep = strcmp(v[0].s, "best") == 0 ? KEEP_BEST : KEEP_LAST;
+    c->m->every = (int)v[1].i;
+    if (c->m->keep == KEEP_BEST && c->have_data && c->m->data.validation == 0)
+        diag_error(c->d, v[0].loc, "keep=\"best\" chooses the epoch by its validation accuracy, and the data has no "
+                   "validation set (choosing on the test set would leak it): add validation=0.1 to the data statement");
+}
+
 static void check_checkpoint(Checker *c, const AstStmt *s)
 {
     static const ArgSpec a = {.key = "checkpoint", .type = AT_STR};
@@ -187,6 +174,7 @@ static void check_checkpoint(Checker *c, const AstStmt *s)
         }
         return;
     }
+    checkpoint_options(c, s);
     if (args_check_value(c->d, &a, &s->val, NULL, "the checkpoint path", &v))
         return;
     if (!ends_with(v.s, ".h5") && !ends_with(v.s, ".hdf5")) {
@@ -207,14 +195,6 @@ static void totals(const LayerSpec *v, int n, long long *np, long long *nb)
     }
 }
 
-static double activations(const LayerSpec *v, int n)
-{
-    double sum = 0;
-    for (int i = 0; i < n; i++)
-        sum += (double)v[i].out.c * v[i].out.h * v[i].out.w + activations(v[i].body, v[i].nbody);
-    return sum;
-}
-
 static const char *human(double bytes, char *buf, size_t len)
 {
     const char *unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -230,8 +210,7 @@ static const char *human(double bytes, char *buf, size_t len)
 static void check_memory(Checker *c, SrcLoc at)
 {
     const ModelSpec *m = c->m;
-    double acts = (double)m->input.c * m->input.h * m->input.w + activations(m->layers, m->nlayers);
-    double need = (double)m->nparams * 16 + (double)m->nbuffers * 4 + acts * m->data.batch * 4 * 3;
+    double acts = spec_activations(m), need = spec_train_bytes(m);
     double cap = (double)c->opts.mem_cap_bytes;
     if (cap == 0) {
         long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);

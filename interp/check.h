@@ -30,12 +30,16 @@ typedef struct Checker {
     Block *blocks;                    /* sorted by name, no duplicates */
     int nblocks;
     int have_data;                    /* m->data is valid: the input shape and class count are known */
+    SrcLoc data_loc;                  /* the data statement's call */
     SrcLoc batch_loc;                 /* where the batch size was written; line 0: default or command line */
     int batch_cli;                    /* the batch size came from CheckOptions.batch_override */
     int have_opt;                     /* m->opt is valid */
     long long nbatchnorm;             /* batchnorm layers after expansion */
     int expanded;                     /* the whole network was expanded (no limit or error cut it short) */
 } Checker;
+
+/* check_data.c: the data statement, once its call matched the kind's schema (v: the matched values). */
+void check_data_call(Checker *c, const CallSpec *cs, const AstStmt *s, const ArgVal *v);
 
 /* resolve.c: collects and checks the block definitions of the file (errors reported). */
 void resolve_blocks(Checker *c, AstStmt *file);

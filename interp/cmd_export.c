@@ -133,7 +133,7 @@ int cmd_export(int argc, char **argv)
     ModelSpec *m;
     Net *net;
     char err[16384];
-    if (load_checkpoint(f.ckpt, f.model, &c, &m, &net, err, sizeof err) < 0) {
+    if (load_checkpoint(f.ckpt, f.model, NULL, &c, &m, &net, err, sizeof err) < 0) {
         fprintf(stderr, "bnni: error: %s\n", err);
         return 1;
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../runtime/ckpt.h"
+#include "../runtime/layer.h"
 #include "../runtime/train.h"
 #include "cmd.h"
 
@@ -21,6 +22,34 @@ const char cmd_inspect_usage[] =
 
 #define CHANNELS_SHOWN 32
 
+/* The data the run trained on and its normalisation (per channel when there are several). */
+static void print_data(const Ckpt *c)
+{
+    char shape[64];
+    int bytes = !c->has_data || c->dtype == DT_U8;
+    const char *v = bytes && strcmp(c->normalize, "none") != 0 ? "pixel/255" : "value";
+    if (c->nnorm > 1)
+        printf("  normalize       %s (input = (%s - mean_c) / std_c, %d channels; channel 0: %.6g, %.6g)\n",
+               c->normalize, v, c->nnorm, c->data_mean, c->data_std);
+    else
+        printf("  normalize       %s (input = (%s - %.6g) / %.6g)\n", c->normalize, v, c->data_mean, c->data_std);
+    if (!c->has_data)
+        return;
+    if (c->input_shape.rank == 3)
+        printf("  data            %s, %s %s items", c->data_kind, shape_str(c->input_shape, shape, sizeof shape),
+               c->dtype == DT_U8 ? "uint8" : "float32");
+    else
+        printf("  data            %s, items of %d %s features", c->data_kind, c->input_shape.c,
+               c->dtype == DT_U8 ? "uint8" : "float32");
+    printf(", %d classes, limit %lld, validation %lld\n", c->classes, c->data_limit, c->validation);
+    if (c->class_names) {
+        printf("  class names    ");
+        for (int k = 0; k < c->classes && k < 32; k++)
+            printf(" %d:%s", k, c->class_names[k]);
+        printf("%s\n", c->classes > 32 ? " ..." : "");
+    }
+}
+
 static void print_header(const char *path, const Ckpt *c)
 {
     printf("checkpoint %s\n", path);
@@ -29,7 +58,7 @@ static void print_header(const char *path, const Ckpt *c)
     printf("  model           %s\n", c->model_name);
     printf("  epoch           %d\n", c->epoch);
     printf("  seed            %llu\n", (unsigned long long)c->seed);
-    printf("  normalize       %s (input = (pixel/255 - %.6g) / %.6g)\n", c->normalize, c->data_mean, c->data_std);
+    print_data(c);
     if (c->has_optimizer) {
         const OptSpec *o = &c->opt;
         if (o->kind == OPT_ADAM)
@@ -64,12 +93,18 @@ static void print_metrics(const CkptMetrics *m)
     printf("\nmetrics (%d epoch%s):\n", m->n, m->n == 1 ? "" : "s");
     if (m->n == 0)
         return;
-    printf("  %5s %10s %9s %9s %8s %8s %10s\n", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
-           "img/s");
+    printf("  %5s %10s %9s", "epoch", "train_loss", "train_acc");
+    if (m->has_val)
+        printf(" %9s %8s", "val_loss", "val_acc");
+    printf(" %9s %8s %8s %10s\n", "test_loss", "test_acc", "seconds", "img/s");
     for (int i = 0; i < m->n; i++) {
-        char v[4][32];
-        printf("  %5d %10s %9s %9s %8s %8.1f %10.0f\n", i + 1, train_format_value(m->train_loss[i], 4, v[0], 32),
-               train_format_value(m->train_acc[i], 4, v[1], 32), train_format_value(m->test_loss[i], 4, v[2], 32),
+        char v[6][32];
+        printf("  %5d %10s %9s", i + 1, train_format_value(m->train_loss[i], 4, v[0], 32),
+               train_format_value(m->train_acc[i], 4, v[1], 32));
+        if (m->has_val)
+            printf(" %9s %8s", train_format_value(m->val_loss[i], 4, v[4], 32),
+                   train_format_value(m->val_acc[i], 4, v[5], 32));
+        printf(" %9s %8s %8.1f %10.0f\n", train_format_value(m->test_loss[i], 4, v[2], 32),
                train_format_value(m->test_acc[i], 4, v[3], 32), m->seconds[i], m->images_per_second[i]);
     }
 }

@@ -17,26 +17,29 @@
 
 const char cmd_train_usage[] =
     "usage: bnni train MODEL.bnn [--epochs N] [--out CKPT.h5] [--resume CKPT.h5] [--init CKPT.h5]\n"
-    "                  [--metrics FILE.csv] [--data DIR] [--limit N] [--test-limit N] [--seed N] [--threads N]\n"
+    "                  [--metrics FILE.csv] [--data PATH] [--limit N] [--test-limit N] [--seed N] [--threads N]\n"
     "                  [--mem-cap SIZE] [--profile] [--quiet]\n"
     "\n"
     "Trains the model on its data set, printing one line per epoch and saving an HDF5 checkpoint\n"
-    "(docs/checkpoint.md) after every epoch. Flags override the model file.\n"
+    "(docs/checkpoint.md) after every epoch (or, with checkpoint ..., keep=\"best\", the epoch of the best\n"
+    "validation accuracy). Flags override the model file.\n"
     "\n"
     "  --epochs N          total epochs (with --resume, the total including those already done)\n"
     "  --out CKPT.h5       checkpoint path, ending in .h5 (default: the --resume file, else the model's\n"
     "                      `checkpoint`, else MODEL_NAME.h5); only a bnni checkpoint is ever replaced\n"
     "  --resume CKPT.h5    continue a run exactly where it stopped (also mid-epoch, after Ctrl-C)\n"
     "  --init CKPT.h5      start from a checkpoint's weights and moving statistics (fine-tuning)\n"
-    "  --metrics FILE.csv  write epoch,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second\n"
-    "  --data DIR          directory of the four IDX files (.gz or not)\n"
-    "  --limit N           train on the first N training images (0: all of them, as in the file)\n"
+    "  --metrics FILE.csv  write epoch,train_loss,train_acc,[val_loss,val_acc,]test_loss,test_acc,seconds,\n"
+    "                      images_per_second (val_ with validation= in the data statement)\n"
+    "  --data PATH         where the data is: replaces the data statement's directory or file (path=, dir=)\n"
+    "  --limit N           train on the first N training items (0: all of them, as in the file)\n"
     "  --test-limit N      evaluate each epoch on the first N test images (default and 0: all)\n"
     "  --seed N            seed of the initialisation, shuffling and dropout streams\n"
     "  --threads N         worker threads (default: the cores it may run on that other processes leave idle,\n"
     "                      checked every 0.5 s)\n"
-    "  --mem-cap SIZE      refuse the model if training would need more memory: bytes, or with a suffix\n"
-    "                      K, M, G or T (binary: 512M); default: the machine's physical memory\n"
+    "  --mem-cap SIZE      refuse the model if training would need more memory, and stream an HDF5 training\n"
+    "                      set that does not fit beside it: bytes, or with a suffix K, M, G or T (binary:\n"
+    "                      512M); default: the machine's physical memory\n"
     "  --profile           after training, print on stderr where the time went: per layer the milliseconds\n"
     "                      per batch of its forward, backward and eval forward, per epoch and as a share of\n"
     "                      the step; the step's other phases (data, loss, optimizer...); each epoch's totals\n"
@@ -176,14 +179,7 @@ static int apply_flags(ModelSpec *m, const TrainFlags *f)
         m->data.limit = f->limit;
     if (f->has_seed)
         m->seed = f->seed;
-    if (f->data) {
-        char *p = strdup(f->data);
-        if (!p)
-            return 1;
-        free(m->data.path);
-        m->data.path = p;
-    }
-    return 0;
+    return 0; /* --data is the checker's: it reads the data's headers there (load_model_with) */
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -233,7 +229,8 @@ int cmd_train(int argc, char **argv)
     if (check_out(f.out))
         return 1;
     ModelSpec *m = NULL;
-    if (load_model(f.model, NULL, f.mem_cap, 0, &m) != 0)
+    CheckOptions co = {.mem_cap_bytes = f.mem_cap, .data_where = f.data, .limit_override = f.limit > 0 ? f.limit : 0};
+    if (load_model_with(f.model, NULL, &co, &m) != 0)
         return 1;
     if (apply_flags(m, &f) != 0) {
         fprintf(stderr, "bnni: error: out of memory\n");
@@ -252,11 +249,14 @@ int cmd_train(int argc, char **argv)
         .log = stdout,
         .profile = f.profile,
         .profile_out = stderr,
+        .mem_cap = f.mem_cap,
     };
+    int saved = 0;
+    o.saved_epoch = &saved;
     char err[16384];
     TrainStatus st = run_with_signals(m, &o, err, sizeof err);
     if (st == TRAIN_OK && !f.quiet)
-        printf("saved %s (epoch %d)\n", o.out, m->epochs);
+        printf("saved %s (epoch %d%s)\n", o.out, saved, m->keep == KEEP_BEST ? ", the best validation accuracy" : "");
     else if (st == TRAIN_STOPPED)
         fprintf(stderr, "bnni: %s\n", err);
     else if (st != TRAIN_OK)

@@ -281,9 +281,12 @@ static void check_input(Expander *x, const Frame *f, const AstStmt *st, const Se
         cur->known = 1;
     } else if (shape_eq(s, cur->s)) {
         return;
-    } else if (out == x->top && out->n == 0 && x->c->have_data) {
+    } else if (out == x->top && out->n == 0 && x->c->have_data && cur->s.rank == 3) {
         diag_error(x->d, v->loc, "input %s does not match the %s images, which are %s", shape_str(s, a, sizeof a),
                    x->c->m->data.kind, shape_str(cur->s, b, sizeof b));
+    } else if (out == x->top && out->n == 0 && x->c->have_data) {
+        diag_error(x->d, v->loc, "input %s does not match the %s data, which has %d features",
+                   shape_str(s, a, sizeof a), x->c->m->data.kind, cur->s.c);
     } else {
         diag_error(x->d, v->loc, "input %s does not match the shape here, %s", shape_str(s, a, sizeof a),
                    shape_str(cur->s, b, sizeof b));
@@ -537,7 +540,7 @@ static void check_output(Expander *x, const LayerSpec *last, const Cursor *cur)
         diag_error(x->d, last->loc, "the network's output is %s, but it must be %d class scores: end with flatten "
                    "and dense(%d)", shape_str(cur->s, buf, sizeof buf), ds->classes, ds->classes);
     else if (cur->s.c != ds->classes)
-        diag_error(x->d, last->loc, "the last layer produces %d values, but %s has %d classes", cur->s.c, ds->kind,
+        diag_error(x->d, last->loc, "%s has %d outputs but the data has %d classes", last->name, cur->s.c,
                    ds->classes);
 }
 

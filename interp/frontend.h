@@ -13,6 +13,10 @@ typedef struct CheckOptions {
     unsigned long long mem_cap_bytes; /* refuse models needing more (training estimate); 0: physical memory */
     int inference;            /* loaded for bnni eval or predict: no training estimate (they hold 32 images) */
     int batch_override;       /* > 0: use instead of the file's data batch (CLI flags) */
+    long long limit_override; /* > 0: the training items --limit keeps (for the validation check) */
+    const char *data_where;   /* not NULL: replaces where the data is (--data, or a checkpoint's data_path) */
+    const DataSpec *data_record; /* not NULL: the data's shape, classes and names as a checkpoint recorded them;
+                                  * the data's headers are then not read */
 } CheckOptions;
 
 /* Reads, parses, expands and checks a model file. Returns 0 and sets *out (caller frees with spec_free);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../runtime/data/kind.h"
 #include "../runtime/layer.h"
 #include "frontend.h"
 #include <stdarg.h>
@@ -80,8 +81,18 @@ static void settings(const ModelSpec *m, FILE *out)
     char shape[64];
     static const char *const sched[] = {"constant", "step", "cosine"};
     fprintf(out, "model %s (%s)\n", m->name, m->file);
-    fprintf(out, "data %s: %s images, %d classes, batch %d, from %s\n", m->data.kind,
-            shape_str(m->data.shape, shape, sizeof shape), m->data.classes, m->data.batch, m->data.path);
+    const DataSpec *d = &m->data;
+    if (d->shape.rank == 3)
+        fprintf(out, "data %s: %s images, %d classes, batch %d, from %s", d->kind, shape_str(d->shape, shape,
+                sizeof shape), d->classes, d->batch, data_where(d)[0] ? data_where(d) : ".");
+    else
+        fprintf(out, "data %s: %d features, %d classes, batch %d, from %s", d->kind, d->shape.c, d->classes, d->batch,
+                data_where(d)[0] ? data_where(d) : ".");
+    if (d->validation > 0)
+        fprintf(out, ", validation %g", d->validation);
+    if (d->flip || d->crop)
+        fprintf(out, ", augment(flip=%s, crop=%d)", d->flip ? "true" : "false", d->crop);
+    fputc('\n', out);
     if (m->opt.kind == OPT_SGD)
         fprintf(out, "optimizer sgd(lr=%g, momentum=%g, weight_decay=%g%s)", m->opt.lr, m->opt.momentum,
                 m->opt.weight_decay, m->opt.nesterov ? ", nesterov=true" : "");
@@ -90,7 +101,12 @@ static void settings(const ModelSpec *m, FILE *out)
                 m->opt.beta2, m->opt.eps, m->opt.weight_decay);
     fprintf(out, ", schedule %s, %d epoch%s, seed %llu\n", sched[m->sched.kind], m->epochs, m->epochs == 1 ? "" : "s",
             (unsigned long long)m->seed);
-    fprintf(out, "checkpoint %s\n\n", m->checkpoint);
+    fprintf(out, "checkpoint %s", m->checkpoint);
+    if (m->keep == KEEP_BEST)
+        fprintf(out, ", keep best");
+    if (m->every > 0)
+        fprintf(out, ", every %d epoch%s", m->every, m->every == 1 ? "" : "s");
+    fprintf(out, "\n\n");
 }
 
 void bnn_print_summary(const ModelSpec *m, FILE *out)

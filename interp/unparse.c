@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../runtime/data/kind.h"
 #include "../runtime/layer.h"
 
 static void put_string(FILE *f, const char *s)
@@ -16,6 +17,21 @@ static void put_string(FILE *f, const char *s)
         fputc(*s, f);
     }
     fputc('"', f);
+}
+
+/* One value of argument a, as the lexer reads it back. */
+static void put_value(FILE *f, const ArgSpec *a, double num, const char *str)
+{
+    if (a->type == AT_STR)
+        put_string(f, str ? str : "");
+    else if (a->type == AT_SHAPE)
+        fputs(str ? str : "", f);
+    else if (a->type == AT_BOOL)
+        fputs(num != 0 ? "true" : "false", f);
+    else if (a->type == AT_INT)
+        fprintf(f, "%.0f", num);
+    else
+        fprintf(f, "%.17g", num);
 }
 
 static void put_layers(FILE *f, const LayerSpec *v, int n, int depth)
@@ -32,14 +48,7 @@ static void put_layers(FILE *f, const LayerSpec *v, int n, int depth)
         for (int k = 0; k < ops->nargs; k++) {
             const ArgSpec *a = &ops->args[k];
             fprintf(f, "%s%s=", k ? ", " : "(", a->key);
-            if (a->type == AT_STR)
-                put_string(f, v[i].arg[k].str);
-            else if (a->type == AT_BOOL)
-                fputs(v[i].arg[k].num != 0 ? "true" : "false", f);
-            else if (a->type == AT_INT)
-                fprintf(f, "%.0f", v[i].arg[k].num);
-            else
-                fprintf(f, "%.17g", v[i].arg[k].num);
+            put_value(f, a, v[i].arg[k].num, v[i].arg[k].str);
         }
         fputs(ops->nargs ? ")\n" : "\n", f);
     }
@@ -54,10 +63,20 @@ static void put_head(FILE *f, const ModelSpec *m)
         ident &= (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
     if (ident) /* a name from a file's stem may not be one the language accepts: then the text goes without */
         fprintf(f, "model %s\n\n", m->name);
-    fprintf(f, "data      %s(path=", d->kind);
-    put_string(f, d->path);
-    fprintf(f, ", batch=%d, shuffle=%s, limit=%lld, normalize=\"%s\")\n", d->batch, d->shuffle ? "true" : "false",
-            d->limit, d->normalize == NORM_STANDARD ? "standard" : "unit");
+    /* Every argument of the data kind's schema, as resolved (DataSpec.arg), augment as its nested call. */
+    const DataKindOps *dk = data_kinds[d->id];
+    fprintf(f, "data      %s(", d->kind);
+    for (int k = 0, first = 1; k < dk->nargs; k++) {
+        const ArgSpec *a = &dk->args[k];
+        if (a->type == AT_CALL)
+            continue;
+        fprintf(f, "%s%s=", first ? "" : ", ", a->key);
+        put_value(f, a, d->arg[k].num, d->arg[k].str);
+        first = 0;
+    }
+    if (d->flip || d->crop)
+        fprintf(f, ", augment(flip=%s, crop=%d)", d->flip ? "true" : "false", d->crop);
+    fputs(")\n", f);
     if (o->kind == OPT_SGD)
         fprintf(f, "optimizer sgd(lr=%.17g, momentum=%.17g, weight_decay=%.17g, nesterov=%s)\n", o->lr, o->momentum,
                 o->weight_decay, o->nesterov ? "true" : "false");

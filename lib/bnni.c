@@ -24,7 +24,9 @@ struct BnniModel {
     pthread_mutex_t lock; /* one prediction at a time: the network's buffers are the handle's */
     ModelSpec *spec;
     Net *net;
-    double mean, std;     /* input = (x - mean) / std, x = pixel / 255 */
+    int nch;              /* input = (x - mean[c]) / std[c] (ckpt_input_norm), c the channel or feature: */
+    size_t plane;         /* consecutive values of an image that share c */
+    double *mean, *std;   /* [nch], owned */
     char **class_names;   /* spec->data.classes, owned */
     Tensor x;             /* CHUNK images */
 };
@@ -48,7 +50,9 @@ static int load_spec(const char *path, const Ckpt *c, ModelSpec **out, char *err
     if (!f)
         return BNNI_ENOMEM;
     snprintf(name, sizeof name, "%s:model_source", path);
-    CheckOptions co = {.diag = f, .inference = 1};
+    DataSpec rec; /* what the data is, from the checkpoint: the library never opens data files */
+    ckpt_data_record(c, &rec);
+    CheckOptions co = {.diag = f, .inference = 1, .data_record = c->has_data ? &rec : NULL};
     int rc = bnn_load_source(name, c->model_source, strlen(c->model_source), &co, out);
     fclose(f);
     if (rc != 0) {
@@ -71,12 +75,14 @@ static int fill(BnniModel *m, const char *path, Ckpt *c, char *err, size_t errle
         set_err(err, errlen, "%s: %s", path, why);
         return BNNI_EFILE;
     }
-    m->mean = c->data_mean, m->std = c->data_std > 0 ? c->data_std : 1.0;
+    if ((m->nch = ckpt_input_norm(c, &m->mean, &m->std)) < 0)
+        return BNNI_ENOMEM;
+    m->plane = shape_size(m->spec->input) / (size_t)m->nch;
     int K = m->spec->data.classes;
     if (!(m->class_names = calloc((size_t)K, sizeof *m->class_names)))
         return BNNI_ENOMEM;
     for (int k = 0; k < K; k++)
-        if (!(m->class_names[k] = strdup(data_class_name(m->spec->data.kind, k, buf, sizeof buf))))
+        if (!(m->class_names[k] = strdup(data_class_name(&m->spec->data, k, buf, sizeof buf))))
             return BNNI_ENOMEM;
     Shape in = m->spec->input;
     if (tensor_alloc(&m->x, CHUNK, in.c, in.h, in.w) < 0 || net_resize(m->net, CHUNK, why, sizeof why) < 0)
@@ -128,6 +134,7 @@ BNNI_API void bnni_free(BnniModel *m)
     for (int k = 0; m->class_names && k < m->spec->data.classes; k++)
         free(m->class_names[k]);
     free(m->class_names);
+    free(m->mean), free(m->std);
     tensor_free(&m->x);
     net_free(m->net);
     spec_free(m->spec);
@@ -177,8 +184,10 @@ static void softmax_rows(float *z, int n, int K)
 static void run_chunk(BnniModel *m, const float *x, int n, float *out)
 {
     size_t per = shape_size(m->spec->input), K = (size_t)m->spec->data.classes;
-    for (size_t i = 0; i < (size_t)n * per; i++)
-        m->x.data[i] = (float)(((double)x[i] - m->mean) / m->std);
+    for (size_t i = 0; i < (size_t)n * per; i++) {
+        size_t c = m->nch > 1 ? i % per / m->plane : 0;
+        m->x.data[i] = (float)(((double)x[i] - m->mean[c]) / m->std[c]);
+    }
     m->x.n = n;
     const Tensor *y = net_infer(m->net, &m->x);
     memcpy(out, y->data, (size_t)n * K * sizeof *out);

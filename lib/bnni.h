@@ -60,8 +60,9 @@ const char *bnni_class_name(const BnniModel *m, int k);
 /* The model's name (the `model` statement of its .bnn), owned by m. */
 const char *bnni_model_name(const BnniModel *m);
 
-/* Classifies n images. x holds n * c*h*w floats, image after image in C x H x W order, each value a pixel
- * scaled to [0, 1] (byte / 255.0f); the checkpoint's input normalisation is applied inside. Writes
+/* Classifies n images (or feature vectors). x holds n * c*h*w floats, image after image in C x H x W order,
+ * each value a pixel scaled to [0, 1] (byte / 255.0f) -- or, for a model trained on float data (CSV, HDF5
+ * float32), the value as the data stores it; the checkpoint's input normalisation is applied inside. Writes
  * n * bnni_num_classes(m) floats to out (caller-owned), logits or probabilities as `what` says. x and out belong
  * to the caller and are not kept. The results are those of `bnni eval` and `bnni predict`. Returns BNNI_OK or a
  * negative status with err. */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "data/kind.h"
 #include "h5format.h"
 #include "h5guard.h"
 #include "layer.h"
@@ -28,13 +29,13 @@ static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 /* ---------------------------------------------------------------- metrics */
 
-int metrics_append(CkptMetrics *m, const double v[6])
+int metrics_append(CkptMetrics *m, const double v[6], const double *val)
 {
-    double **cols[6] = {&m->train_loss, &m->train_acc, &m->test_loss,
-                        &m->test_acc,   &m->seconds,   &m->images_per_second};
+    double **cols[8] = {&m->train_loss, &m->train_acc, &m->test_loss,        &m->test_acc,
+                        &m->seconds,    &m->images_per_second, &m->val_loss, &m->val_acc};
     if (m->n == m->cap) {
         int cap = m->cap ? m->cap * 2 : 16;
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < 8; k++) {
             double *p = realloc(*cols[k], (size_t)cap * sizeof **cols[k]);
             if (!p)
                 return -1;
@@ -44,6 +45,9 @@ int metrics_append(CkptMetrics *m, const double v[6])
     }
     for (int k = 0; k < 6; k++)
         (*cols[k])[m->n] = v[k];
+    m->val_loss[m->n] = val ? val[0] : NAN;
+    m->val_acc[m->n] = val ? val[1] : NAN;
+    m->has_val |= val != NULL;
     m->n++;
     return 0;
 }
@@ -52,6 +56,7 @@ void metrics_free(CkptMetrics *m)
 {
     free(m->train_loss), free(m->train_acc), free(m->test_loss);
     free(m->test_acc), free(m->seconds), free(m->images_per_second);
+    free(m->val_loss), free(m->val_acc);
     memset(m, 0, sizeof *m);
 }
 
@@ -73,6 +78,31 @@ const CkptTensor *ckpt_find(const Ckpt *c, const char *path)
     return NULL;
 }
 
+void ckpt_data_record(const Ckpt *c, DataSpec *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    rec->shape = c->input_shape, rec->classes = c->classes, rec->class_names = c->class_names;
+    rec->dtype = c->dtype, rec->ntrain = rec->ntest = -1, rec->has_test = 1;
+}
+
+int ckpt_input_norm(const Ckpt *c, double **mean, double **std)
+{
+    int nch = c->has_data && c->nnorm > 1 ? c->nnorm : 1;
+    /* A byte under normalize "none" enters as the byte itself, 255 times what the caller hands in. */
+    double scale = (!c->has_data || c->dtype == DT_U8) && strcmp(c->normalize, "none") == 0 ? 255.0 : 1.0;
+    *mean = malloc((size_t)nch * sizeof **mean), *std = malloc((size_t)nch * sizeof **std);
+    if (!*mean || !*std) {
+        free(*mean), free(*std);
+        *mean = *std = NULL;
+        return -1;
+    }
+    for (int k = 0; k < nch; k++) {
+        double m = nch > 1 ? c->data_means[k] : c->data_mean, d = nch > 1 ? c->data_stds[k] : c->data_std;
+        (*mean)[k] = m / scale, (*std)[k] = (d > 0 ? d : 1.0) / scale; /* (x*s - m) / d = (x - m/s) / (d/s) */
+    }
+    return nch;
+}
+
 int ckpt_layer_same(const CkptLayer *a, const CkptLayer *b)
 {
     if (strcmp(a->name, b->name) != 0 || strcmp(a->type, b->type) != 0 || a->nargs != b->nargs)
@@ -90,6 +120,9 @@ void ckpt_free(Ckpt *c)
 {
     free(c->model_source), free(c->model_name), free(c->bnni_version), free(c->created), free(c->data_path);
     free(c->network);
+    for (int k = 0; c->class_names && k < c->classes; k++)
+        free(c->class_names[k]);
+    free(c->class_names), free(c->data_means), free(c->data_stds);
     for (int i = 0; i < c->nlayers; i++)
         free(c->layers[i].name), free(c->layers[i].type);
     free(c->layers);
@@ -183,12 +216,14 @@ int ckpt_build(Ckpt *c, const ModelSpec *m, NetParam *params, int nparams, Optim
     c->format_version = CKPT_FORMAT_VERSION;
     c->model_source = dupstr(m->source), c->model_name = dupstr(m->name);
     c->bnni_version = dupstr(BNNI_VERSION), c->created = dupstr(when);
-    char *abs = m->data.path ? realpath(m->data.path, NULL) : NULL; /* so eval finds it from anywhere */
-    c->data_path = dupstr(abs ? abs : m->data.path);
+    const char *where = m->data.kind[0] ? data_where(&m->data) : "";
+    char *abs = realpath(where[0] ? where : ".", NULL); /* so eval finds it from anywhere */
+    c->data_path = dupstr(abs ? abs : where);
     free(abs);
     c->network = netdesc_json(m);
     c->epoch = epoch, c->seed = m->seed;
-    snprintf(c->normalize, sizeof c->normalize, "%s", m->data.normalize == NORM_STANDARD ? "standard" : "unit");
+    snprintf(c->normalize, sizeof c->normalize, "%s",
+             m->data.normalize == NORM_STANDARD ? "standard" : m->data.normalize == NORM_NONE ? "none" : "unit");
     c->data_mean = mean, c->data_std = std;
     c->layers = calloc((size_t)nparams + 1, sizeof *c->layers);
     c->tensors = calloc((size_t)nparams * (1 + LAYER_MAX_PARAMS) + 1, sizeof *c->tensors);
@@ -204,6 +239,33 @@ int ckpt_build(Ckpt *c, const ModelSpec *m, NetParam *params, int nparams, Optim
     if (metrics)
         c->metrics = *metrics;
     return 0;
+}
+
+int ckpt_add_data(Ckpt *c, const DataSpec *ds, long long limit, long long nval, int nnorm, const double *mean,
+                  const double *std, char *err, size_t errlen)
+{
+    c->has_data = 1;
+    snprintf(c->data_kind, sizeof c->data_kind, "%s", ds->kind);
+    c->dtype = ds->dtype, c->input_shape = ds->shape, c->classes = ds->classes;
+    c->data_limit = limit, c->validation = nval;
+    c->nnorm = nnorm;
+    c->data_mean = mean[0], c->data_std = std[0];
+    int ok = 1;
+    if (ds->class_names && (c->class_names = calloc((size_t)ds->classes, sizeof *c->class_names)))
+        for (int k = 0; k < ds->classes; k++)
+            ok &= (c->class_names[k] = dupstr(ds->class_names[k])) != NULL;
+    else if (ds->class_names)
+        ok = 0;
+    if (nnorm > 1 && ok) {
+        c->data_means = malloc((size_t)nnorm * sizeof *c->data_means);
+        c->data_stds = malloc((size_t)nnorm * sizeof *c->data_stds);
+        ok = c->data_means && c->data_stds;
+        for (int k = 0; ok && k < nnorm; k++)
+            c->data_means[k] = mean[k], c->data_stds[k] = std[k];
+    }
+    if (!ok)
+        snprintf(err, errlen, "out of memory building the checkpoint");
+    return ok ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- writing HDF5 */
@@ -292,6 +354,48 @@ static int put_tensor(hid_t f, const CkptTensor *t, hid_t gcpl)
     return rc;
 }
 
+/* A 1-D attribute of n values. */
+static int put_attr_vec(hid_t loc, const char *name, hid_t ftype, hid_t mtype, hsize_t n, const void *v)
+{
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t a = sp < 0 ? -1 : H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, mtype, v);
+    if (a >= 0)
+        H5Aclose(a);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return rc < 0 ? -1 : 0;
+}
+
+/* A 1-D attribute of n strings (variable-length UTF-8, as attr_str writes one). */
+static int attr_str_vec(hid_t loc, const char *name, char *const *v, int n)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return -1;
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    int rc = put_attr_vec(loc, name, t, t, (hsize_t)n, v);
+    H5Tclose(t);
+    return rc;
+}
+
+/* What the run trained on (Ckpt.has_data): the data kind, item shape, classes and names, dtype, limit and
+ * validation; the normalisation statistics are written by write_root. */
+static int write_data(hid_t f, const Ckpt *c)
+{
+    long long dims[3] = {c->input_shape.c, c->input_shape.h, c->input_shape.w};
+    int rc = attr_str(f, "data_kind", c->data_kind);
+    rc |= attr_str(f, "data_dtype", c->dtype == DT_U8 ? "uint8" : "float32");
+    rc |= put_attr_vec(f, "input_shape", H5T_STD_I64LE, H5T_NATIVE_LLONG, c->input_shape.rank == 3 ? 3 : 1, dims);
+    rc |= attr_i64(f, "classes", c->classes);
+    if (c->class_names)
+        rc |= attr_str_vec(f, "class_names", c->class_names, c->classes);
+    rc |= attr_i64(f, "data_limit", c->data_limit);
+    rc |= attr_i64(f, "validation", c->validation);
+    return rc;
+}
+
 static int write_root(hid_t f, const Ckpt *c)
 {
     int rc = attr_str(f, "format", CKPT_FORMAT);
@@ -303,10 +407,17 @@ static int write_root(hid_t f, const Ckpt *c)
     rc |= attr_str(f, "bnni_version", c->bnni_version);
     rc |= attr_str(f, "created", c->created);
     rc |= attr_str(f, "normalize", c->normalize);
-    rc |= attr_f64(f, "data_mean", c->data_mean);
-    rc |= attr_f64(f, "data_std", c->data_std);
+    if (c->has_data && c->nnorm > 1) { /* one per channel or feature */
+        rc |= put_attr_vec(f, "data_mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, (hsize_t)c->nnorm, c->data_means);
+        rc |= put_attr_vec(f, "data_std", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, (hsize_t)c->nnorm, c->data_stds);
+    } else {
+        rc |= attr_f64(f, "data_mean", c->data_mean);
+        rc |= attr_f64(f, "data_std", c->data_std);
+    }
     if (c->data_path)
         rc |= attr_str(f, "data_path", c->data_path);
+    if (c->has_data)
+        rc |= write_data(f, c);
     return rc;
 }
 
@@ -375,12 +486,13 @@ static int write_metrics(hid_t f, const CkptMetrics *m, hid_t gcpl)
     int rc = ep ? 0 : -1;
     for (int i = 0; ep && i < m->n; i++)
         ep[i] = i + 1;
-    const char *names[6] = {"train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_second"};
-    const double *cols[6] = {m->train_loss, m->train_acc, m->test_loss, m->test_acc, m->seconds,
-                             m->images_per_second};
+    const char *names[8] = {"train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_second",
+                            "val_loss", "val_acc"};
+    const double *cols[8] = {m->train_loss, m->train_acc, m->test_loss, m->test_acc, m->seconds,
+                             m->images_per_second, m->val_loss, m->val_acc};
     if (ep)
         rc |= put_data(g, "epoch", H5T_STD_I64LE, H5T_NATIVE_LLONG, 1, &n, ep);
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < (m->has_val ? 8 : 6); k++)
         rc |= put_data(g, names[k], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &n, cols[k]);
     free(ep);
     H5Gclose(g);
@@ -677,6 +789,136 @@ static int get_str(hid_t loc, const char *where, const char *name, char **out, c
     return rc;
 }
 
+/* The number of values attribute `name` of loc holds (1 for a scalar), or -1 when it is missing or unreadable. */
+static long long attr_points(hid_t loc, const char *name)
+{
+    hid_t a = H5Aexists(loc, name) > 0 ? H5Aopen(loc, name, H5P_DEFAULT) : -1;
+    hid_t sp = a < 0 ? -1 : H5Aget_space(a);
+    long long n = sp < 0 || H5Sget_simple_extent_ndims(sp) > 1 ? -1 : (long long)H5Sget_simple_extent_npoints(sp);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (a >= 0)
+        H5Aclose(a);
+    return n;
+}
+
+/* Reads an attribute of 1 to max numbers (a scalar or a 1-D array) into a new array (caller frees). */
+static int get_vec(hid_t loc, const char *name, hid_t mtype, long long max, long long *n, void **v, char *err,
+                   size_t errlen)
+{
+    hid_t a = -1, t = -1;
+    *v = NULL;
+    *n = attr_points(loc, name);
+    if (*n >= 1 && *n <= max) {
+        a = H5Aopen(loc, name, H5P_DEFAULT), t = a < 0 ? -1 : H5Aget_type(a);
+        H5T_class_t cls = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+        if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && (*v = malloc((size_t)*n * H5Tget_size(mtype))) &&
+            H5Aread(a, mtype, *v) < 0)
+            free(*v), *v = NULL;
+    }
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+    if (!*v)
+        snprintf(err, errlen, "attribute '%s' of the file is missing, not numbers, or not 1 to %lld values", name,
+                 max);
+    return *v ? 0 : -1;
+}
+
+#define CKPT_MAX_CLASSES (1 << 20)
+#define CKPT_MAX_NORM (1 << 24)
+
+/* data_mean and data_std: one pair, or one per channel or feature (nnorm > 1). */
+static int read_norm(hid_t f, Ckpt *c, char *err, size_t errlen)
+{
+    long long n1, n2;
+    double *m = NULL, *sd = NULL;
+    if (get_vec(f, "data_mean", H5T_NATIVE_DOUBLE, CKPT_MAX_NORM, &n1, (void **)&m, err, errlen) < 0 ||
+        get_vec(f, "data_std", H5T_NATIVE_DOUBLE, CKPT_MAX_NORM, &n2, (void **)&sd, err, errlen) < 0 || n1 != n2) {
+        if (m && sd)
+            snprintf(err, errlen, "data_mean holds %lld values, data_std %lld", n1, n2);
+        free(m), free(sd);
+        return -1;
+    }
+    c->nnorm = (int)n1, c->data_mean = m[0], c->data_std = sd[0];
+    for (long long k = 0; k < n1; k++)
+        if (!(sd[k] > 0.0) || !isfinite(m[k]) || !isfinite(sd[k])) {
+            snprintf(err, errlen, "implausible normalisation statistics (data_mean %g, data_std %g)", m[k], sd[k]);
+            free(m), free(sd);
+            return -1;
+        }
+    if (n1 > 1)
+        c->data_means = m, c->data_stds = sd;
+    else
+        free(m), free(sd);
+    return 0;
+}
+
+/* class_names: exactly `classes` strings. */
+static int read_names(hid_t f, Ckpt *c, char *err, size_t errlen)
+{
+    hid_t a = H5Aopen(f, "class_names", H5P_DEFAULT), t = a < 0 ? -1 : H5Aget_type(a);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    int ok = t >= 0 && mt >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0 &&
+             attr_points(f, "class_names") == c->classes;
+    char **v = ok ? calloc((size_t)c->classes, sizeof *v) : NULL;
+    if (ok && v) {
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));
+        ok = H5Aread(a, mt, v) >= 0;
+        if (ok && (c->class_names = calloc((size_t)c->classes, sizeof *c->class_names)))
+            for (int k = 0; k < c->classes; k++)
+                ok &= (c->class_names[k] = dupstr(v[k] ? v[k] : "")) != NULL;
+        for (int k = 0; v && k < c->classes; k++)
+            H5free_memory(v[k]);
+    }
+    free(v);
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+    if (!ok || !c->class_names)
+        snprintf(err, errlen, "attribute 'class_names' of the file is not %d variable-length strings", c->classes);
+    return ok && c->class_names ? 0 : -1;
+}
+
+/* What the run trained on (write_data). */
+static int read_data(hid_t f, Ckpt *c, char *err, size_t errlen)
+{
+    char *kind = NULL, *dtype = NULL;
+    long long classes, n, *dims = NULL;
+    int rc = get_str(f, "the file", "data_kind", &kind, err, errlen) |
+             get_str(f, "the file", "data_dtype", &dtype, err, errlen) |
+             get_i64(f, "the file", "classes", &classes, err, errlen) |
+             get_i64(f, "the file", "data_limit", &c->data_limit, err, errlen) |
+             get_i64(f, "the file", "validation", &c->validation, err, errlen);
+    if (rc == 0)
+        rc = get_vec(f, "input_shape", H5T_NATIVE_LLONG, 3, &n, (void **)&dims, err, errlen);
+    if (rc == 0 && (classes < 1 || classes > CKPT_MAX_CLASSES || (n != 1 && n != 3) || c->data_limit < 0 ||
+                    c->validation < 0 || (strcmp(dtype, "uint8") != 0 && strcmp(dtype, "float32") != 0))) {
+        snprintf(err, errlen, "implausible data attributes (classes %lld, %lld input dimensions, data_dtype '%.20s')",
+                 classes, n, dtype);
+        rc = -1;
+    }
+    for (long long k = 0; rc == 0 && k < n; k++)
+        if (dims[k] < 1 || dims[k] > 65536)
+            rc = -1, snprintf(err, errlen, "implausible input_shape dimension %lld", dims[k]);
+    if (rc == 0) {
+        c->has_data = 1;
+        snprintf(c->data_kind, sizeof c->data_kind, "%s", kind);
+        c->dtype = strcmp(dtype, "uint8") == 0 ? DT_U8 : DT_F32;
+        c->classes = (int)classes;
+        c->input_shape = n == 3 ? (Shape){3, (int)dims[0], (int)dims[1], (int)dims[2]} : (Shape){1, (int)dims[0], 1, 1};
+        if (H5Aexists(f, "class_names") > 0)
+            rc = read_names(f, c, err, errlen);
+    }
+    free(kind), free(dtype), free(dims);
+    return rc;
+}
+
 static int read_root(hid_t f, Ckpt *c, char *err, size_t errlen)
 {
     char *format = NULL;
@@ -704,9 +946,7 @@ static int read_root(hid_t f, Ckpt *c, char *err, size_t errlen)
         get_str(f, "the file", "created", &c->created, err, errlen) < 0 ||
         get_i64(f, "the file", "epoch", &epoch, err, errlen) < 0 ||
         get_num(f, "the file", "seed", H5T_NATIVE_UINT64, &c->seed, err, errlen) < 0 ||
-        get_str(f, "the file", "normalize", &norm, err, errlen) < 0 ||
-        get_f64(f, "the file", "data_mean", &c->data_mean, err, errlen) < 0 ||
-        get_f64(f, "the file", "data_std", &c->data_std, err, errlen) < 0) {
+        get_str(f, "the file", "normalize", &norm, err, errlen) < 0 || read_norm(f, c, err, errlen) < 0) {
         free(norm);
         return -1;
     }
@@ -719,7 +959,7 @@ static int read_root(hid_t f, Ckpt *c, char *err, size_t errlen)
         snprintf(err, errlen, "implausible root attributes (epoch %lld, data_std %g)", epoch, c->data_std);
         return -1;
     }
-    return 0;
+    return H5Aexists(f, "classes") > 0 ? read_data(f, c, err, errlen) : 0;
 }
 
 typedef struct Walk {
@@ -1058,12 +1298,18 @@ static int read_metrics(hid_t f, Ckpt *c, char *err, size_t errlen)
     if (rc < 0)
         snprintf(err, errlen, "/metrics/train_loss is missing or unreadable");
     CkptMetrics *m = &c->metrics;
-    double **cols[6] = {&m->train_loss, &m->train_acc, &m->test_loss,
-                        &m->test_acc,   &m->seconds,   &m->images_per_second};
-    const char *names[6] = {"train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_second"};
-    for (int k = 0; rc == 0 && k < 6; k++) {
+    double **cols[8] = {&m->train_loss, &m->train_acc, &m->test_loss,        &m->test_acc,
+                        &m->seconds,    &m->images_per_second, &m->val_loss, &m->val_acc};
+    const char *names[8] = {"train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_second",
+                            "val_loss", "val_acc"};
+    m->has_val = g >= 0 && H5Lexists(g, "val_acc", H5P_DEFAULT) > 0;
+    for (int k = 0; rc == 0 && k < 8; k++) {
         *cols[k] = malloc(((size_t)n + 1) * sizeof(double));
-        rc = !*cols[k] ? -1 : read_vec(g, names[k], H5T_NATIVE_DOUBLE, (hsize_t)n, *cols[k], err, errlen);
+        for (long long i = 0; *cols[k] && i < n; i++)
+            (*cols[k])[i] = NAN;
+        rc = !*cols[k] ? -1
+             : k < 6 || m->has_val ? read_vec(g, names[k], H5T_NATIVE_DOUBLE, (hsize_t)n, *cols[k], err, errlen)
+                                   : 0;
     }
     if (rc == 0)
         m->n = m->cap = (int)n;

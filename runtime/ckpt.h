@@ -42,10 +42,13 @@ typedef struct CkptLayer {
     CkptArg args[LAYER_MAX_ARGS];
 } CkptLayer;
 
-/* The per-epoch history, one value per completed epoch in each array (owned unless borrowed). */
+/* The per-epoch history, one value per completed epoch in each array (owned unless borrowed). test_loss and
+ * test_acc are NaN for data without a test set; val_loss and val_acc exist when the run held out a validation set. */
 typedef struct CkptMetrics {
     int n, cap;
     double *train_loss, *train_acc, *test_loss, *test_acc, *seconds, *images_per_second;
+    int has_val;
+    double *val_loss, *val_acc;
 } CkptMetrics;
 
 /* What an exact resume needs beside the tensors. A run stopped mid-epoch has 0 < position < norder. */
@@ -70,7 +73,19 @@ typedef struct Ckpt {
     int epoch;
     uint64_t seed;
     char normalize[16];         /* "unit" or "standard" */
-    double data_mean, data_std; /* input = (pixel/255 - data_mean) / data_std */
+    double data_mean, data_std; /* input = (pixel/255 - data_mean) / data_std; channel 0's when nnorm > 1 */
+    /* What the run trained on (root attributes, docs/checkpoint.md). Files of bnni before the data kinds hold
+     * none of it: has_data 0, and their model's data statement says it all. */
+    int has_data;
+    char data_kind[32];
+    DataType dtype;             /* data_dtype: "uint8" or "float32" */
+    Shape input_shape;          /* input_shape: one item */
+    int classes;
+    char **class_names;         /* [classes], owned; NULL when the file names none */
+    long long data_limit;       /* training items considered (the limit; 0: all) */
+    long long validation;       /* of those, held out for validation */
+    int nnorm;                  /* normalisation statistics: 1 (data_mean, data_std) or one per channel/feature */
+    double *data_means, *data_stds; /* [nnorm] when nnorm > 1; owned */
     CkptLayer *layers;
     int nlayers;
     CkptTensor *tensors; /* every dataset under /layers, then under /optimizer */
@@ -86,9 +101,9 @@ typedef struct Ckpt {
                     * ckpt_build's checkpoints; NULL after ckpt_read, which does not need it */
 } Ckpt;
 
-/* Appends one epoch's figures (train_loss, train_acc, test_loss, test_acc, seconds, images_per_second).
- * Returns 0 or -1 when out of memory. */
-int metrics_append(CkptMetrics *m, const double v[6]);
+/* Appends one epoch's figures (train_loss, train_acc, test_loss, test_acc, seconds, images_per_second) and, when
+ * val is not NULL, its validation loss and accuracy. Returns 0 or -1 when out of memory. */
+int metrics_append(CkptMetrics *m, const double v[6], const double *val);
 void metrics_free(CkptMetrics *m);
 
 /* Assembles a checkpoint of a run without copying: tensors point at the network's and optimizer's memory.
@@ -96,6 +111,12 @@ void metrics_free(CkptMetrics *m);
  * Free with ckpt_free, which then frees only what ckpt_build allocated. */
 int ckpt_build(Ckpt *c, const ModelSpec *m, NetParam *params, int nparams, Optim *opt, const TrainState *ts,
                const CkptMetrics *metrics, double mean, double std, int epoch, char *err, size_t errlen);
+
+/* Records what the run trained on in c (copies): the data kind, item shape, classes and their names, dtype, the
+ * training items considered (limit) and held out (nval), and the normalisation statistics (nnorm pairs: 1, or one
+ * per channel or feature). Returns 0 or -1 (out of memory) with err. */
+int ckpt_add_data(Ckpt *c, const DataSpec *ds, long long limit, long long nval, int nnorm, const double *mean,
+                  const double *std, char *err, size_t errlen);
 
 /* Writes c to path atomically, through the temporary file ".NAME.PID.XXXXXX" next to it; first removes such
  * files left by writers that were killed mid-save (their PID is gone). On any failure (disk full,
@@ -120,6 +141,15 @@ int ckpt_check_finite(const Ckpt *c, const char *prefix, char *err, size_t errle
 
 /* The tensor at `path`, or NULL. */
 const CkptTensor *ckpt_find(const Ckpt *c, const char *path);
+/* The data facts c recorded (shape, classes, class names borrowed from c, dtype), as the checker takes them
+ * (CheckOptions.data_record) so that evaluating needs no data files. Meaningful when c->has_data. */
+void ckpt_data_record(const Ckpt *c, DataSpec *rec);
+/* The input normalisation as an affine map of what a program outside bnni hands in -- a byte as byte / 255, a
+ * float as stored -- : the network sees (x - mean[c]) / std[c], c the value's channel (C x H x W items) or feature
+ * (nch 1: one pair for every value). Applies the checkpoint's normalize, data_dtype and statistics (a std of 0
+ * counts as 1, as in training). For the exporters and the C library. *mean and *std get nch values (caller frees
+ * both). Returns nch, or -1 when out of memory. */
+int ckpt_input_norm(const Ckpt *c, double **mean, double **std);
 /* 1 if two layer groups have the same name, type and arguments (numbers compared by their bytes). */
 int ckpt_layer_same(const CkptLayer *a, const CkptLayer *b);
 

@@ -31,7 +31,7 @@ void netdesc_put_class_names(FILE *f, const ModelSpec *m)
     fputc('[', f);
     for (int k = 0; k < m->data.classes; k++) {
         fputs(k ? ", " : "", f);
-        netdesc_put_string(f, data_class_name(m->data.kind, k, buf, sizeof buf));
+        netdesc_put_string(f, data_class_name(&m->data, k, buf, sizeof buf));
     }
     fputc(']', f);
 }

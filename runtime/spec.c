@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Bodies nest at most as deep as the front end allows (64 levels), which bounds the recursion. */
 void spec_layers_free(LayerSpec *v, int n)
@@ -11,6 +12,24 @@ void spec_layers_free(LayerSpec *v, int n)
     for (int i = 0; i < n; i++)
         spec_layers_free(v[i].body, v[i].nbody);
     free(v);
+}
+
+static double activations(const LayerSpec *v, int n)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += (double)v[i].out.c * v[i].out.h * v[i].out.w + activations(v[i].body, v[i].nbody);
+    return sum;
+}
+
+double spec_activations(const ModelSpec *m)
+{
+    return (double)m->input.c * m->input.h * m->input.w + activations(m->layers, m->nlayers);
+}
+
+double spec_train_bytes(const ModelSpec *m)
+{
+    return (double)m->nparams * 16 + (double)m->nbuffers * 4 + spec_activations(m) * m->data.batch * 4 * 3;
 }
 
 void spec_free(ModelSpec *m)
@@ -22,8 +41,18 @@ void spec_free(ModelSpec *m)
     free(m->file);
     free(m->source);
     free(m->checkpoint);
-    free(m->data.path);
+    data_spec_clear(&m->data);
     free(m);
+}
+
+void data_spec_clear(DataSpec *d)
+{
+    for (int k = 0; k < DATA_MAX_ARGS; k++)
+        free(d->arg[k].str);
+    for (int k = 0; d->class_names && k < d->classes; k++)
+        free(d->class_names[k]);
+    free(d->class_names);
+    memset(d, 0, sizeof *d);
 }
 
 int arg_in_range(const ArgSpec *a, double x)

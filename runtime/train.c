@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "data/bundle.h"
 #include "loss.h"
 #include "optim.h"
 #include "profile.h"
@@ -108,17 +109,31 @@ static int next_chunk(int *counter)
     return c;
 }
 
-int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
-                   char *err, size_t errlen)
+/* Adds a chunk's predictions (each row's first maximum) against its labels into conf[label * K + predicted]. */
+static void count_confusion(const Tensor *logits, const int *labels, int n, long long *conf)
 {
-    int chunk = batch < TRAIN_EVAL_CHUNK ? batch : TRAIN_EVAL_CHUNK, nchunks = (d->count + chunk - 1) / chunk;
-    int T = rt_threads() < nchunks ? rt_threads() : nchunks > 0 ? nchunks : 1, rc = -1, counter = 0;
+    int K = logits->c * logits->h * logits->w;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits->data + (size_t)i * K;
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            best = z[k] > z[best] ? k : best;
+        conf[(size_t)labels[i] * K + best]++;
+    }
+}
+
+int train_evaluate_rows(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int batch,
+                        double *loss, double *acc, long long *confusion, char *err, size_t errlen)
+{
+    int chunk = batch < TRAIN_EVAL_CHUNK ? batch : TRAIN_EVAL_CHUNK, nchunks = (count + chunk - 1) / chunk;
+    int T = rt_threads() < nchunks ? rt_threads() : nchunks > 0 ? nchunks : 1, rc = -1, counter = 0, failed = 0;
+    int K = net->out.c * net->out.h * net->out.w;
     double *sum = calloc((size_t)(nchunks > 0 ? nchunks : 1), sizeof *sum), total = 0.0;
     int *correct = calloc((size_t)(nchunks > 0 ? nchunks : 1), sizeof *correct);
-    long long right = 0;
+    long long right = 0, *conf = confusion ? calloc((size_t)T * K * K, sizeof *conf) : NULL;
     EvalSlot *slot = calloc((size_t)T, sizeof *slot);
-    if (!sum || !correct || !slot) {
-        snprintf(err, errlen, "out of memory for the evaluation of %d images", d->count);
+    if (!sum || !correct || !slot || (confusion && !conf)) {
+        snprintf(err, errlen, "out of memory for the evaluation of %d images", count);
         goto done;
     }
     if (init_slot(&slot[0], 0, net, chunk, err, errlen) < 0)
@@ -134,20 +149,39 @@ int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, 
         char terr[256];
         if (t == 0 || init_slot(s, t, net, chunk, terr, sizeof terr) == 0)
             for (int c; (c = next_chunk(&counter)) < nchunks;) {
-                int start = c * chunk, n = d->count - start < chunk ? d->count - start : chunk;
-                dataset_batch(d, NULL, start, n, nz, &s->x, s->labels);
-                sum[c] = (double)loss_cross_entropy(net_infer(s->net, &s->x), s->labels, NULL, &correct[c]) * n;
+                int start = c * chunk, n = count - start < chunk ? count - start : chunk;
+                if (dataset_fill(d, rows, NULL, start, n, nz, NULL, &s->x, s->labels, terr, sizeof terr) < 0) {
+#pragma omp critical(train_evaluate_error)
+                    if (!failed++)
+                        snprintf(err, errlen, "%s", terr);
+                    continue;
+                }
+                const Tensor *logits = net_infer(s->net, &s->x);
+                sum[c] = (double)loss_cross_entropy(logits, s->labels, NULL, &correct[c]) * n;
+                if (conf)
+                    count_confusion(logits, s->labels, n, conf + (size_t)t * K * K);
             }
     }
+    if (failed)
+        goto done;
     for (int c = 0; c < nchunks; c++)
         total += sum[c], right += correct[c];
-    *loss = d->count ? total / d->count : 0.0;
-    *acc = d->count ? (double)right / d->count : 0.0;
+    for (int t = 0; conf && t < T; t++)
+        for (size_t k = 0; k < (size_t)K * K; k++)
+            confusion[k] += conf[(size_t)t * K * K + k];
+    *loss = count ? total / count : 0.0;
+    *acc = count ? (double)right / count : 0.0;
     rc = 0;
 done:
     free_slots(slot, T);
-    free(sum), free(correct);
+    free(sum), free(correct), free(conf);
     return rc;
+}
+
+int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
+                   char *err, size_t errlen)
+{
+    return train_evaluate_rows(net, d, NULL, d->count, nz, batch, loss, acc, NULL, err, errlen);
 }
 
 /* ---------------------------------------------------------------- the run */
@@ -155,8 +189,9 @@ done:
 typedef struct Run {
     ModelSpec *m;
     const TrainOptions *o;
-    Dataset train, test;
-    Normalizer nz;
+    DataBundle data;     /* training, validation and test items and their normaliser */
+    int best_epoch;      /* keep="best": the epoch of the best validation accuracy so far (0: none yet) */
+    double best_acc;
     Net *net;
     NetParam *ps;
     int np;
@@ -182,21 +217,15 @@ static void run_free(Run *r)
     net_free(r->net);
     free(r->ts.order);
     metrics_free(&r->metrics);
-    dataset_free(&r->train), dataset_free(&r->test);
+    data_bundle_free(&r->data);
     prof_free(&r->prof);
 }
 
 static int setup_data(Run *r, char *err, size_t errlen)
 {
-    const DataSpec *d = &r->m->data;
-    if (dataset_load(d->path, 1, d->limit, d->shape, d->classes, &r->train, err, errlen) < 0 ||
-        dataset_load(d->path, 0, r->o->test_limit, d->shape, d->classes, &r->test, err, errlen) < 0)
-        return -1;
-    double mean = 0.0, std = 1.0;
-    if (d->normalize == NORM_STANDARD)
-        dataset_pixel_stats(&r->train, &mean, &std);
-    norm_init(&r->nz, mean, std);
-    return 0;
+    DataPlan p = {.train = 1, .test = 1, .test_limit = r->o->test_limit, .seed = r->m->seed, .stats = 1,
+                  .budget = data_budget(r->o->mem_cap, spec_train_bytes(r->m))};
+    return data_bundle_load(&r->m->data, &p, &r->data, err, errlen);
 }
 
 static int setup_net(Run *r, char *err, size_t errlen)
@@ -211,7 +240,7 @@ static int setup_net(Run *r, char *err, size_t errlen)
     if (optim_create(&m->opt, r->ps, r->np, &r->opt, err, errlen) < 0)
         return -1;
     TrainState *ts = &r->ts;
-    ts->norder = r->train.count;
+    ts->norder = r->data.ntrain;
     ts->batch = m->data.batch;
     ts->order = malloc((size_t)ts->norder * sizeof *ts->order);
     if (!ts->order || alloc_batch(r->net, m->data.batch, &r->x, &r->dlogits, &r->labels) < 0) {
@@ -251,9 +280,14 @@ static int check_resume(const Run *r, const Ckpt *c, char *why, size_t len)
         snprintf(why, len, "holds no /train_state to resume from");
         return -1;
     }
-    if (c->ts.norder != r->train.count) {
+    if (c->has_data && c->validation != r->data.nval) {
+        snprintf(why, len, "was trained with %lld items held out for validation, this run holds out %d (use the "
+                 "same validation and --limit)", c->validation, r->data.nval);
+        return -1;
+    }
+    if (c->ts.norder != r->data.ntrain) {
         snprintf(why, len, "was trained on %d images per epoch, this run has %d (use the same --limit)",
-                 c->ts.norder, r->train.count);
+                 c->ts.norder, r->data.ntrain);
         return -1;
     }
     if (c->ts.batch != r->m->data.batch) {
@@ -263,51 +297,90 @@ static int check_resume(const Run *r, const Ckpt *c, char *why, size_t len)
     return 0;
 }
 
-/* --resume: everything. The checkpoint's order, sums, RNG streams and history replace the fresh ones. */
-static int apply_resume(Run *r, const char *path, char *err, size_t errlen)
+/* --resume, first half: the checkpoint is read before the data, whose validation split its seed chooses. */
+static int read_resume(const char *path, Ckpt *c, char *err, size_t errlen)
 {
-    Ckpt c;
     char why[8192];
-    int rc = ckpt_read(path, &c, why, sizeof why);
+    int rc = ckpt_read(path, c, why, sizeof why);
+    if (rc == 0 && (rc = ckpt_check_finite(c, NULL, why, sizeof why)) < 0)
+        ckpt_free(c);
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s", path, why);
+    return rc;
+}
+
+/* The best validation accuracy in a resumed run's history, for keep="best". */
+static void best_so_far(Run *r)
+{
+    const CkptMetrics *m = &r->metrics;
+    for (int i = 0; m->has_val && i < m->n; i++)
+        if (r->best_epoch == 0 || m->val_acc[i] > r->best_acc)
+            r->best_epoch = i + 1, r->best_acc = m->val_acc[i];
+}
+
+/* --resume, second half: the checkpoint's order, sums, RNG streams and history replace the fresh ones. Takes c. */
+static int apply_resume(Run *r, const char *path, Ckpt *c, char *err, size_t errlen)
+{
+    char why[8192];
+    int rc = check_resume(r, c, why, sizeof why);
     if (rc == 0)
-        rc = ckpt_check_finite(&c, NULL, why, sizeof why);
+        rc = ckpt_apply_params(c, r->ps, r->np, why, sizeof why);
     if (rc == 0)
-        rc = check_resume(r, &c, why, sizeof why);
-    if (rc == 0)
-        rc = ckpt_apply_params(&c, r->ps, r->np, why, sizeof why);
-    if (rc == 0)
-        rc = ckpt_apply_optim(&c, &r->m->opt, r->opt, r->ps, r->np, why, sizeof why);
+        rc = ckpt_apply_optim(c, &r->m->opt, r->opt, r->ps, r->np, why, sizeof why);
     if (rc == 0) {
         free(r->ts.order);
-        r->ts = c.ts, c.ts.order = NULL;
-        r->metrics = c.metrics;
-        memset(&c.metrics, 0, sizeof c.metrics);
+        r->ts = c->ts, c->ts.order = NULL;
+        r->metrics = c->metrics;
+        memset(&c->metrics, 0, sizeof c->metrics);
         r->net->rng = r->ts.net_rng;
-        r->m->seed = c.seed;
+        best_so_far(r);
         if (!r->o->quiet)
             fprintf(r->o->log, "resuming %s at epoch %d, image %d of %d\n", path, r->ts.epoch + 1, r->ts.position,
                     r->ts.norder);
     }
     if (rc < 0)
         snprintf(err, errlen, "%s: %s", path, why);
-    ckpt_free(&c);
+    ckpt_free(c);
+    return rc;
+}
+
+/* Saves the run to path. */
+static int save_to(Run *r, const char *path, char *err, size_t errlen)
+{
+    Ckpt c;
+    char why[1024];
+    const Normalizer *nz = &r->data.nz;
+    r->ts.net_rng = r->net->rng;
+    int rc = ckpt_build(&c, r->m, r->ps, r->np, r->opt, &r->ts, &r->metrics, nz->mean, nz->std, r->ts.epoch, why,
+                        sizeof why);
+    if (rc == 0 && (rc = ckpt_add_data(&c, &r->m->data, r->data.limit, r->data.nval, nz->nch,
+                                       nz->nch == 1 ? &nz->mean : nz->means, nz->nch == 1 ? &nz->std : nz->stds,
+                                       why, sizeof why)) < 0)
+        ckpt_free(&c);
+    if (rc == 0) {
+        rc = ckpt_write(path, &c, why, sizeof why);
+        ckpt_free(&c);
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s", path, why);
     return rc;
 }
 
 static int save(Run *r, char *err, size_t errlen)
 {
-    Ckpt c;
-    char why[1024];
-    r->ts.net_rng = r->net->rng;
-    int rc = ckpt_build(&c, r->m, r->ps, r->np, r->opt, &r->ts, &r->metrics, r->nz.mean, r->nz.std, r->ts.epoch,
-                        why, sizeof why);
-    if (rc == 0) {
-        rc = ckpt_write(r->o->out, &c, why, sizeof why);
-        ckpt_free(&c);
-    }
-    if (rc < 0)
-        snprintf(err, errlen, "%s: %s", r->o->out, why);
+    int rc = save_to(r, r->o->out, err, errlen);
+    if (rc == 0 && r->o->saved_epoch)
+        *r->o->saved_epoch = r->ts.epoch;
     return rc;
+}
+
+/* `every=N`: the checkpoint of epoch N beside the main one, "run.h5" -> "run.epochN.h5". Returns buf. */
+static const char *epoch_path(const char *out, int epoch, char *buf, size_t len)
+{
+    const char *dot = strrchr(out, '.');
+    int stem = dot && !strchr(dot, '/') ? (int)(dot - out) : (int)strlen(out);
+    snprintf(buf, len, "%.*s.epoch%d%s", stem, out, epoch, dot && !strchr(dot, '/') ? dot : ".h5");
+    return buf;
 }
 
 /* ---------------------------------------------------------------- output */
@@ -341,12 +414,26 @@ static void clear_progress(const Run *r)
     }
 }
 
-static void csv_row(FILE *f, int epoch, const double v[6])
+/* A loss or accuracy for the CSV: empty when there is none (NaN: no test set). */
+static const char *csv_value(double v, char *buf, size_t len)
 {
-    char s[4][32];
+    if (isnan(v))
+        buf[0] = '\0';
+    else
+        train_format_value(v, 6, buf, len);
+    return buf;
+}
+
+/* One row: v = train_loss, train_acc, test_loss, test_acc, seconds, images/s; val = val_loss, val_acc or NULL. */
+static void csv_row(FILE *f, int epoch, const double v[6], const double *val)
+{
+    char s[6][32];
     for (int k = 0; k < 4; k++)
-        train_format_value(v[k], 6, s[k], sizeof s[k]);
-    fprintf(f, "%d,%s,%s,%s,%s,%.3f,%.1f\n", epoch, s[0], s[1], s[2], s[3], v[4], v[5]);
+        csv_value(v[k], s[k], sizeof s[k]);
+    fprintf(f, "%d,%s,%s,", epoch, s[0], s[1]);
+    if (val)
+        fprintf(f, "%s,%s,", csv_value(val[0], s[4], sizeof s[4]), csv_value(val[1], s[5], sizeof s[5]));
+    fprintf(f, "%s,%s,%.3f,%.1f\n", s[2], s[3], v[4], v[5]);
     fflush(f);
 }
 
@@ -359,12 +446,15 @@ static int open_csv(Run *r, char *err, size_t errlen)
         snprintf(err, errlen, "%s: cannot write: %s", r->o->metrics, strerror(errno));
         return -1;
     }
-    fprintf(r->csv, "epoch,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second\n");
+    int val = r->data.nval > 0;
+    fprintf(r->csv, "epoch,train_loss,train_acc,%stest_loss,test_acc,seconds,images_per_second\n",
+            val ? "val_loss,val_acc," : "");
     const CkptMetrics *m = &r->metrics;
     for (int i = 0; i < m->n; i++) {
         double v[6] = {m->train_loss[i], m->train_acc[i], m->test_loss[i], m->test_acc[i], m->seconds[i],
                        m->images_per_second[i]};
-        csv_row(r->csv, i + 1, v);
+        double vl[2] = {m->has_val ? m->val_loss[i] : NAN, m->has_val ? m->val_acc[i] : NAN};
+        csv_row(r->csv, i + 1, v, val ? vl : NULL);
     }
     fflush(r->csv);
     return 0;
@@ -444,7 +534,15 @@ static int train_step(Run *r, int epoch, char *err, size_t errlen)
     int n = ts->norder - ts->position < ts->batch ? ts->norder - ts->position : ts->batch, correct;
     char why[512];
     double t = lap_start(r);
-    dataset_batch(&r->train, ts->order, ts->position, n, &r->nz, &r->x, r->labels);
+    const DataSpec *ds = &r->m->data;
+    Augment aug = {ds->flip, ds->crop, r->m->seed, epoch};
+    if (dataset_fill(&r->data.train, r->data.train_rows, ts->order, ts->position, n, &r->data.nz,
+                     ds->flip || ds->crop ? &aug : NULL, &r->x, r->labels, err, errlen) < 0) {
+        clear_progress(r);
+        return TRAIN_FAILED;
+    }
+    int next = ts->norder - ts->position - n < ts->batch ? ts->norder - ts->position - n : ts->batch;
+    dataset_prefetch(&r->data.train, r->data.train_rows, ts->order, ts->position + n, next);
     lap(r, PROF_DATA, &t);
     const Tensor *logits = net_forward(r->net, &r->x, 1);
     r->dlogits.n = n;
@@ -480,6 +578,16 @@ static int interrupted(Run *r, int epoch, char *err, size_t errlen)
     clear_progress(r);
     if (r->steps == 0) {
         snprintf(err, errlen, "interrupted by %s before any step; nothing saved", name);
+        return TRAIN_STOPPED;
+    }
+    if (r->m->keep == KEEP_BEST) { /* the file holds the best epoch: a mid-epoch state must not replace it */
+        if (r->best_epoch)
+            snprintf(err, errlen, "interrupted by %s at epoch %d, after %d of %d images; %s holds epoch %d, the best "
+                     "so far, unchanged (continue from it with --resume %s)", name, epoch + 1, r->ts.position,
+                     r->ts.norder, r->o->out, r->best_epoch, r->o->out);
+        else
+            snprintf(err, errlen, "interrupted by %s at epoch %d, after %d of %d images; nothing saved (keep=\"best\" "
+                     "saves complete epochs only)", name, epoch + 1, r->ts.position, r->ts.norder);
         return TRAIN_STOPPED;
     }
     if (save(r, err, errlen) < 0)
@@ -528,34 +636,85 @@ static int train_epoch(Run *r, int epoch, char *err, size_t errlen)
     return TRAIN_OK;
 }
 
+/* The validation and test evaluations after an epoch: loss and accuracy of each, NaN for a set the run lacks. */
+static int evaluate_epoch(Run *r, double val[2], double test[2], char *err, size_t errlen)
+{
+    const DataBundle *b = &r->data;
+    int batch = r->ts.batch;
+    val[0] = val[1] = test[0] = test[1] = NAN;
+    if (b->nval > 0 && train_evaluate_rows(r->net, &b->train, b->val_rows, b->nval, &b->nz, batch, &val[0], &val[1],
+                                           NULL, err, errlen) < 0)
+        return -1;
+    if (b->test.count > 0 &&
+        train_evaluate_rows(r->net, &b->test, NULL, b->test.count, &b->nz, batch, &test[0], &test[1], NULL, err,
+                            errlen) < 0)
+        return -1;
+    r->prof.eval_images += b->nval + b->test.count;
+    r->prof.eval_batches += (b->nval + batch - 1) / batch + (b->test.count + batch - 1) / batch;
+    return 0;
+}
+
+/* "epoch 3/10  train loss 0.3158 acc 0.8831 | val loss ... | test loss 0.3531 acc 0.8725 | 1.9 s 31,500 img/s". */
+static void epoch_line(Run *r, int epoch, const double v[6], const double val[2], int best)
+{
+    char num[32], s[6][32];
+    for (int k = 0; k < 4; k++)
+        train_format_value(v[k], 4, s[k], sizeof s[k]);
+    fprintf(r->o->log, "epoch %d/%d  train loss %s acc %s", epoch + 1, r->m->epochs, s[0], s[1]);
+    if (r->data.nval > 0)
+        fprintf(r->o->log, " | val loss %s acc %s", train_format_value(val[0], 4, s[4], sizeof s[4]),
+                train_format_value(val[1], 4, s[5], sizeof s[5]));
+    if (r->data.test.count > 0)
+        fprintf(r->o->log, " | test loss %s acc %s", s[2], s[3]);
+    fprintf(r->o->log, " | %.1f s %s img/s%s\n", v[4], train_group_digits(v[5], num, sizeof num),
+            best ? "  (best so far)" : "");
+    fflush(r->o->log);
+}
+
+/* keep="best": whether this epoch's validation accuracy is the best so far (the first epoch's always is). */
+static int is_best(Run *r, int epoch, double val_acc)
+{
+    if (r->m->keep != KEEP_BEST || !(r->best_epoch == 0 || val_acc > r->best_acc))
+        return 0;
+    r->best_epoch = epoch + 1, r->best_acc = val_acc;
+    return 1;
+}
+
+/* The checkpoints of a finished epoch: the main file (every epoch, or with keep="best" the best one), and with
+ * every=N the epoch's own file. */
+static int save_epoch(Run *r, int epoch, int best, char *err, size_t errlen)
+{
+    char path[4200];
+    if ((r->m->keep == KEEP_LAST || best) && save(r, err, errlen) < 0)
+        return -1;
+    if (r->m->every > 0 && (epoch + 1) % r->m->every == 0 &&
+        save_to(r, epoch_path(r->o->out, epoch + 1, path, sizeof path), err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
 static int finish_epoch(Run *r, int epoch, char *err, size_t errlen)
 {
     TrainState *ts = &r->ts;
-    double test_loss, test_acc, t0 = now_seconds();
-    if (train_evaluate(r->net, &r->test, &r->nz, ts->batch, &test_loss, &test_acc, err, errlen) < 0)
+    double val[2], test[2], t0 = now_seconds();
+    if (evaluate_epoch(r, val, test, err, errlen) < 0)
         return TRAIN_FAILED;
     double eval_s = now_seconds() - t0;
-    r->prof.eval += eval_s, r->prof.eval_images += r->test.count;
-    r->prof.eval_batches += (r->test.count + ts->batch - 1) / ts->batch;
-    double v[6] = {ts->loss_sum / ts->norder, (double)ts->correct / ts->norder, test_loss, test_acc, ts->seconds,
+    r->prof.eval += eval_s;
+    double v[6] = {ts->loss_sum / ts->norder, (double)ts->correct / ts->norder, test[0], test[1], ts->seconds,
                    ts->seconds > 0 ? ts->norder / ts->seconds : 0.0};
-    if (metrics_append(&r->metrics, v) < 0) {
+    if (metrics_append(&r->metrics, v, r->data.nval > 0 ? val : NULL) < 0) {
         snprintf(err, errlen, "out of memory");
         return TRAIN_FAILED;
     }
-    if (!r->o->quiet) {
-        char num[32], s[4][32];
-        for (int k = 0; k < 4; k++)
-            train_format_value(v[k], 4, s[k], sizeof s[k]);
-        fprintf(r->o->log, "epoch %d/%d  train loss %s acc %s | test loss %s acc %s | %.1f s %s img/s\n", epoch + 1,
-                r->m->epochs, s[0], s[1], s[2], s[3], v[4], train_group_digits(v[5], num, sizeof num));
-        fflush(r->o->log);
-    }
+    int best = is_best(r, epoch, val[1]);
+    if (!r->o->quiet)
+        epoch_line(r, epoch, v, val, best);
     if (r->csv)
-        csv_row(r->csv, epoch + 1, v);
+        csv_row(r->csv, epoch + 1, v, r->data.nval > 0 ? val : NULL);
     ts->epoch = epoch + 1, ts->position = 0;
     t0 = now_seconds();
-    if (save(r, err, errlen) < 0)
+    if (save_epoch(r, epoch, best, err, errlen) < 0)
         return TRAIN_FAILED;
     if (r->o->profile && prof_add_epoch(&r->prof, epoch + 1, v[4], eval_s, now_seconds() - t0) < 0) {
         snprintf(err, errlen, "out of memory for the profile");
@@ -586,20 +745,41 @@ static int run_epochs(Run *r, char *err, size_t errlen)
     return TRAIN_OK;
 }
 
+/* Every file the run may write must be writable, and hold a bnni checkpoint if it exists: the main one and, with
+ * every=N, each epoch's. */
+static int check_outputs(const Run *r, char *err, size_t errlen)
+{
+    char why[1024], path[4200];
+    if (ckpt_check_writable(r->o->out, why, sizeof why) < 0)
+        return snprintf(err, errlen, "%s: %s", r->o->out, why), -1;
+    for (int e = r->m->every; r->m->every > 0 && e <= r->m->epochs; e += r->m->every)
+        if (ckpt_check_writable(epoch_path(r->o->out, e, path, sizeof path), why, sizeof why) < 0)
+            return snprintf(err, errlen, "%s: %s", path, why), -1;
+    return 0;
+}
+
 TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen)
 {
     Run r = {.m = m, .o = o};
-    int rc = TRAIN_FAILED;
-    char why[1024];
-    if (ckpt_check_writable(o->out, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s: %s", o->out, why);
+    Ckpt resume;
+    int rc = TRAIN_FAILED, have_resume = 0;
+    if (check_outputs(&r, err, errlen) < 0)
         goto done;
+    if (o->resume) { /* its seed chooses the validation items */
+        if (read_resume(o->resume, &resume, err, errlen) < 0)
+            goto done;
+        have_resume = 1;
+        m->seed = resume.seed;
     }
     if (setup_data(&r, err, errlen) < 0 || setup_net(&r, err, errlen) < 0)
         goto done;
-    if ((o->init && apply_init(&r, o->init, err, errlen) < 0) ||
-        (o->resume && apply_resume(&r, o->resume, err, errlen) < 0))
+    if (o->init && apply_init(&r, o->init, err, errlen) < 0)
         goto done;
+    if (have_resume) {
+        have_resume = 0;
+        if (apply_resume(&r, o->resume, &resume, err, errlen) < 0)
+            goto done;
+    }
     if (r.ts.epoch >= m->epochs) {
         snprintf(err, errlen, "%s: already trained for %d epoch%s; ask for more with --epochs", o->resume,
                  r.ts.epoch, r.ts.epoch == 1 ? "" : "s");
@@ -612,10 +792,21 @@ TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t err
         prof_print(o->profile_out ? o->profile_out : stderr, &r.prof, r.net, m->data.batch,
                    (r.ts.norder + m->data.batch - 1) / m->data.batch);
 done:
+    if (have_resume)
+        ckpt_free(&resume);
     run_free(&r);
     return (TrainStatus)rc;
 }
 
 /* ---------------------------------------------------------------- a checkpoint's normaliser */
 
-void train_checkpoint_normalizer(const Ckpt *c, Normalizer *nz) { norm_init(nz, c->data_mean, c->data_std); }
+int train_checkpoint_normalizer(const Ckpt *c, const DataSpec *ds, Normalizer *nz, char *err, size_t errlen)
+{
+    DataNorm kind = strcmp(c->normalize, "standard") == 0 ? NORM_STANDARD
+                    : strcmp(c->normalize, "none") == 0   ? NORM_NONE
+                                                          : NORM_UNIT;
+    if (!c->has_data || c->nnorm <= 1)
+        return norm_setup(nz, kind, c->has_data ? c->dtype : DT_U8, ds->shape, 1, &c->data_mean, &c->data_std, err,
+                          errlen);
+    return norm_setup(nz, kind, c->dtype, ds->shape, c->nnorm, c->data_means, c->data_stds, err, errlen);
+}

@@ -30,10 +30,13 @@ typedef struct TrainOptions {
     int progress;        /* draw the live progress bar on stderr (the caller checks isatty) */
     FILE *log;           /* the epoch lines (stdout) */
     int profile;         /* time every layer and phase; print the tables (runtime/profile.h) after training */
+    unsigned long long mem_cap; /* bytes the run may use (--mem-cap; 0: physical memory): an HDF5 training set that
+                                 * does not fit beside the model is streamed from its file */
     FILE *profile_out;   /* where the profile goes (NULL: stderr) */
     /* Set asynchronously (by a signal handler) to a signal number to stop the run; read between steps. NULL:
      * never stopped. */
     const volatile sig_atomic_t *stop;
+    int *saved_epoch;    /* when not NULL: set to the epoch the checkpoint at `out` holds (keep="best": the best) */
 } TrainOptions;
 
 /* Trains m (data, optimizer, epochs, seed, limit as m says; the caller applies its flags to m first).
@@ -50,9 +53,15 @@ TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t err
  * same at any thread count. Returns 0 with the mean loss and the accuracy, or -1 with err. */
 int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
                    char *err, size_t errlen);
+/* The same over the items at positions 0..count-1 of rows (rows NULL: items 0..count-1), e.g. the validation
+ * split. When confusion is not NULL, adds each item to confusion[label * K + predicted] (K x K, K the network's
+ * outputs; the prediction is the first maximum). */
+int train_evaluate_rows(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int batch,
+                        double *loss, double *acc, long long *confusion, char *err, size_t errlen);
 
-/* The normaliser a checkpoint was trained with (root attributes data_mean, data_std). */
-void train_checkpoint_normalizer(const Ckpt *c, Normalizer *nz);
+/* The normaliser a checkpoint was trained with (its normalize, data_dtype, data_mean and data_std), for items of
+ * ds's shape. Returns 0, or -1 with err; free with norm_free. */
+int train_checkpoint_normalizer(const Ckpt *c, const DataSpec *ds, Normalizer *nz, char *err, size_t errlen);
 
 /* Formats a loss or an accuracy with `digits` decimals ("0.3158"), or, beyond 1e6 in magnitude (a loss on its
  * way to diverging), with `digits` significant digits ("1.032e+32") instead of a 33-digit number. Returns buf. */

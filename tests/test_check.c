@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "interp/frontend.h"
+#include "runtime/data/kind.h"
 #include "runtime/layer.h"
 
 typedef struct Loaded {
@@ -97,7 +98,7 @@ Test(check, lenet_bn_seed_model)
     cr_assert_str_eq(m->name, "lenet_bn");
     cr_assert_str_eq(m->checkpoint, "lenet_bn.h5");
     cr_assert_str_eq(m->data.kind, "fashion_mnist");
-    cr_assert_str_eq(m->data.path, "/usr/share/datasets/fashion-mnist");
+    cr_assert_str_eq(data_where(&m->data), "/usr/share/datasets/fashion-mnist");
     cr_assert_eq(m->data.batch, 128);
     cr_assert_eq(m->data.shuffle, 1);
     cr_assert_eq(m->data.normalize, NORM_UNIT);
@@ -266,7 +267,7 @@ Test(check, every_setting)
     cr_assert_eq(m->seed, 42);
     cr_assert_str_eq(m->checkpoint, "out/m.h5");
     cr_assert_str_eq(m->data.kind, "mnist");
-    cr_assert_str_eq(m->data.path, "/d");
+    cr_assert_str_eq(data_where(&m->data), "/d");
     cr_assert_eq(m->data.batch, 32);
     cr_assert_eq(m->data.shuffle, 0);
     cr_assert_eq(m->data.limit, 1000);
@@ -282,7 +283,7 @@ Test(check, every_setting)
     done(&l);
     load(&l, "data mnist\noptimizer adam\nschedule cosine\nnetwork { flatten; dense(10) }");
     expect_ok(&l);
-    cr_assert_str_eq(l.m->data.path, "/usr/share/datasets/mnist");
+    cr_assert_str_eq(data_where(&l.m->data), "/usr/share/datasets/mnist");
     cr_assert_float_eq(l.m->opt.lr, 0.001, 0);
     cr_assert_float_eq(l.m->opt.eps, 1e-8, 0);
     done(&l);
@@ -342,7 +343,7 @@ Test(check, top_level_errors)
     expect_first("data fashion_mnist(bach=64)\n",
                  "t.bnn:1:20: error: unknown argument 'bach' for fashion_mnist (did you mean 'batch'?)");
     expect_first("data fashion_mnist(normalize=\"std\")\n",
-                 "t.bnn:1:30: error: argument 'normalize' of fashion_mnist must be \"unit\" or \"standard\", got \"std\"");
+                 "t.bnn:1:30: error: argument 'normalize' of fashion_mnist must be \"unit\", \"standard\" or \"none\", got \"std\"");
     expect_first("data fashion_mnist(normalize=unit)\n", "t.bnn:1:30: error: argument 'normalize' of fashion_mnist must "
                  "be a string, got name 'unit' (strings are written in double quotes)");
     expect_first(HEAD "seed 1.5\n", "t.bnn:3:6: error: seed must be an integer, got number 1.5");
@@ -411,7 +412,7 @@ Test(check, shape_errors)
     expect_first(HEAD "network { flatten; conv2d(2, kernel=1); dense(10) }",
                  "t.bnn:3:20: error: conv2d needs a CxHxW input, but its input is 784 features");
     expect_first(HEAD "network { flatten; dense(12) }",
-                 "t.bnn:3:20: error: the last layer produces 12 values, but fashion_mnist has 10 classes");
+                 "t.bnn:3:20: error: dense_1 has 12 outputs but the data has 10 classes");
     expect_first(HEAD "network { conv2d(10, kernel=28) }",
                  "t.bnn:3:11: error: the network's output is 10x1x1, but it must be 10 class scores: end with flatten "
                  "and dense(10)");

@@ -98,7 +98,7 @@ static void make_ckpt(Ckpt *c)
                          .correct = 1, .seconds = 0.5, .lr = 0.25};
     rng_seed(&c->ts.shuffle_rng, 11);
     rng_seed(&c->ts.net_rng, 12);
-    c->metrics = (CkptMetrics){2, 2, col[0], col[1], col[2], col[3], col[4], col[5]};
+    c->metrics = (CkptMetrics){2, 2, col[0], col[1], col[2], col[3], col[4], col[5], 0, NULL, NULL};
 }
 
 static void write_ok(const char *path)

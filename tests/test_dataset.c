@@ -10,6 +10,18 @@
 #include "runtime/data/dataset.h"
 #include "tests/support.h"
 
+/* The `standard` statistics of every item of a one-channel set (dataset_stats over all items). */
+static void pixel_stats(const Dataset *d, double *mean, double *std)
+{
+    double *m, *s;
+    int nch;
+    char err[128];
+    cr_assert_eq(dataset_stats(d, NULL, d->count, &m, &s, &nch, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(nch, 1, "one channel, one pair of statistics");
+    *mean = m[0], *std = s[0];
+    free(m), free(s);
+}
+
 static char dir[64];
 
 static void make_dir(void) { support_make_tmpdir(dir, sizeof dir, "ds"); }
@@ -91,7 +103,7 @@ Test(dataset, pixel_stats_by_hand)
     char err[512];
     cr_assert_eq(dataset_load(dir, 1, 0, shape2, 3, &d, err, sizeof err), 0, "%s", err);
     double mean, std;
-    dataset_pixel_stats(&d, &mean, &std);
+    pixel_stats(&d, &mean, &std);
     /* values 0, 1, .2, .4: mean .4, variance (.16 + .36 + .04 + 0) / 4 = .14 */
     cr_expect_float_eq(mean, 0.4, 1e-12);
     cr_expect_float_eq(std, sqrt(0.14), 1e-12);
@@ -109,13 +121,13 @@ Test(dataset, fashion_mnist_published_statistics, .timeout = 30)
     cr_assert_eq(dataset_load(NULL, 1, 0, s, 10, &d, err, sizeof err), 0, "%s", err);
     cr_expect_eq(d.count, 60000);
     double mean, std;
-    dataset_pixel_stats(&d, &mean, &std);
+    pixel_stats(&d, &mean, &std);
     /* The values everyone normalises Fashion-MNIST with (numpy over the 47,040,000 pixels). */
     cr_expect_float_eq(mean, 0.2860405969887955, 1e-9);
     cr_expect_float_eq(std, 0.35302424451492237, 1e-9);
     dataset_free(&d);
     cr_assert_eq(dataset_load(NULL, 1, 2000, s, 10, &d, err, sizeof err), 0, "%s", err);
-    dataset_pixel_stats(&d, &mean, &std);
+    pixel_stats(&d, &mean, &std);
     cr_expect_float_eq(mean, 0.28393829281712685, 1e-9);
     cr_expect_float_eq(std, 0.3535018563091379, 1e-9);
     dataset_free(&d);

@@ -80,10 +80,10 @@ static void bnni_logits(const char *ckpt, Ref *r)
     Normalizer nz;
     Tensor t;
     char err[4096];
-    cr_assert_eq(load_checkpoint(ckpt, NULL, &c, &m, &net, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(load_checkpoint(ckpt, NULL, NULL, &c, &m, &net, err, sizeof err), 0, "%s", err);
     cr_assert_eq(dataset_load(DATA, 0, EVAL_IMAGES, m->data.shape, m->data.classes, &d, err, sizeof err), 0, "%s",
                  err);
-    train_checkpoint_normalizer(&c, &nz);
+    cr_assert_eq(train_checkpoint_normalizer(&c, &m->data, &nz, err, sizeof err), 0, "%s", err);
     int K = m->data.classes, per = m->input.c * m->input.h * m->input.w;
     r->n = d.count, r->K = K, r->correct = 0;
     r->logits = malloc((size_t)d.count * K * sizeof *r->logits), r->x = malloc((size_t)d.count * per * sizeof *r->x);
@@ -100,6 +100,7 @@ static void bnni_logits(const char *ckpt, Ref *r)
     for (size_t i = 0; i < (size_t)d.count * per; i++)
         r->x[i] = (float)(d.pixels[i] / 255.0);
     tensor_free(&t);
+    norm_free(&nz);
     dataset_free(&d);
     net_free(net);
     spec_free(m);

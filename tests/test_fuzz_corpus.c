@@ -134,3 +134,41 @@ Test(fuzz_corpus, ckpt, .timeout = 60)
     cr_expect(count[FUZZ_FITTED] >= 3 && count[FUZZ_ACCEPTED] >= 3 && count[FUZZ_REFUSED] >= 3,
               "%d fitted, %d accepted, %d refused", count[FUZZ_FITTED], count[FUZZ_ACCEPTED], count[FUZZ_REFUSED]);
 }
+
+/* The data readers' seeds: the valid files load (ACCEPTED), the broken ones are refused with a reason. */
+static const Expect h5data_expected[] = {
+    {"u8_nchw", 1, FUZZ_ACCEPTED},     {"gray_nhw", 1, FUZZ_ACCEPTED},    {"f32_features", 1, FUZZ_ACCEPTED},
+    {"f64_nhwc", 1, FUZZ_ACCEPTED},    {"chunked_gzip", 1, FUZZ_ACCEPTED}, {"recipe_base", 1, FUZZ_ACCEPTED},
+    {"nan_feature", 1, FUZZ_REFUSED},  {"recipe_drop_test_y", 1, FUZZ_REFUSED},
+};
+
+Test(fuzz_corpus, h5data, .timeout = 60)
+{
+    int count[3] = {0, 0, 0};
+    cr_expect_geq(replay("h5data", fuzz_h5data, h5data_expected, sizeof h5data_expected / sizeof *h5data_expected,
+                         count), 12);
+}
+
+static const Expect csv_expected[] = {
+    {"header_ints_crlf", 1, FUZZ_ACCEPTED}, {"header_names", 1, FUZZ_ACCEPTED}, {"quoted", 1, FUZZ_ACCEPTED},
+    {"no_header_col1", 1, FUZZ_ACCEPTED},   {"no_header_last", 1, FUZZ_ACCEPTED}, {"bad_", 0, FUZZ_REFUSED},
+    {"nan", 1, FUZZ_REFUSED},               {"negative_label", 1, FUZZ_REFUSED}, {"ragged", 1, FUZZ_REFUSED},
+};
+
+Test(fuzz_corpus, csv)
+{
+    int count[3] = {0, 0, 0};
+    cr_expect_geq(replay("csv", fuzz_csv, csv_expected, sizeof csv_expected / sizeof *csv_expected, count), 11);
+}
+
+static const Expect cifar_expected[] = {
+    {"meta_ok", 1, FUZZ_ACCEPTED},          {"batch_two_records", 1, FUZZ_ACCEPTED},
+    {"batch_bad_length", 1, FUZZ_REFUSED},  {"test_bad_label", 1, FUZZ_REFUSED},
+};
+
+Test(fuzz_corpus, cifar)
+{
+    int count[3] = {0, 0, 0};
+    cr_expect_geq(replay("cifar", fuzz_cifar, cifar_expected, sizeof cifar_expected / sizeof *cifar_expected, count),
+                  6);
+}

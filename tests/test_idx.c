@@ -118,8 +118,8 @@ Test(idx, wrong_magic_and_swapped_kinds)
 {
     uint8_t b[64];
     size_t n = images3(b);
-    be32(b, 0x804);
-    expect_error(put("m", b, n, 0), IDX_IMAGES, "bad magic number 0x00000804", NULL);
+    be32(b, 0x805); /* 0x804 is a 4-dimensional image file, read since the idx data kind */
+    expect_error(put("m", b, n, 0), IDX_IMAGES, "bad magic number 0x00000805", NULL);
     be32(b, 0x803);
     expect_error(put("m2", b, n, 0), IDX_LABELS, "is an IDX image file", "0x00000801");
     uint8_t l[10] = {0};

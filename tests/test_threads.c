@@ -129,12 +129,12 @@ static void tiny_dataset(Dataset *d)
 {
     *d = (Dataset){.count = 77, .shape = {3, 1, 14, 14}, .classes = 10};
     d->pixels = malloc(77 * 196);
-    d->labels = malloc(77);
+    d->labels = malloc(77 * sizeof *d->labels);
     cr_assert(d->pixels && d->labels);
     for (int i = 0; i < 77 * 196; i++)
         d->pixels[i] = (uint8_t)((i * 37 + i / 196 * 11) % 256);
     for (int i = 0; i < 77; i++)
-        d->labels[i] = (uint8_t)(i * 7 % 10);
+        d->labels[i] = i * 7 % 10;
 }
 
 Test(threads, evaluation_same_at_any_thread_count)

@@ -164,7 +164,7 @@ Test(train, learns_and_eval_predict_agree)
         int idx, cls;
         double p;
         char name[64];
-        cr_assert_eq(sscanf(line + 1, "%*[^,],%d,%d,%63[^,],%lf", &idx, &cls, name, &p), 4, "row: %.80s", line + 1);
+        cr_assert_eq(sscanf(line + 1, "%*[^:]:%d,%d,%63[^,],%lf", &idx, &cls, name, &p), 4, "row: %.80s", line + 1);
         cr_assert(idx == rows && p > 0.1 && p <= 1.0);
         correct += cls == labels[8 + idx];
         rows++;
@@ -199,8 +199,8 @@ Test(train, predict_reads_pgm)
     char *l1 = strchr(out, '\n'), *l2 = l1 ? strchr(l1 + 1, '\n') : NULL, *l3 = l2 ? strchr(l2 + 1, '\n') : NULL;
     cr_assert(l3, "%s", out);
     *l2 = *l3 = '\0';
-    cr_expect(strncmp(out, "file,index,class,label,probability", 34) == 0, "%s", out);
-    /* Rows "FILE,0,CLASS,LABEL,P": all but the file name agree. */
+    cr_expect(strncmp(out, "file,class,name,probability", 27) == 0, "%s", out);
+    /* Rows "FILE,CLASS,NAME,P" and "FILE:0,CLASS,NAME,P": all but the file name agree. */
     cr_expect_str_eq(strchr(l1 + 1, ','), strchr(l2 + 1, ','));
     cr_expect(strncmp(l1 + 1, in_dir("x.pgm"), strlen(in_dir("x.pgm"))) == 0);
     free(out);

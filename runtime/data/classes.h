@@ -5,8 +5,11 @@
 
 #include <stddef.h>
 
-/* The name of class k of data set `kind` ("fashion_mnist": "T-shirt/top", ...), or its number as text when the
- * data set has no names (mnist: "0" to "9"). Returns buf or a static string. */
-const char *data_class_name(const char *kind, int k, char *buf, size_t len);
+#include "../spec.h"
+
+/* The name of class k of the data d describes (d->class_names: from the data, a checkpoint's record or the
+ * kind's own, such as Fashion-MNIST's "T-shirt/top"), or its number as text when the data names none (mnist: "0"
+ * to "9"). Returns buf or a string d owns. */
+const char *data_class_name(const DataSpec *d, int k, char *buf, size_t len);
 
 #endif

@@ -1,5 +1,5 @@
-/* Data sets on disk -> byte arrays -> normalised float batches. Files are found as NAME.gz, else NAME, in the
- * data directory (the four standard MNIST/Fashion-MNIST file names). */
+/* Data sets in memory (or streamed, stream.c) -> normalised float batches; the Fashion-MNIST/MNIST directory
+ * loader (the four standard IDX file names, NAME.gz or NAME); the statistics of `standard` normalisation. */
 #include "dataset.h"
 
 #include <math.h>
@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include "../threads.h"
+#include "augment.h"
 #include "idx.h"
+#include "kind_idx.h"
+#include "stream.h"
 
 /* Picks DIR/NAME.gz when it exists, else DIR/NAME when that does; else the .gz name (for the error). */
 static void find_file(const char *dir, const char *name, char *path, size_t len)
@@ -23,95 +26,207 @@ static void find_file(const char *dir, const char *name, char *path, size_t len)
         memcpy(path, plain, (size_t)n + 1);
 }
 
-static int load_pair(const char *dir, int train, long long limit, IdxFile *img, IdxFile *lab, char *ipath,
-                     char *lpath, size_t plen, char *err, size_t errlen)
-{
-    char why[512];
-    find_file(dir, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte", ipath, plen);
-    find_file(dir, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte", lpath, plen);
-    if (idx_read(ipath, IDX_IMAGES, limit, img, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s: %s", ipath, why);
-        return -1;
-    }
-    if (idx_read(lpath, IDX_LABELS, limit, lab, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s: %s", lpath, why);
-        idx_free(img);
-        return -1;
-    }
-    return 0;
-}
-
-static int check_pair(const IdxFile *img, const IdxFile *lab, const char *ipath, const char *lpath, Shape shape,
-                      int classes, char *err, size_t errlen)
-{
-    if (img->total != lab->total) {
-        snprintf(err, errlen, "%s: holds %d labels, but %s holds %d images", lpath, lab->total, ipath, img->total);
-        return -1;
-    }
-    if (shape.c != 1 || img->rows != shape.h || img->cols != shape.w) {
-        snprintf(err, errlen, "%s: images are 1x%dx%d, the model's input is %dx%dx%d", ipath, img->rows, img->cols,
-                 shape.c, shape.h, shape.w);
-        return -1;
-    }
-    for (int i = 0; i < lab->count; i++)
-        if (lab->data[i] >= classes) {
-            snprintf(err, errlen, "%s: label %d of image %d is outside [0, %d)", lpath, lab->data[i], i, classes);
-            return -1;
-        }
-    return 0;
-}
-
 int dataset_load(const char *dir, int train, long long limit, Shape shape, int classes, Dataset *out, char *err,
                  size_t errlen)
 {
     char ipath[4096], lpath[4096];
-    IdxFile img, lab;
-    memset(out, 0, sizeof *out);
-    if (load_pair(dir ? dir : DATASET_DEFAULT_DIR, train, limit, &img, &lab, ipath, lpath, sizeof ipath, err,
-                  errlen) < 0)
-        return -1;
-    if (check_pair(&img, &lab, ipath, lpath, shape, classes, err, errlen) < 0) {
-        idx_free(&img);
-        idx_free(&lab);
-        return -1;
-    }
-    out->pixels = img.data;
-    out->labels = lab.data;
-    out->count = img.count;
-    out->shape = shape;
-    out->classes = classes;
-    return 0;
+    dir = dir ? dir : DATASET_DEFAULT_DIR;
+    find_file(dir, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte", ipath, sizeof ipath);
+    find_file(dir, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte", lpath, sizeof lpath);
+    return idx_load_pair(ipath, lpath, limit, shape, classes, out, err, errlen);
 }
 
 void dataset_free(Dataset *d)
 {
     free(d->pixels);
+    free(d->values);
     free(d->labels);
+    if (d->stream)
+        stream_close(d->stream);
     memset(d, 0, sizeof *d);
 }
 
-void dataset_pixel_stats(const Dataset *d, double *mean, double *std)
+/* ---------------------------------------------------------------- statistics */
+
+/* Mean and standard deviation of v/255 from a histogram of bytes: exact and order-independent. */
+static void hist_stats(const unsigned long long *hist, double *mean, double *std)
 {
-    size_t n = (size_t)d->count * d->shape.c * d->shape.h * d->shape.w;
-    unsigned long long hist[256] = {0};
-    for (size_t i = 0; i < n; i++)
-        hist[d->pixels[i]]++;
-    double s = 0.0, ss = 0.0;
+    double s = 0.0, ss = 0.0, n = 0.0;
     for (int v = 0; v < 256; v++)
-        s += (double)hist[v] * (v / 255.0);
-    double m = n ? s / (double)n : 0.0;
+        s += (double)hist[v] * (v / 255.0), n += (double)hist[v];
+    double m = n ? s / n : 0.0;
     for (int v = 0; v < 256; v++)
         ss += (double)hist[v] * (v / 255.0 - m) * (v / 255.0 - m);
     *mean = m;
-    *std = n ? sqrt(ss / (double)n) : 0.0;
+    *std = n ? sqrt(ss / n) : 0.0;
+}
+
+/* Channels with their own statistics for items of shape s: C of an image, every feature of a vector. */
+static int stat_channels(Shape s) { return s.rank == 3 ? s.c : s.c * s.h * s.w; }
+
+#define STATS_CHUNK 1024 /* items read at a time from a stream */
+
+/* Items [i0, i0+n) of the subset, as a pointer to their values: into d, or read into buf (streams). */
+static const void *stats_items(const Dataset *d, const int *rows, int i0, int n, void *buf, char *err, size_t errlen)
+{
+    size_t size = dataset_item_size(d);
+    if (!d->stream && !rows)
+        return d->dtype == DT_U8 ? (const void *)(d->pixels + (size_t)i0 * size)
+                                 : (const void *)(d->values + (size_t)i0 * size);
+    int ids[STATS_CHUNK];
+    for (int k = 0; k < n; k++)
+        ids[k] = rows ? rows[i0 + k] : i0 + k;
+    if (d->stream)
+        return stream_read(d->stream, ids, n, buf, err, errlen) < 0 ? NULL : buf;
+    for (int k = 0; k < n; k++) {
+        size_t bytes = size * (d->dtype == DT_U8 ? 1 : sizeof(float));
+        const char *src = d->dtype == DT_U8 ? (const char *)(d->pixels + (size_t)ids[k] * size)
+                                            : (const char *)(d->values + (size_t)ids[k] * size);
+        memcpy((char *)buf + k * bytes, src, bytes);
+    }
+    return buf;
+}
+
+/* One pass over the subset in item order; pass 0 sums values (or counts bytes), pass 1 squared deviations. */
+static int stats_pass(const Dataset *d, const int *rows, int n, int pass, int nch, unsigned long long *hist,
+                      double *acc, const double *mean, char *err, size_t errlen)
+{
+    size_t size = dataset_item_size(d), plane = size / (size_t)nch;
+    size_t bytes = size * (d->dtype == DT_U8 ? 1 : sizeof(float));
+    void *buf = malloc(bytes * STATS_CHUNK);
+    if (!buf)
+        return snprintf(err, errlen, "out of memory for the normalisation statistics"), -1;
+    int rc = 0;
+    for (int i0 = 0; rc == 0 && i0 < n; i0 += STATS_CHUNK) {
+        int m = n - i0 < STATS_CHUNK ? n - i0 : STATS_CHUNK;
+        const void *v = stats_items(d, rows, i0, m, buf, err, errlen);
+        if (!v) {
+            rc = -1;
+            break;
+        }
+        for (int k = 0; k < m; k++)
+            for (size_t j = 0; j < size; j++) {
+                size_t c = j / plane;
+                if (d->dtype == DT_U8)
+                    hist[c * 256 + ((const uint8_t *)v)[(size_t)k * size + j]]++;
+                else if (pass == 0)
+                    acc[c] += ((const float *)v)[(size_t)k * size + j];
+                else {
+                    double dv = ((const float *)v)[(size_t)k * size + j] - mean[c];
+                    acc[c] += dv * dv;
+                }
+            }
+    }
+    free(buf);
+    return rc;
+}
+
+int dataset_stats(const Dataset *d, const int *rows, int n, double **mean, double **std, int *nch, char *err,
+                  size_t errlen)
+{
+    int C = stat_channels(d->shape);
+    size_t per = dataset_item_size(d) / (size_t)C * (size_t)n; /* values per channel */
+    unsigned long long *hist = d->dtype == DT_U8 ? calloc((size_t)C * 256, sizeof *hist) : NULL;
+    double *acc = calloc((size_t)C, sizeof *acc);
+    *mean = calloc((size_t)C, sizeof **mean), *std = calloc((size_t)C, sizeof **std), *nch = C;
+    int rc = (d->dtype == DT_U8 && !hist) || !acc || !*mean || !*std ? -1 : 0;
+    if (rc < 0)
+        snprintf(err, errlen, "out of memory for the normalisation statistics");
+    if (rc == 0)
+        rc = stats_pass(d, rows, n, 0, C, hist, acc, NULL, err, errlen);
+    for (int c = 0; rc == 0 && c < C; c++)
+        if (d->dtype == DT_U8)
+            hist_stats(hist + (size_t)c * 256, &(*mean)[c], &(*std)[c]);
+        else
+            (*mean)[c] = per ? acc[c] / (double)per : 0.0, acc[c] = 0.0;
+    if (rc == 0 && d->dtype == DT_F32 && (rc = stats_pass(d, rows, n, 1, C, NULL, acc, *mean, err, errlen)) == 0)
+        for (int c = 0; c < C; c++)
+            (*std)[c] = per ? sqrt(acc[c] / (double)per) : 0.0;
+    free(hist), free(acc);
+    if (rc < 0) {
+        free(*mean), free(*std);
+        *mean = *std = NULL;
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- normalisation */
+
+/* The value a byte stands for before the statistics: byte/255 (unit, standard) or the byte (none). */
+static double byte_value(DataNorm kind, int v) { return kind == NORM_NONE ? (double)v : v / 255.0; }
+
+static void fill_lut(float *lut, DataNorm kind, double mean, double std)
+{
+    for (int v = 0; v < 256; v++)
+        lut[v] = (float)((byte_value(kind, v) - mean) / std);
+}
+
+/* Sets nz->div when dividing each byte by it gives channel 0's table exactly: for unit (255) and none (1), since
+ * float division is correctly rounded and byte/255.0 in double then rounded to float agrees with it on all 256
+ * bytes (checked here all the same, so a table it missed by one bit would just stay a table). */
+static void find_divisor(Normalizer *nz)
+{
+    float d = nz->kind == NORM_NONE ? 1.0f : 255.0f;
+    nz->div = 0.0f;
+    if (nz->dtype != DT_U8 || nz->nch != 1 || nz->mean != 0.0 || nz->std != 1.0)
+        return;
+    for (int v = 0; v < 256; v++)
+        if ((float)v / d != nz->lut[v])
+            return;
+    nz->div = d;
 }
 
 void norm_init(Normalizer *nz, double mean, double std)
 {
+    memset(nz, 0, sizeof *nz);
+    nz->kind = mean == 0.0 && std == 1.0 ? NORM_UNIT : NORM_STANDARD;
+    nz->dtype = DT_U8;
+    nz->nch = 1;
     nz->mean = mean;
     nz->std = std > 0.0 ? std : 1.0;
-    for (int v = 0; v < 256; v++)
-        nz->lut[v] = (float)((v / 255.0 - mean) / nz->std);
+    nz->fmean = (float)nz->mean, nz->fstd = (float)nz->std;
+    fill_lut(nz->lut, NORM_UNIT, mean, nz->std);
+    find_divisor(nz);
+}
+
+int norm_setup(Normalizer *nz, DataNorm kind, DataType dt, Shape shape, int nch, const double *mean,
+               const double *std, char *err, size_t errlen)
+{
+    size_t size = (size_t)shape.c * shape.h * shape.w;
+    memset(nz, 0, sizeof *nz);
+    nz->kind = kind, nz->dtype = dt, nz->nch = nch;
+    if (nch != 1 && nch != stat_channels(shape)) {
+        snprintf(err, errlen, "%d normalisation statistics do not fit items of %zu values", nch, size);
+        return -1;
+    }
+    nz->plane = nch == 1 ? 0 : size / (size_t)nch;
+    nz->mean = mean[0], nz->std = std[0] > 0.0 ? std[0] : 1.0;
+    nz->fmean = (float)nz->mean, nz->fstd = (float)nz->std;
+    fill_lut(nz->lut, kind, nz->mean, nz->std);
+    find_divisor(nz);
+    if (nch == 1)
+        return 0;
+    nz->means = malloc((size_t)nch * sizeof *nz->means), nz->stds = malloc((size_t)nch * sizeof *nz->stds);
+    nz->fmeans = malloc((size_t)nch * sizeof *nz->fmeans), nz->fstds = malloc((size_t)nch * sizeof *nz->fstds);
+    nz->luts = dt == DT_U8 ? malloc((size_t)nch * 256 * sizeof *nz->luts) : NULL;
+    if (!nz->means || !nz->stds || !nz->fmeans || !nz->fstds || (dt == DT_U8 && !nz->luts)) {
+        norm_free(nz);
+        snprintf(err, errlen, "out of memory for the normalisation of %d channels", nch);
+        return -1;
+    }
+    for (int c = 0; c < nch; c++) {
+        nz->means[c] = mean[c], nz->stds[c] = std[c] > 0.0 ? std[c] : 1.0;
+        nz->fmeans[c] = (float)nz->means[c], nz->fstds[c] = (float)nz->stds[c];
+        if (nz->luts)
+            fill_lut(nz->luts + (size_t)c * 256, kind, nz->means[c], nz->stds[c]);
+    }
+    return 0;
+}
+
+void norm_free(Normalizer *nz)
+{
+    free(nz->means), free(nz->stds), free(nz->luts), free(nz->fmeans), free(nz->fstds);
+    nz->means = nz->stds = NULL, nz->luts = NULL, nz->fmeans = nz->fstds = NULL;
 }
 
 void dataset_permutation(int *order, int n, Rng *r)
@@ -126,45 +241,148 @@ void dataset_permutation(int *order, int n, Rng *r)
     }
 }
 
+/* ---------------------------------------------------------------- batches */
+
 /* Images ahead of the one being converted whose bytes are prefetched: a shuffled batch reads images from all
  * over the set, where the hardware prefetcher cannot guess the next one (measured with `bnni train --profile`:
  * 0.19 ms per shuffled batch of 128 without, 0.09 ms with; a sequential batch takes 0.03 ms). */
 #define BATCH_PREFETCH 4
 
-/* Images [lo, hi) of the batch. */
-static void batch_images(const Dataset *d, const int *order, int start, int lo, int hi, const Normalizer *nz,
-                         Tensor *x, int *labels)
+/* One item's values into dst: through the tables (bytes) or the float statistics, channel by channel. */
+static void convert_item(const Normalizer *nz, DataType dt, const void *src, size_t size, float *dst)
 {
-    size_t sz = (size_t)d->shape.c * d->shape.h * d->shape.w;
+    size_t plane = nz->nch == 1 ? size : nz->plane;
+    for (int c = 0; c < nz->nch; c++) {
+        size_t o = (size_t)c * plane;
+        if (dt == DT_U8 && nz->div != 0.0f) {
+            const uint8_t *s = (const uint8_t *)src;
+            for (size_t k = 0; k < size; k++)
+                dst[k] = (float)s[k] / nz->div;
+        } else if (dt == DT_U8) {
+            const float *lut = nz->nch == 1 ? nz->lut : nz->luts + (size_t)c * 256;
+            const uint8_t *s = (const uint8_t *)src + o;
+            for (size_t k = 0; k < plane; k++)
+                dst[o + k] = lut[s[k]];
+        } else {
+            float m = nz->nch == 1 ? nz->fmean : nz->fmeans[c], sd = nz->nch == 1 ? nz->fstd : nz->fstds[c];
+            const float *s = (const float *)src + o;
+            for (size_t k = 0; k < plane; k++)
+                dst[o + k] = (s[k] - m) / sd;
+        }
+    }
+}
+
+/* The items of a batch: slot b holds position order[start + b] (order NULL: start + b), which is item rows[p] of d
+ * (rows NULL: item p); its values are in d, or in slot b of a staging buffer (streams). */
+typedef struct Source {
+    const Dataset *d;
+    const int *order, *rows;
+    int start;
+    const void *base; /* d's values, or the staging buffer */
+    int staged;
+} Source;
+
+static int slot_item(const Source *s, int b)
+{
+    int p = s->order ? s->order[s->start + b] : s->start + b;
+    return s->rows ? s->rows[p] : p;
+}
+
+static const void *slot_values(const Source *s, int b)
+{
+    size_t size = dataset_item_size(s->d), at = (size_t)(s->staged ? b : slot_item(s, b)) * size;
+    return s->d->dtype == DT_U8 ? (const void *)((const uint8_t *)s->base + at)
+                                : (const void *)((const float *)s->base + at);
+}
+
+/* Slots [lo, hi) of the batch. */
+static void convert_slots(const Source *s, int lo, int hi, const Normalizer *nz, const Augment *aug, Tensor *x,
+                          int *labels)
+{
+    size_t size = dataset_item_size(s->d), bytes = size * (s->d->dtype == DT_U8 ? 1 : sizeof(float));
     for (int b = lo; b < hi; b++) {
-        int idx = order ? order[start + b] : start + b;
-        const uint8_t *src = d->pixels + (size_t)idx * sz;
         if (b + BATCH_PREFETCH < hi) {
-            const uint8_t *next = d->pixels + (size_t)(order ? order[start + b + BATCH_PREFETCH]
-                                                             : start + b + BATCH_PREFETCH) * sz;
-            for (size_t k = 0; k < sz; k += 64)
+            const char *next = slot_values(s, b + BATCH_PREFETCH);
+            for (size_t k = 0; k < bytes; k += 64)
                 __builtin_prefetch(next + k);
         }
-        float *dst = x->data + (size_t)b * sz;
-        for (size_t k = 0; k < sz; k++)
-            dst[k] = nz->lut[src[k]];
+        float *dst = x->data + (size_t)b * size;
+        if (aug && s->d->shape.rank == 3)
+            augment_item(aug, slot_item(s, b), s->d->shape, nz, s->d->dtype, slot_values(s, b), dst);
+        else
+            convert_item(nz, s->d->dtype, slot_values(s, b), size, dst);
         if (labels)
-            labels[b] = d->labels[idx];
+            labels[b] = s->d->labels[slot_item(s, b)];
     }
 }
 
 /* Split by images across the runtime's threads as the first layer splits them (threads.h), so that each thread
  * converts the images it will read first; every image is converted alone, so the result is the same for any
  * thread count. */
-void dataset_batch(const Dataset *d, const int *order, int start, int n, const Normalizer *nz, Tensor *x,
-                   int *labels)
+static void convert_batch(const Source *s, int n, const Normalizer *nz, const Augment *aug, Tensor *x, int *labels)
 {
-    size_t total = (size_t)n * d->shape.c * d->shape.h * d->shape.w;
+    size_t total = (size_t)n * dataset_item_size(s->d);
     x->n = n;
 #pragma omp parallel num_threads(rt_threads()) if (total >= RT_MIN_PARALLEL)
     {
         int lo, hi;
         rt_split(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        batch_images(d, order, start, lo, hi, nz, x, labels);
+        convert_slots(s, lo, hi, nz, aug, x, labels);
     }
+}
+
+/* Reads the batch's items from d's stream into a staging buffer (caller frees). NULL with err on failure. */
+static void *stage(const Source *s, int n, char *err, size_t errlen)
+{
+    size_t bytes = dataset_item_size(s->d) * (s->d->dtype == DT_U8 ? 1 : sizeof(float));
+    int *ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
+    void *buf = malloc(bytes * (size_t)(n > 0 ? n : 1));
+    int ok = ids && buf;
+    if (!ok)
+        snprintf(err, errlen, "out of memory for a batch of %d items", n);
+    for (int b = 0; ok && b < n; b++)
+        ids[b] = slot_item(s, b);
+    if (ok && stream_read(s->d->stream, ids, n, buf, err, errlen) < 0)
+        ok = 0;
+    free(ids);
+    if (!ok) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int dataset_fill(const Dataset *d, const int *rows, const int *order, int start, int n, const Normalizer *nz,
+                 const Augment *aug, Tensor *x, int *labels, char *err, size_t errlen)
+{
+    Source s = {d, order, rows, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
+    void *staged = NULL;
+    if (d->stream) {
+        if (!(staged = stage(&s, n, err, errlen)))
+            return -1;
+        s.base = staged, s.staged = 1;
+    }
+    convert_batch(&s, n, nz, aug, x, labels);
+    free(staged);
+    return 0;
+}
+
+void dataset_prefetch(const Dataset *d, const int *rows, const int *order, int start, int n)
+{
+    if (d->stream)
+        return;
+    Source s = {d, order, rows, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
+    size_t bytes = dataset_item_size(d) * (d->dtype == DT_U8 ? 1 : sizeof(float));
+    for (int b = 0; b < n; b++) {
+        const char *p = slot_values(&s, b);
+        for (size_t k = 0; k < bytes; k += 64)
+            __builtin_prefetch(p + k, 0, 2); /* into L2 and L3: the next step's threads read them from there */
+    }
+}
+
+void dataset_batch(const Dataset *d, const int *order, int start, int n, const Normalizer *nz, Tensor *x,
+                   int *labels)
+{
+    Source s = {d, order, NULL, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
+    convert_batch(&s, n, nz, NULL, x, labels);
 }

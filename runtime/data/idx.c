@@ -11,6 +11,7 @@
 
 #define IDX_MAX_COUNT 100000000u /* items: far above any real data set, far below overflow */
 #define IDX_MAX_DIM 4096u
+#define IDX_MAX_CHANS 64u
 #define PGM_MAX_BYTES (16u << 20)
 
 static uint32_t be32(const uint8_t *b)
@@ -78,7 +79,13 @@ static long long skip_rest(gzFile gz, char *err, size_t errlen)
 
 static const char *kind_name(IdxKind k) { return k == IDX_IMAGES ? "image" : "label"; }
 
-static int check_header(const uint8_t *h, long long got, IdxKind kind, size_t hlen, char *err, size_t errlen)
+/* The header's length for a file starting with magic (images: 16, or 20 with channels; labels: 8). */
+static size_t header_len(IdxKind kind, uint32_t magic)
+{
+    return kind == IDX_LABELS ? 8 : magic == IDX_MAGIC_IMAGES4 ? 20 : 16;
+}
+
+static int check_header(const uint8_t *h, long long got, IdxKind kind, size_t *hlen, char *err, size_t errlen)
 {
     uint32_t want = kind == IDX_IMAGES ? IDX_MAGIC_IMAGES : IDX_MAGIC_LABELS;
     uint32_t other = kind == IDX_IMAGES ? IDX_MAGIC_LABELS : IDX_MAGIC_IMAGES;
@@ -87,18 +94,19 @@ static int check_header(const uint8_t *h, long long got, IdxKind kind, size_t hl
         return -1;
     }
     uint32_t magic = be32(h);
-    if (magic == other) {
+    if (magic == other || (kind == IDX_LABELS && magic == IDX_MAGIC_IMAGES4)) {
         snprintf(err, errlen, "is an IDX %s file (magic 0x%08x), expected an IDX %s file (magic 0x%08x)",
                  kind_name(kind == IDX_IMAGES ? IDX_LABELS : IDX_IMAGES), magic, kind_name(kind), want);
         return -1;
     }
-    if (magic != want) {
+    if (magic != want && !(kind == IDX_IMAGES && magic == IDX_MAGIC_IMAGES4)) {
         snprintf(err, errlen, "bad magic number 0x%08x: an IDX %s file starts with 0x%08x", magic, kind_name(kind),
                  want);
         return -1;
     }
-    if ((size_t)got < hlen) {
-        snprintf(err, errlen, "truncated: expected at least %zu header bytes, found %lld", hlen, got);
+    *hlen = header_len(kind, magic);
+    if ((size_t)got < *hlen) {
+        snprintf(err, errlen, "truncated: expected at least %zu header bytes, found %lld", *hlen, got);
         return -1;
     }
     uint32_t count = be32(h + 4);
@@ -107,9 +115,13 @@ static int check_header(const uint8_t *h, long long got, IdxKind kind, size_t hl
         return -1;
     }
     if (kind == IDX_IMAGES) {
-        uint32_t rows = be32(h + 8), cols = be32(h + 12);
+        uint32_t rows = be32(h + 8), cols = be32(h + 12), chans = *hlen == 20 ? be32(h + 16) : 1;
         if (rows == 0 || cols == 0 || rows > IDX_MAX_DIM || cols > IDX_MAX_DIM) {
             snprintf(err, errlen, "implausible image size %ux%u in the header", rows, cols);
+            return -1;
+        }
+        if (chans == 0 || chans > IDX_MAX_CHANS) {
+            snprintf(err, errlen, "implausible channel count %u in the header", chans);
             return -1;
         }
     }
@@ -141,25 +153,50 @@ static int check_size(gzFile gz, unsigned long long expected, unsigned long long
     return -1;
 }
 
-int idx_read(const char *path, IdxKind kind, long long limit, IdxFile *out, char *err, size_t errlen)
+/* Opens path and reads and checks its header; returns the stream (caller closes) or NULL with err. */
+static gzFile open_checked(const char *path, IdxKind kind, IdxFile *out, size_t *hlen, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     errno = 0;
     gzFile gz = gzopen(path, "rb");
     if (!gz) {
         snprintf(err, errlen, "cannot open: %s", errno ? strerror(errno) : "out of memory");
-        return -1;
+        return NULL;
     }
     gzbuffer(gz, 1 << 17);
-    uint8_t h[16];
-    size_t hlen = kind == IDX_IMAGES ? 16 : 8;
-    long long got = read_full(gz, h, hlen, err, errlen);
-    if (got < 0 || check_header(h, got, kind, hlen, err, errlen) < 0)
-        goto fail;
+    uint8_t h[20];
+    /* The shorter header first: a 3-dimensional file may hold only its 16 header bytes and one image of 4. */
+    long long got = read_full(gz, h, kind == IDX_IMAGES ? 16 : 8, err, errlen), more = 0;
+    if (got == 16 && be32(h) == IDX_MAGIC_IMAGES4 && (more = read_full(gz, h + 16, 4, err, errlen)) > 0)
+        got += more;
+    if (got < 0 || more < 0 || check_header(h, got, kind, hlen, err, errlen) < 0) {
+        gzclose(gz);
+        return NULL;
+    }
     out->total = (int)be32(h + 4);
     out->rows = kind == IDX_IMAGES ? (int)be32(h + 8) : 1;
     out->cols = kind == IDX_IMAGES ? (int)be32(h + 12) : 1;
-    size_t item = (size_t)out->rows * out->cols;
+    out->chans = *hlen == 20 ? (int)be32(h + 16) : 1;
+    return gz;
+}
+
+int idx_read_header(const char *path, IdxKind kind, IdxFile *out, char *err, size_t errlen)
+{
+    size_t hlen;
+    gzFile gz = open_checked(path, kind, out, &hlen, err, errlen);
+    if (!gz)
+        return -1;
+    gzclose(gz);
+    return 0;
+}
+
+int idx_read(const char *path, IdxKind kind, long long limit, IdxFile *out, char *err, size_t errlen)
+{
+    size_t hlen;
+    gzFile gz = open_checked(path, kind, out, &hlen, err, errlen);
+    if (!gz)
+        return -1;
+    size_t item = (size_t)out->rows * out->cols * out->chans;
     out->count = limit > 0 && limit < out->total ? (int)limit : out->total;
     long long body = read_body(gz, (size_t)out->count * item, &out->data, err, errlen);
     if (body == -2)
@@ -318,7 +355,7 @@ int idx_read_any_images(const char *path, int rows, int cols, IdxFile *out, char
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        out->count = out->total = 1, out->rows = rows, out->cols = cols;
+        out->count = out->total = 1, out->rows = rows, out->cols = cols, out->chans = 1;
         if (pgm_read(path, rows, cols, out->data, err, errlen) < 0) {
             idx_free(out);
             return -1;

@@ -7,22 +7,27 @@
 #include <stdint.h>
 
 #define IDX_MAGIC_IMAGES 0x00000803u /* unsigned bytes, 3 dimensions: count x rows x cols */
+#define IDX_MAGIC_IMAGES4 0x00000804u /* unsigned bytes, 4 dimensions: count x rows x cols x channels */
 #define IDX_MAGIC_LABELS 0x00000801u /* unsigned bytes, 1 dimension: count */
 
 typedef enum IdxKind { IDX_IMAGES, IDX_LABELS } IdxKind;
 
 typedef struct IdxFile {
-    uint8_t *data;  /* the first `count` items, rows*cols bytes each (one byte for labels); owned */
+    uint8_t *data;  /* the first `count` items, rows*cols*chans bytes each (one byte for labels); owned */
     int count;      /* items kept */
     int total;      /* items in the file */
     int rows, cols; /* images; 1 x 1 for labels */
+    int chans;      /* 1, or the last dimension of a 4-dimensional file (whose items are rows x cols x chans) */
 } IdxFile;
 
-/* Reads an IDX file of `kind`, gzipped or not, keeping its first `limit` items (0: all). The whole file is
+/* Reads an IDX file of `kind` (images: 3 dimensions, or 4 with the channels last), gzipped or not, keeping its first
+ * `limit` items (0: all). The whole file is
  * read and checked even when only a few items are kept: magic number, sane dimensions, and a size that
  * matches the header exactly. Returns 0, or -1 with a one-line reason in err (without the file name:
  * the caller adds it). Free with idx_free. */
 int idx_read(const char *path, IdxKind kind, long long limit, IdxFile *out, char *err, size_t errlen);
+/* Reads only the header of an IDX file of `kind`: item count and image size (data stays NULL, count 0). */
+int idx_read_header(const char *path, IdxKind kind, IdxFile *out, char *err, size_t errlen);
 void idx_free(IdxFile *f);
 
 /* Reads an image file for prediction: IDX images (gzipped or not) or one PGM image (told apart by the

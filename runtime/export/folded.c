@@ -42,7 +42,11 @@ static int folded_write(const ExportJob *job, char *err, size_t errlen)
     else if (copy_steps(job->plan->steps, job->plan->n, ps, np, 0, err, errlen) == np &&
              ckpt_build(&out, fm, ps, np, NULL, NULL, &c->metrics, c->data_mean, c->data_std, c->epoch, err,
                         errlen) == 0) {
-        rc = ckpt_write(job->path, &out, err, errlen);
+        /* what the original recorded of its data (shape, classes, names, per-channel statistics) goes along */
+        if (!c->has_data || ckpt_add_data(&out, &fm->data, c->data_limit, c->validation, c->nnorm > 1 ? c->nnorm : 1,
+                                          c->nnorm > 1 ? c->data_means : &c->data_mean,
+                                          c->nnorm > 1 ? c->data_stds : &c->data_std, err, errlen) == 0)
+            rc = ckpt_write(job->path, &out, err, errlen);
         ckpt_free(&out);
     } else if (np >= 0 && !err[0]) {
         snprintf(err, errlen, "the folded model has more parameters than the plan");

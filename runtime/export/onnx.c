@@ -251,12 +251,25 @@ static Onnx__ValueInfoProto *value_info(Graph *g, const char *name, Shape s)
     return v;
 }
 
-/* The input normalisation of the checkpoint, (x - data_mean) / data_std, as two nodes on scalar initializers. */
-static const char *emit_normalise(Graph *g, const Ckpt *c, float *scalars)
+/* The input normalisation of the checkpoint (ckpt_input_norm), (x - data_mean) / data_std, as two nodes on
+ * initializers: scalars when one pair serves every value, else one value per channel ([C, 1, 1], broadcast over
+ * the image) or per feature ([F]). */
+static const char *emit_normalise(Graph *g, const Ckpt *c, Shape in)
 {
-    scalars[0] = (float)c->data_mean, scalars[1] = (float)c->data_std;
-    Onnx__TensorProto *mean = add_init(g, "data_mean", 0, NULL, &scalars[0], 1);
-    Onnx__TensorProto *std = add_init(g, "data_std", 0, NULL, &scalars[1], 1);
+    double *dm, *ds;
+    int nch = ckpt_input_norm(c, &dm, &ds);
+    float *v = nch > 0 ? ar_new(&g->ar, 2 * (size_t)nch * sizeof *v) : NULL;
+    if (!v) {
+        if (nch > 0)
+            free(dm), free(ds);
+        return g->ar.failed = 1, NULL;
+    }
+    for (int k = 0; k < nch; k++)
+        v[k] = (float)dm[k], v[nch + k] = (float)ds[k];
+    free(dm), free(ds);
+    int dims[3] = {nch, 1, 1}, rank = nch == 1 ? 0 : in.rank == 3 ? 3 : 1;
+    Onnx__TensorProto *mean = add_init(g, "data_mean", rank, dims, v, (size_t)nch);
+    Onnx__TensorProto *std = add_init(g, "data_std", rank, dims, v + nch, (size_t)nch);
     if (!mean || !std)
         return NULL;
     const char *a[2] = {"input", mean->name}, *b[2] = {"input_centred", std->name};
@@ -295,21 +308,24 @@ static int add_metadata(Graph *g, Onnx__ModelProto *mp, const ExportJob *job)
     v[1] = meta(g, "model_source", ar_printf(&g->ar, "%s", job->ckpt->model_source));
     v[2] = meta(g, "model_name", ar_printf(&g->ar, "%s", job->ckpt->model_name));
     v[3] = meta(g, "epoch", ar_printf(&g->ar, "%d", job->ckpt->epoch));
-    v[4] = meta(g, "input", ar_printf(&g->ar, "pixel values scaled to [0, 1]; normalised inside: (x - %.9g) / %.9g",
-                                      job->ckpt->data_mean, job->ckpt->data_std));
+    v[4] = meta(g, "input", ar_printf(&g->ar, "%s; normalised inside (%s): (x - data_mean) / data_std",
+                                      job->ckpt->has_data && job->ckpt->dtype == DT_F32
+                                          ? "the values as the data stores them"
+                                          : "pixel values scaled to [0, 1] (byte / 255)",
+                                      job->ckpt->normalize));
     v[5] = meta(g, "batchnorm", ar_printf(&g->ar, "%d folded into the layer before them", job->plan->folded));
     mp->n_metadata_props = 6, mp->metadata_props = v;
     return g->ar.failed ? -1 : 0;
 }
 
-static int build_model(Graph *g, const ExportJob *job, Onnx__ModelProto *mp, Onnx__GraphProto *gp, float *scalars)
+static int build_model(Graph *g, const ExportJob *job, Onnx__ModelProto *mp, Onnx__GraphProto *gp)
 {
     const ModelSpec *m = job->model;
     Onnx__OperatorSetIdProto *ops = ar_new(&g->ar, sizeof *ops), **opv = ar_new(&g->ar, sizeof *opv);
     Onnx__ValueInfoProto **in = ar_new(&g->ar, sizeof *in), **out = ar_new(&g->ar, sizeof *out);
     if (!ops || !opv || !in || !out)
         return -1;
-    const char *x = emit_normalise(g, job->ckpt, scalars);
+    const char *x = emit_normalise(g, job->ckpt, m->input);
     if (x && !emit_seq(g, job->plan->steps, job->plan->n, x))
         return -1;
     if (g->ar.failed || !x)
@@ -334,7 +350,6 @@ static int onnx_write(const ExportJob *job, char *err, size_t errlen)
 {
     Graph g = {.err = err, .errlen = errlen};
     size_t steps = count_steps(job->plan->steps, job->plan->n);
-    float scalars[2];
     Onnx__ModelProto mp;
     Onnx__GraphProto gp;
     uint8_t *buf = NULL;
@@ -342,7 +357,7 @@ static int onnx_write(const ExportJob *job, char *err, size_t errlen)
     err[0] = '\0';
     g.cap = steps * (1 + LAYER_MAX_PARAMS) + 4;
     g.nodes = ar_new(&g.ar, g.cap * sizeof *g.nodes), g.inits = ar_new(&g.ar, g.cap * sizeof *g.inits);
-    if (g.nodes && g.inits && build_model(&g, job, &mp, &gp, scalars) == 0) {
+    if (g.nodes && g.inits && build_model(&g, job, &mp, &gp) == 0) {
         size_t len = onnx__model_proto__get_packed_size(&mp);
         if ((buf = malloc(len ? len : 1)) && onnx__model_proto__pack(&mp, buf) == len)
             rc = export_write_atomic(job->path, buf, len, err, errlen);

@@ -1,5 +1,5 @@
 /* The fuzz targets (targets.h): each turns fuzz bytes into one input of a reader bnni exposes to users and
- * checks that it is accepted or refused cleanly. The checkpoint target is structure-aware: its bytes are a
+ * checks that it is accepted or refused cleanly (the data readers also that streaming reads what memory holds). The checkpoint target is structure-aware: its bytes are a
  * recipe of mutations of a valid checkpoint, so HDF5's own parser is not all the fuzzer ever sees. */
 #include "targets.h"
 
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -17,6 +18,8 @@
 #include "../../runtime/ckpt.h"
 #include "../../runtime/data/idx.h"
 #include "../../runtime/h5guard.h"
+#include "../../runtime/data/kind.h"
+#include "../../runtime/data/stream.h"
 #include "../../runtime/net.h"
 #include "../../runtime/optim.h"
 
@@ -88,10 +91,13 @@ static _Noreturn void broken(const char *target, const char *what)
     abort();
 }
 
-/* Limits that keep one input's work bounded and independent of the machine's memory. */
+/* Limits that keep one input's work bounded and independent of the machine's memory; and the data's facts given, so
+ * that a fuzzed data statement never makes the checker open a file (a path such as "/dev/zero" or "/"). */
 static CheckOptions fuzz_options(void)
 {
-    return (CheckOptions){.diag = devnull(), .mem_cap_bytes = 1ull << 30};
+    static const DataSpec record = {.shape = {3, 1, 28, 28}, .classes = 10, .dtype = DT_U8, .ntrain = -1,
+                                    .ntest = -1, .has_test = 1};
+    return (CheckOptions){.diag = devnull(), .mem_cap_bytes = 1ull << 30, .data_record = &record};
 }
 
 /* ---------------------------------------------------------------- .bnn */
@@ -414,6 +420,23 @@ static void base_recipe(Recipe *r)
         snprintf(p, sizeof p, "metrics/%s", cols[i]);
         add_data(r, p, T_F64, 0.5, 0.1, 1, two);
     }
+}
+
+/* The root attributes of the data a run trained on (docs/checkpoint.md), for recipes whose byte 0 has bit 1 set. */
+static void add_data_attrs(Recipe *r)
+{
+    add_str(r, "@data_kind", "fashion_mnist");
+    add_str(r, "@data_dtype", "uint8");
+    Ent *e = add(r, K_ATTR, "@input_shape", T_I64, 1);
+    if (e)
+        e->rank = 1, e->dims[0] = 3, e->step = 27; /* 1, 28, 55 */
+    add(r, K_ATTR, "@classes", T_I64, 10);
+    if ((e = add(r, K_ATTR, "@class_names", T_STR, 0))) {
+        snprintf(e->str, sizeof e->str, "shoe");
+        e->rank = 1, e->dims[0] = 10;
+    }
+    add(r, K_ATTR, "@data_limit", T_I64, 0);
+    add(r, K_ATTR, "@validation", T_I64, 0);
 }
 
 /* ---- mutations: each op is four bytes (what, which entry, two arguments) */
@@ -770,6 +793,8 @@ int fuzz_ckpt(const uint8_t *data, size_t size)
     } else {
         static Recipe r; /* too large for the stack of libFuzzer's worker */
         base_recipe(&r);
+        if (data[0] & 2)
+            add_data_attrs(&r);
         const uint8_t *p = data + 1, *end = data + size;
         while (end - p >= 4 && r.n > 0)
             mutate(&r, &p, end);
@@ -792,5 +817,202 @@ int fuzz_ckpt(const uint8_t *data, size_t size)
         abort(); /* a refusal must say why */
     }
     unlink_scratch();
+    return outcome;
+}
+
+/* ---------------------------------------------------------------- data files: HDF5, CSV, CIFAR-10 */
+
+/* A DataSpec of kind `kind` with every argument at its default; strings duplicated (data_spec_clear frees them). */
+static void data_defaults(DataSpec *ds, int kind)
+{
+    const DataKindOps *ops = data_kinds[kind];
+    memset(ds, 0, sizeof *ds);
+    ds->id = kind;
+    snprintf(ds->kind, sizeof ds->kind, "%s", ops->name);
+    for (int k = 0; k < ops->nargs; k++) {
+        const ArgSpec *a = &ops->args[k];
+        if (a->type == AT_STR || a->type == AT_SHAPE)
+            ds->arg[k].str = strdup(a->sdef ? a->sdef : "");
+        else
+            ds->arg[k].num = a->def;
+    }
+}
+
+static void data_set(DataSpec *ds, const char *key, const char *str, double num)
+{
+    int k = data_arg_index(ds, key);
+    if (k < 0)
+        abort();
+    if (str) {
+        free(ds->arg[k].str);
+        ds->arg[k].str = strdup(str);
+    } else {
+        ds->arg[k].num = num;
+    }
+    ds->given |= 1u << k;
+}
+
+/* Touches every value of d (ASan sees a short buffer) and checks its labels. */
+static void touch(const Dataset *d)
+{
+    size_t n = (size_t)d->count * dataset_item_size(d);
+    unsigned sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += d->dtype == DT_U8 ? d->pixels[i] : (unsigned)(d->values[i] != d->values[i]);
+    for (int i = 0; d->labels && i < d->count; i++)
+        if (d->labels[i] < 0 || d->labels[i] >= d->classes)
+            abort();
+    if (sum == 0xffffffffu)
+        abort();
+}
+
+/* The probe, then each split loaded as training loads it: in memory and, for a kind that can, streamed; a streamed
+ * set must read back exactly the items in memory (the promise of identical runs). Returns ACCEPTED when the probe
+ * and every split succeeded, else REFUSED. */
+static int load_kind(DataSpec *ds)
+{
+    int outcome = FUZZ_ACCEPTED;
+    char err[4096] = "";
+    int rc = data_probe(ds, err, sizeof err);
+    verbose("probe", err);
+    if (rc < 0 && !err[0])
+        abort(); /* a refusal must say why */
+    for (int split = 0; rc == 0 && split < 1 + ds->has_test; split++) {
+        Dataset mem, str;
+        err[0] = '\0';
+        if (data_kinds[ds->id]->load(ds, split, split ? 0 : 50, 0, &mem, err, sizeof err) < 0) {
+            verbose("load", err);
+            if (!err[0])
+                abort();
+            outcome = FUZZ_REFUSED;
+            continue;
+        }
+        touch(&mem);
+        if (data_kinds[ds->id]->can_stream && data_kinds[ds->id]->load(ds, split, split ? 0 : 50, 1, &str, err,
+                                                                         sizeof err) == 0) {
+            size_t bytes = dataset_item_size(&mem) * (mem.dtype == DT_U8 ? 1 : sizeof(float));
+            int *ids = malloc((size_t)str.count * sizeof *ids);
+            char *buf = malloc((size_t)str.count * bytes + 1);
+            for (int i = 0; i < str.count; i++)
+                ids[i] = str.count - 1 - i; /* backwards: any order reads the same items */
+            if (str.count != mem.count || stream_read(str.stream, ids, str.count, buf, err, sizeof err) < 0)
+                abort();
+            for (int i = 0; i < str.count; i++)
+                if (memcmp(buf + (size_t)i * bytes,
+                           (mem.dtype == DT_U8 ? (char *)mem.pixels : (char *)mem.values) + (size_t)ids[i] * bytes,
+                           bytes) != 0 ||
+                    str.labels[i] != mem.labels[i])
+                    abort();
+            free(ids), free(buf);
+            dataset_free(&str);
+        }
+        dataset_free(&mem);
+    }
+    return rc == 0 ? outcome : FUZZ_REFUSED;
+}
+
+/* The data file every hdf5 recipe starts from: 6 training and 3 test items of 1x4x4 bytes, labels 0-2, names. */
+static void base_data_recipe(Recipe *r)
+{
+    static const int x6[4] = {6, 1, 4, 4}, x3[4] = {3, 1, 4, 4}, n6[1] = {6}, n3[1] = {3};
+    memset(r, 0, sizeof *r);
+    r->crt_order = 1;
+    Ent *c = add(r, K_ATTR, "@classes", T_STR, 0);
+    snprintf(c->str, sizeof c->str, "cat");
+    c->rank = 1, c->dims[0] = 3;
+    add(r, K_GROUP, "train", 0, 0);
+    add(r, K_GROUP, "test", 0, 0);
+    add_data(r, "train/x", T_U8, 3, 7, 4, x6);
+    add_data(r, "train/y", T_I64, 0, 0.4, 1, n6);
+    add_data(r, "test/x", T_U8, 5, 11, 4, x3);
+    add_data(r, "test/y", T_I32, 2, -1, 1, n3);
+}
+
+int fuzz_h5data(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    const char *path;
+    if (data[0] & 1) {
+        path = write_scratch(data + 1, size - 1);
+    } else {
+        static Recipe r;
+        base_data_recipe(&r);
+        const uint8_t *p = data + 1, *end = data + size;
+        while (end - p >= 4 && r.n > 0)
+            mutate(&r, &p, end);
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        path = write_recipe(&r);
+    }
+    DataSpec ds;
+    data_defaults(&ds, DK_HDF5);
+    data_set(&ds, "path", path, 0);
+    data_set(&ds, "layout", data[0] & 2 ? "nhwc" : "nchw", 0);
+    int outcome = load_kind(&ds);
+    data_spec_clear(&ds);
+    unlink_scratch();
+    return outcome;
+}
+
+/* byte 0: bit 0 a header row, bit 1 the label by column number, bits 2-3 the column (1, 2, last, or "label"). */
+int fuzz_csv(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    const char *path = write_scratch(data + 1, size - 1);
+    DataSpec ds;
+    static const char *const labels[4] = {"1", "2", "3", "label"};
+    data_defaults(&ds, DK_CSV);
+    data_set(&ds, "train", path, 0);
+    data_set(&ds, "header", NULL, data[0] & 1);
+    data_set(&ds, "label", data[0] & 2 ? labels[(data[0] >> 2) & 3] : "label", 0);
+    int outcome = load_kind(&ds);
+    data_spec_clear(&ds);
+    unlink_scratch();
+    return outcome;
+}
+
+/* A CIFAR-10 directory of small valid files, one of which (byte 0: data_batch_3.bin, test_batch.bin or
+ * batches.meta.txt) is the rest of the input. */
+int fuzz_cifar(const uint8_t *data, size_t size)
+{
+    static char dir[80];
+    static const char *const files[3] = {"data_batch_3.bin", "test_batch.bin", "batches.meta.txt"};
+    if (size < 1)
+        return 0;
+    if (!dir[0])
+        snprintf(dir, sizeof dir, "%s.d", scratch());
+    mkdir(dir, 0700); /* removed after each input, as the other targets' scratch files are */
+    char path[160];
+    uint8_t rec[3073];
+    memset(rec, 7, sizeof rec);
+    for (int k = 1; k <= 5; k++) {
+        snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, k);
+        rec[0] = (uint8_t)k;
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(rec, 1, sizeof rec, f) != sizeof rec || fclose(f) != 0)
+            abort();
+    }
+    snprintf(path, sizeof path, "%s/test_batch.bin", dir);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(rec, 1, sizeof rec, f) != sizeof rec || fclose(f) != 0)
+        abort();
+    snprintf(path, sizeof path, "%s/batches.meta.txt", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/%s", dir, files[data[0] % 3]);
+    if (!(f = fopen(path, "wb")) || (size > 1 && fwrite(data + 1, 1, size - 1, f) != size - 1) || fclose(f) != 0)
+        abort();
+    DataSpec ds;
+    data_defaults(&ds, DK_CIFAR10);
+    data_set(&ds, "path", dir, 0);
+    int outcome = load_kind(&ds);
+    data_spec_clear(&ds);
+    for (int k = 1; k <= 6; k++) {
+        snprintf(path, sizeof path, k <= 5 ? "%s/data_batch_%d.bin" : "%s/test_batch.bin", dir, k);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/batches.meta.txt", dir);
+    unlink(path);
+    rmdir(dir);
     return outcome;
 }

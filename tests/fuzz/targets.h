@@ -24,12 +24,24 @@ int fuzz_bnn(const uint8_t *data, size_t size);
  * ACCEPTED or REFUSED. */
 int fuzz_idx(const uint8_t *data, size_t size);
 
-/* data[0] even: the rest is a recipe of mutations applied to a valid checkpoint of a small model, written
- * with the HDF5 API; odd: the rest is the file's raw bytes. A checkpoint that loads must hold what ckpt_read
+/* data[0] even: the rest is a recipe of mutations applied to a valid checkpoint of a small model (bit 1: with the
+ * data attributes of docs/checkpoint.md), written with the HDF5 API; odd: the rest is the file's raw bytes. A checkpoint that loads must hold what ckpt_read
  * promises (tensor sizes, train state and order in range) and survive ckpt_write and ckpt_read unchanged; it is
  * then fitted to the model in its model_source, as `bnni eval` and `train --resume` do. Returns REFUSED (by
  * ckpt_read, with a reason), ACCEPTED (read, but it does not fit its model) or FITTED (parameters and optimizer
  * state applied). */
 int fuzz_ckpt(const uint8_t *data, size_t size);
+
+/* The data readers through their kinds (runtime/data/kind.h): the probe the checker runs, then each split loaded
+ * in memory and, for HDF5, streamed (which must read back the same items). Each returns ACCEPTED when the probe
+ * and every split loaded, REFUSED (with a reason) otherwise. */
+/* data[0]: bit 0 set, the rest is the file's raw bytes; clear, a recipe of mutations of a small valid data file
+ * (train/ and test/ x and y, the classes attribute); bit 1: layout nhwc. */
+int fuzz_h5data(const uint8_t *data, size_t size);
+/* data[0]: bit 0 a header row, bit 1 the label column by number (bits 2-3 pick it); the rest is the CSV file. */
+int fuzz_csv(const uint8_t *data, size_t size);
+/* data[0] % 3: which file of a small valid CIFAR-10 directory the rest replaces (data_batch_3.bin, test_batch.bin,
+ * batches.meta.txt). */
+int fuzz_cifar(const uint8_t *data, size_t size);
 
 #endif
