@@ -202,16 +202,17 @@ static void infer(Expander *x, LayerSpec *l, Cursor *cur)
     }
 }
 
-/* Before a batchnorm: a layer with a `bias` argument set. */
-static void redundant_bias(Expander *x, const Seq *out)
+/* Before batchnorm bn: a layer with a `bias` argument set. */
+static void redundant_bias(Expander *x, const Seq *out, const LayerSpec *bn)
 {
     if (out->n == 0)
         return;
     const LayerSpec *prev = &out->v[out->n - 1];
     int k = layer_arg_index(prev->kind, "bias");
     if (k >= 0 && spec_int(prev, k))
-        diag_warning(x->d, prev->loc, "the bias of this %s is redundant: the batchnorm after it subtracts the mean "
-                     "and adds its own beta (write bias=false)", layer_ops[prev->kind]->type);
+        diag_warning(x->d, prev->loc, "the bias of this %s is redundant: the batchnorm after it subtracts the mean%s "
+                     "(write bias=false)", layer_ops[prev->kind]->type,
+                     layer_arg(bn, "affine") == 0 ? "" : " and adds its own beta");
 }
 
 static void emit_layer(Expander *x, const Frame *f, const char *rsuf, const AstStmt *st, Seq *out, Cursor *cur)
@@ -232,7 +233,7 @@ static void emit_layer(Expander *x, const Frame *f, const char *rsuf, const AstS
         return;
     if (l.kind == LK_BATCHNORM) {
         x->c->nbatchnorm++;
-        redundant_bias(x, out);
+        redundant_bias(x, out, &l);
     }
     infer(x, &l, cur);
     seq_push(x, out, &l);
