@@ -41,6 +41,7 @@ typedef struct ArgVal {
     long long i;    /* AT_INT, AT_BOOL */
     double f;       /* AT_NUM, AT_INT */
     const char *s;  /* AT_STR; borrowed */
+    const char *origin; /* the value came from the command line: its --set (AstValue.origin) */
 } ArgVal;
 
 /* The call of class cls named name, or NULL. */

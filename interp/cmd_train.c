@@ -14,11 +14,12 @@
 #include "../runtime/train.h"
 #include "cmd.h"
 #include "load.h"
+#include "override.h"
 
 const char cmd_train_usage[] =
     "usage: bnni train MODEL.bnn [--epochs N] [--out CKPT.h5] [--resume CKPT.h5] [--init CKPT.h5]\n"
     "                  [--metrics FILE.csv] [--data DIR] [--limit N] [--test-limit N] [--seed N] [--threads N]\n"
-    "                  [--mem-cap SIZE] [--profile] [--quiet]\n"
+    "                  [--mem-cap SIZE] [--set KEY=VALUE]... [--profile] [--quiet]\n"
     "\n"
     "Trains the model on its data set, printing one line per epoch and saving an HDF5 checkpoint\n"
     "(docs/checkpoint.md) after every epoch. Flags override the model file.\n"
@@ -34,6 +35,10 @@ const char cmd_train_usage[] =
     "  --test-limit N      evaluate each epoch on the first N test images (default and 0: all)\n"
     "  --seed N            seed of the initialisation, shuffling and dropout streams\n"
     "  --threads N         worker threads (default: every core it may run on)\n"
+    "  --set KEY=VALUE     change a setting of the model without editing it (repeatable): epochs=20, seed=3,\n"
+    "                      data.batch=64, optimizer.lr=0.3, batchnorm_2.momentum=0.5 (a layer by name),\n"
+    "                      batchnorm.momentum=0.5 (every layer of a kind), batchnorm=off (removes them);\n"
+    "                      the checkpoint's model_source records them (docs/language.md, \"Overrides\")\n"
     "  --mem-cap SIZE      refuse the model if training would need more memory: bytes, or with a suffix\n"
     "                      K, M, G or T (binary: 512M); default: the machine's physical memory\n"
     "  --profile           after training, print on stderr where the time went: per layer the milliseconds\n"
@@ -70,6 +75,8 @@ typedef struct TrainFlags {
     long long epochs, limit, test_limit, threads; /* -1: not given */
     unsigned long long seed, mem_cap;             /* mem_cap 0: physical memory */
     int has_seed, quiet, profile;
+    Override *sets; /* --set, in order; owned */
+    int nsets;
 } TrainFlags;
 
 /* Handles one flag that takes a value (argv[*i] is the flag); returns 0, or 2 after a usage error. */
@@ -85,6 +92,15 @@ static int value_flag(TrainFlags *f, int argc, char **argv, int *i)
                                                         : NULL;
     if (!v)
         return usage_error("this option needs a value", name);
+    if (strcmp(name, "--set") == 0) {
+        char err[512];
+        int rc = override_push(&f->sets, &f->nsets, v, err, sizeof err);
+        if (rc == OVERRIDE_USAGE)
+            return usage_error(err, NULL);
+        if (rc != OVERRIDE_OK)
+            fprintf(stderr, "bnni: error: --set %s: %s\n", v, err);
+        return rc == OVERRIDE_OK ? 0 : 1;
+    }
     if (str) {
         *str = v;
         return 0;
@@ -119,7 +135,7 @@ static int parse_flags(TrainFlags *f, int argc, char **argv)
 {
     static const char *const valued[] = {"--epochs", "--out",        "--resume", "--init",    "--metrics",
                                          "--data",   "--limit",      "--seed",   "--threads", "--test-limit",
-                                         "--mem-cap"};
+                                         "--mem-cap", "--set"};
     memset(f, 0, sizeof *f);
     f->epochs = f->limit = f->test_limit = f->threads = -1;
     for (int i = 0; i < argc; i++) {
@@ -227,13 +243,14 @@ int cmd_train(int argc, char **argv)
 {
     TrainFlags f;
     int rc = parse_flags(&f, argc, argv);
+    if (rc == 0 && check_out(f.out))
+        rc = 1;
+    ModelSpec *m = NULL;
+    if (rc == 0 && load_model_with(f.model, NULL, f.mem_cap, 0, f.sets, f.nsets, &m) != 0)
+        rc = 1;
+    override_free_all(f.sets, f.nsets);
     if (rc != 0)
         return rc;
-    if (check_out(f.out))
-        return 1;
-    ModelSpec *m = NULL;
-    if (load_model(f.model, NULL, f.mem_cap, 0, &m) != 0)
-        return 1;
     if (apply_flags(m, &f) != 0) {
         fprintf(stderr, "bnni: error: out of memory\n");
         spec_free(m);

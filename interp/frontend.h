@@ -7,12 +7,19 @@
 
 #include "../runtime/spec.h"
 
+struct Override;
+
 typedef struct CheckOptions {
     FILE *diag;               /* where diagnostics go (stderr in the CLI, a memstream in tests) */
     long long max_layers;     /* expansion limit; 0 means the default, 100000 */
     unsigned long long mem_cap_bytes; /* refuse models needing more (training estimate); 0: physical memory */
     int inference;            /* loaded for bnni eval or predict: no training estimate (they hold 32 images) */
     int batch_override;       /* > 0: use instead of the file's data batch (CLI flags) */
+    int hide_warnings;        /* report errors only (train, eval, predict, sweep: warnings are bnni check's) */
+    /* --set KEY=VALUE (interp/override.h), applied after the file's own `set` statements; borrowed. A model that
+     * checks gets them appended to its source as `set` statements, so the text it records rebuilds it. */
+    const struct Override *overrides;
+    int noverrides;
 } CheckOptions;
 
 /* Reads, parses, expands and checks a model file. Returns 0 and sets *out (caller frees with spec_free);

@@ -10,10 +10,17 @@
 
 int load_model(const char *file, const char *source, unsigned long long mem_cap, int inference, ModelSpec **out)
 {
+    return load_model_with(file, source, mem_cap, inference, NULL, 0, out);
+}
+
+int load_model_with(const char *file, const char *source, unsigned long long mem_cap, int inference,
+                    const struct Override *ov, int nov, ModelSpec **out)
+{
     char *buf = NULL;
     size_t len = 0;
     FILE *diag = open_memstream(&buf, &len);
-    CheckOptions co = {.diag = diag ? diag : stderr, .mem_cap_bytes = mem_cap, .inference = inference};
+    CheckOptions co = {.diag = diag ? diag : stderr, .mem_cap_bytes = mem_cap, .inference = inference,
+                       .overrides = ov, .noverrides = nov, .hide_warnings = 1};
     int rc = source ? bnn_load_source(file, source, strlen(source), &co, out) : bnn_load_file(file, &co, out);
     if (diag) {
         fclose(diag);

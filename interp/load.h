@@ -13,6 +13,10 @@
  * Diagnostics reach stderr only when the model has errors: its warnings are `bnni check`'s business.
  * Returns 0 and *out (caller frees with spec_free) or 1. */
 int load_model(const char *file, const char *source, unsigned long long mem_cap, int inference, ModelSpec **out);
+/* The same with --set overrides (interp/override.h; nov of them, borrowed), which the model's source then records. */
+struct Override;
+int load_model_with(const char *file, const char *source, unsigned long long mem_cap, int inference,
+                    const struct Override *ov, int nov, ModelSpec **out);
 
 /* For eval and predict: reads the checkpoint at ckpt_path, loads its model (from model_path when not NULL, else
  * the source embedded in the checkpoint; diagnostics to stderr), builds the network and loads the checkpoint's

@@ -370,7 +370,7 @@ Test(check, layer_arguments)
                  "t.bnn:3:11: error: conv2d needs its 'kernel' argument: conv2d(out, kernel, stride=1, padding=0, "
                  "bias=true, init=\"default\")");
     expect_first(HEAD "network { conv2d(6, 5, 1, 0, true, \"xavier\", 3); flatten; dense(10) }",
-                 "t.bnn:3:48: error: conv2d takes at most 6 arguments, got 7: conv2d(out, kernel, stride=1, "
+                 "t.bnn:3:46: error: conv2d takes at most 6 arguments, got 7: conv2d(out, kernel, stride=1, "
                  "padding=0, bias=true, init=\"default\")");
     expect_first(HEAD "network { conv2d(6, 5, kernel=3); flatten; dense(10) }",
                  "t.bnn:3:24: error: argument 'kernel' of conv2d is given twice");
