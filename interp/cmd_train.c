@@ -15,11 +15,13 @@
 #include "cmd.h"
 #include "load.h"
 #include "override.h"
+#include "trace_request.h"
 
 const char cmd_train_usage[] =
     "usage: bnni train MODEL.bnn [--epochs N] [--out CKPT.h5] [--resume CKPT.h5] [--init CKPT.h5]\n"
     "                  [--metrics FILE.csv] [--data DIR] [--limit N] [--test-limit N] [--seed N] [--threads N]\n"
-    "                  [--mem-cap SIZE] [--set KEY=VALUE]... [--profile] [--quiet]\n"
+    "                  [--mem-cap SIZE] [--set KEY=VALUE]... [--trace LAYER[,LAYER...]] [--trace-every K]\n"
+    "                  [--trace-probe N] [--trace-test N] [--profile] [--quiet]\n"
     "\n"
     "Trains the model on its data set, printing one line per epoch and saving an HDF5 checkpoint\n"
     "(docs/checkpoint.md) after every epoch. Flags override the model file.\n"
@@ -39,6 +41,10 @@ const char cmd_train_usage[] =
     "                      data.batch=64, optimizer.lr=0.3, batchnorm_2.momentum=0.5 (a layer by name),\n"
     "                      batchnorm.momentum=0.5 (every layer of a kind), batchnorm=off (removes them);\n"
     "                      the checkpoint's model_source records them (docs/language.md, \"Overrides\")\n"
+    "  --trace LAYERS      every --trace-every steps (default 50, and before the first), record the 15th, 50th\n"
+    "                      and 85th percentiles of each named layer's output on the first --trace-probe test\n"
+    "                      images (default 256) and the accuracy on the first --trace-test (default 2000), in\n"
+    "                      eval mode, under /trace in the checkpoint; bnni plot CKPT --trace draws them\n"
     "  --mem-cap SIZE      refuse the model if training would need more memory: bytes, or with a suffix\n"
     "                      K, M, G or T (binary: 512M); default: the machine's physical memory\n"
     "  --profile           after training, print on stderr where the time went: per layer the milliseconds\n"
@@ -71,8 +77,9 @@ static int parse_ull(const char *s, unsigned long long lo, unsigned long long hi
 }
 
 typedef struct TrainFlags {
-    const char *model, *out, *resume, *init, *metrics, *data;
+    const char *model, *out, *resume, *init, *metrics, *data, *trace;
     long long epochs, limit, test_limit, threads; /* -1: not given */
+    long long trace_every, trace_probe, trace_test; /* -1: not given */
     unsigned long long seed, mem_cap;             /* mem_cap 0: physical memory */
     int has_seed, quiet, profile;
     Override *sets; /* --set, in order; owned */
@@ -89,6 +96,7 @@ static int value_flag(TrainFlags *f, int argc, char **argv, int *i)
                        : strcmp(name, "--init") == 0   ? &f->init
                        : strcmp(name, "--metrics") == 0 ? &f->metrics
                        : strcmp(name, "--data") == 0    ? &f->data
+                       : strcmp(name, "--trace") == 0   ? &f->trace
                                                         : NULL;
     if (!v)
         return usage_error("this option needs a value", name);
@@ -116,6 +124,13 @@ static int value_flag(TrainFlags *f, int argc, char **argv, int *i)
         f->has_seed = 1;
         return 0;
     }
+    if (strncmp(name, "--trace-", 8) == 0) {
+        long long *t = name[8] == 'e' ? &f->trace_every : name[8] == 'p' ? &f->trace_probe : &f->trace_test;
+        if (parse_ull(v, 1, 1000000000, &n) < 0)
+            return usage_error("this option needs a whole number from 1 to 1000000000", v);
+        *t = (long long)n;
+        return 0;
+    }
     long long *num = strcmp(name, "--epochs") == 0        ? &f->epochs
                      : strcmp(name, "--limit") == 0      ? &f->limit
                      : strcmp(name, "--test-limit") == 0 ? &f->test_limit
@@ -135,9 +150,11 @@ static int parse_flags(TrainFlags *f, int argc, char **argv)
 {
     static const char *const valued[] = {"--epochs", "--out",        "--resume", "--init",    "--metrics",
                                          "--data",   "--limit",      "--seed",   "--threads", "--test-limit",
-                                         "--mem-cap", "--set"};
+                                         "--mem-cap", "--set", "--trace", "--trace-every", "--trace-probe",
+                                         "--trace-test"};
     memset(f, 0, sizeof *f);
     f->epochs = f->limit = f->test_limit = f->threads = -1;
+    f->trace_every = f->trace_probe = f->trace_test = -1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int known = 0, rc;
@@ -162,6 +179,8 @@ static int parse_flags(TrainFlags *f, int argc, char **argv)
         return usage_error("no model file given", NULL);
     if (f->resume && f->init)
         return usage_error("--resume and --init exclude each other", NULL);
+    if (!f->trace && (f->trace_every > 0 || f->trace_probe > 0 || f->trace_test > 0))
+        return usage_error("--trace-every, --trace-probe and --trace-test need --trace", NULL);
     return 0;
 }
 
@@ -256,6 +275,16 @@ int cmd_train(int argc, char **argv)
         spec_free(m);
         return 1;
     }
+    TraceLog trace;
+    char err[16384];
+    if (f.trace && trace_request(f.trace, f.trace_every > 0 ? (int)f.trace_every : TRACE_DEFAULT_EVERY,
+                                 f.trace_probe > 0 ? (int)f.trace_probe : TRACE_DEFAULT_PROBE,
+                                 f.trace_test > 0 ? (int)f.trace_test : TRACE_DEFAULT_SUBSET, m, &trace, err,
+                                 sizeof err) < 0) {
+        fprintf(stderr, "bnni: error: %s\n", err);
+        spec_free(m);
+        return 1;
+    }
     rt_set_threads((int)f.threads);
     TrainOptions o = {
         .out = f.out ? f.out : f.resume ? f.resume : m->checkpoint, /* a resumed run goes on in its own file */
@@ -268,8 +297,8 @@ int cmd_train(int argc, char **argv)
         .log = stdout,
         .profile = f.profile,
         .profile_out = stderr,
+        .trace = f.trace ? &trace : NULL,
     };
-    char err[16384];
     TrainStatus st = run_with_signals(m, &o, err, sizeof err);
     if (st == TRAIN_OK && !f.quiet)
         printf("saved %s (epoch %d)\n", o.out, m->epochs);

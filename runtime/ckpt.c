@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "layer.h"
+#include "trace_h5.h"
 #include "version.h"
 
 #define MAX_TENSOR_VALUES (1ull << 31)
@@ -85,6 +86,7 @@ void ckpt_free(Ckpt *c)
     if (!c->borrowed) {
         free(c->ts.order);
         metrics_free(&c->metrics);
+        trace_log_free((TraceLog *)c->trace); /* read by ckpt_read: owned */
     }
     memset(c, 0, sizeof *c);
 }
@@ -378,6 +380,8 @@ static int write_all(hid_t f, const Ckpt *c, hid_t gcpl)
         rc = write_train_state(f, &c->ts, gcpl);
     if (rc == 0)
         rc = write_metrics(f, &c->metrics, gcpl);
+    if (rc == 0 && c->trace)
+        rc = trace_write_h5(f, c->trace, gcpl);
     return rc;
 }
 
@@ -1063,6 +1067,10 @@ int ckpt_read(const char *path, Ckpt *c, char *err, size_t errlen)
         rc = read_train_state(f, c, err, errlen);
     if (rc == 0)
         rc = read_metrics(f, c, err, errlen);
+    TraceLog *trace = NULL;
+    if (rc == 0)
+        rc = trace_read_h5(f, &trace, err, errlen);
+    c->trace = trace;
     H5Fclose(f);
     if (rc < 0) {
         ckpt_free(c);

@@ -169,6 +169,8 @@ typedef struct Run {
     long long steps;     /* steps taken by this process */
     double last_draw;    /* progress bar throttle */
     TrainProfile prof;   /* --profile: the phases outside the layers (the net times its layers) */
+    Trace *trace;        /* --trace, or a resumed checkpoint's trace; NULL otherwise */
+    TraceLog *saved_trace; /* the resumed checkpoint's /trace, owned; NULL when none */
 } Run;
 
 static void run_free(Run *r)
@@ -184,6 +186,8 @@ static void run_free(Run *r)
     metrics_free(&r->metrics);
     dataset_free(&r->train), dataset_free(&r->test);
     prof_free(&r->prof);
+    trace_free(r->trace);
+    trace_log_free(r->saved_trace);
 }
 
 static int setup_data(Run *r, char *err, size_t errlen)
@@ -284,6 +288,7 @@ static int apply_resume(Run *r, const char *path, char *err, size_t errlen)
         memset(&c.metrics, 0, sizeof c.metrics);
         r->net->rng = r->ts.net_rng;
         r->m->seed = c.seed;
+        r->saved_trace = (TraceLog *)c.trace, c.trace = NULL; /* continued by start_trace */
         if (!r->o->quiet)
             fprintf(r->o->log, "resuming %s at epoch %d, image %d of %d\n", path, r->ts.epoch + 1, r->ts.position,
                     r->ts.norder);
@@ -301,6 +306,8 @@ static int save(Run *r, char *err, size_t errlen)
     r->ts.net_rng = r->net->rng;
     int rc = ckpt_build(&c, r->m, r->ps, r->np, r->opt, &r->ts, &r->metrics, r->nz.mean, r->nz.std, r->ts.epoch,
                         why, sizeof why);
+    if (rc == 0 && r->trace)
+        c.trace = trace_log(r->trace);
     if (rc == 0) {
         rc = ckpt_write(r->o->out, &c, why, sizeof why);
         ckpt_free(&c);
@@ -521,6 +528,8 @@ static int train_epoch(Run *r, int epoch, char *err, size_t errlen)
         r->prof.step += dt, r->prof.steps++;
         if (rc != TRAIN_OK)
             return rc;
+        if (r->trace && trace_step(r->trace, optim_step_count(r->opt), err, errlen) < 0)
+            return TRAIN_FAILED;
         draw_progress(r, epoch);
     }
     clear_progress(r);
@@ -604,6 +613,10 @@ TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t err
                  r.ts.epoch, r.ts.epoch == 1 ? "" : "s");
         goto done;
     }
+    if ((o->trace || r.saved_trace) &&
+        (trace_start(o->trace, r.saved_trace, r.net, &r.test, &r.nz, &r.trace, err, errlen) < 0 ||
+         trace_step(r.trace, optim_step_count(r.opt), err, errlen) < 0)) /* the record before the first step */
+        goto done;
     if (open_csv(&r, err, errlen) < 0)
         goto done;
     rc = run_epochs(&r, err, errlen);
