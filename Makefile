@@ -10,7 +10,7 @@ SANITIZE ?= 0
 BUILD    ?= build
 
 PKGS      = gcc make flex bison pkg-config libhdf5-dev hdf5-tools libopenblas-pthread-dev zlib1g-dev \
-            libcriterion-dev dataset-fashion-mnist time
+            libcriterion-dev dataset-fashion-mnist time gnuplot-nox
 # OpenBLAS's pthread build, linked by path with an rpath so that Debian's libopenblas.so.0 alternative cannot swap
 # in another at run time: bnni calls sgemm from several OpenMP threads at once, which the pthread build allows
 # (its serial build does not: it shares buffers between calls, and results changed from run to run). Its own
@@ -65,7 +65,8 @@ ifeq ($(FUZZ),1)
 endif
 
 GEN_SRC  = $(BUILD)/gen/lexer.c $(BUILD)/gen/parser.c
-LIB_SRC  = $(filter-out interp/main.c,$(wildcard interp/*.c)) $(wildcard runtime/*.c runtime/layers/*.c runtime/data/*.c)
+LIB_SRC  = $(filter-out interp/main.c,$(wildcard interp/*.c)) $(wildcard runtime/*.c runtime/layers/*.c runtime/data/*.c) \
+           $(wildcard runtime/plot/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:.c=.o)
 TEST_SRC = $(wildcard tests/test_*.c)
 # Test support code shared by several test files (tests/gradcheck.c), linked into run_tests.
