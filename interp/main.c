@@ -20,6 +20,7 @@ static const Command commands[] = {
     {"eval", cmd_eval, "evaluate a checkpoint on the test set", cmd_eval_usage},
     {"inspect", cmd_inspect, "show what a checkpoint holds", cmd_inspect_usage},
     {"predict", cmd_predict, "classify images (IDX or PGM) with a checkpoint", cmd_predict_usage},
+    {"sweep", cmd_sweep, "train a grid of settings x seeds, resumable; table, CSV and plot", cmd_sweep_usage},
     {"plot", cmd_plot, "draw runs, traces or a sweep with gnuplot (PNG, SVG, PDF)", cmd_plot_usage},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
