@@ -19,6 +19,7 @@
 
 const char cmd_train_usage[] =
     "usage: bnni train MODEL.bnn [--epochs N] [--out CKPT.h5] [--resume CKPT.h5] [--init CKPT.h5]\n"
+    "       bnni train --resume CKPT.h5 [options]   (the model the checkpoint records)\n"
     "                  [--metrics FILE.csv] [--data DIR] [--limit N] [--test-limit N] [--seed N] [--threads N]\n"
     "                  [--mem-cap SIZE] [--set KEY=VALUE]... [--trace LAYER[,LAYER...]] [--trace-every K]\n"
     "                  [--trace-probe N] [--trace-test N] [--profile] [--quiet]\n"
@@ -29,7 +30,8 @@ const char cmd_train_usage[] =
     "  --epochs N          total epochs (with --resume, the total including those already done)\n"
     "  --out CKPT.h5       checkpoint path, ending in .h5 (default: the --resume file, else the model's\n"
     "                      `checkpoint`, else MODEL_NAME.h5); only a bnni checkpoint is ever replaced\n"
-    "  --resume CKPT.h5    continue a run exactly where it stopped (also mid-epoch, after Ctrl-C)\n"
+    "  --resume CKPT.h5    continue a run exactly where it stopped (also mid-epoch, after Ctrl-C); without\n"
+    "                      MODEL.bnn, with the model the checkpoint records (its --set included)\n"
     "  --init CKPT.h5      start from a checkpoint's weights and moving statistics (fine-tuning)\n"
     "  --metrics FILE.csv  write epoch,train_loss,train_acc,test_loss,test_acc,seconds,images_per_second\n"
     "  --data DIR          directory of the four IDX files (.gz or not)\n"
@@ -175,7 +177,7 @@ static int parse_flags(TrainFlags *f, int argc, char **argv)
             f->model = a;
         }
     }
-    if (!f->model)
+    if (!f->model && !f->resume)
         return usage_error("no model file given", NULL);
     if (f->resume && f->init)
         return usage_error("--resume and --init exclude each other", NULL);
@@ -218,6 +220,28 @@ static int apply_flags(ModelSpec *m, const TrainFlags *f)
         m->data.path = p;
     }
     return 0;
+}
+
+/* `bnni train --resume CKPT` without a model file: the model the checkpoint records (its model_source, --set
+ * overrides included), so the resumed run trains the network that was trained. Returns 0 and *m, or 1. */
+static int load_resumed_model(const char *ckpt, unsigned long long mem_cap, const Override *sets, int nsets,
+                              ModelSpec **m)
+{
+    Ckpt c;
+    char why[8192], name[4200];
+    if (ckpt_read(ckpt, &c, why, sizeof why) < 0) {
+        fprintf(stderr, "bnni: error: %s: %s\n", ckpt, why);
+        return 1;
+    }
+    snprintf(name, sizeof name, "%s:model_source", ckpt);
+    int rc = load_model_with(name, c.model_source, mem_cap, 0, sets, nsets, m);
+    if (rc == 0 && c.data_path) { /* where it was trained, unless --data says otherwise */
+        free((*m)->data.path);
+        if (!((*m)->data.path = strdup(c.data_path)))
+            rc = 1, spec_free(*m), *m = NULL;
+    }
+    ckpt_free(&c);
+    return rc;
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -265,7 +289,8 @@ int cmd_train(int argc, char **argv)
     if (rc == 0 && check_out(f.out))
         rc = 1;
     ModelSpec *m = NULL;
-    if (rc == 0 && load_model_with(f.model, NULL, f.mem_cap, 0, f.sets, f.nsets, &m) != 0)
+    if (rc == 0 && (f.model ? load_model_with(f.model, NULL, f.mem_cap, 0, f.sets, f.nsets, &m)
+                            : load_resumed_model(f.resume, f.mem_cap, f.sets, f.nsets, &m)) != 0)
         rc = 1;
     override_free_all(f.sets, f.nsets);
     if (rc != 0)
