@@ -459,8 +459,8 @@ static void read_result(const SweepArgs *a, const char *name, SweepResult *x)
     ckpt_free(&c);
 }
 
-/* Whether run `name` is finished: diverged, or its checkpoint holds every epoch at an epoch boundary. Sets
- * *resume when there is a checkpoint to continue from. */
+/* Whether run `name` is finished: diverged, or its checkpoint holds every epoch (a run stopped in its last epoch
+ * has one fewer). Sets *resume when there is a checkpoint to continue from. */
 static int finished(const SweepArgs *a, const char *name, int epochs, int *resume)
 {
     char path[4096], why[512];
@@ -470,7 +470,7 @@ static int finished(const SweepArgs *a, const char *name, int epochs, int *resum
         return 1;
     if (ckpt_read(run_path(a, name, "run.h5", path, sizeof path), &c, why, sizeof why) < 0)
         return 0;
-    int done = c.epoch >= epochs && (!c.has_train_state || c.ts.position == 0);
+    int done = c.epoch >= epochs;
     ckpt_free(&c);
     *resume = !done;
     return done;
