@@ -775,3 +775,25 @@ Test(check, summary_table)
     free(out);
     done(&l);
 }
+
+/* The experiments' models. Counts from torch.nn (via /usr/bin/python3): Figure 1's MLP, nn.Linear(784, 100),
+ * BatchNorm1d(100), ... Linear(100, 10): 100,310 parameters and 600 running values; the half-width ReLU CNN with
+ * BatchNorm2d/1d: 207,274 and 352. Without batch norm (--set batchnorm=off) their own layers are all that is left. */
+Test(check, experiment_models)
+{
+    Loaded l;
+    load_file(&l, "models/mlp_sigmoid_bn.bnn");
+    expect_ok(&l);
+    cr_assert_eq(l.m->nparams, 100310);
+    cr_assert_eq(l.m->nbuffers, 600);
+    cr_assert_eq(l.m->data.batch, 60);
+    cr_assert_str_eq(l.m->layers[10].name, "dense_4");
+    done(&l);
+    load_file(&l, "models/cnn_relu_bn.bnn");
+    expect_ok(&l);
+    cr_assert_eq(l.m->nparams, 207274);
+    cr_assert_eq(l.m->nbuffers, 352);
+    expect_shape(l.m->layers[7].out, 3, 32, 7, 7);
+    cr_assert_str_eq(l.m->layers[13].name, "dropout_2");
+    done(&l);
+}

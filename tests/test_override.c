@@ -12,6 +12,7 @@
 
 #include "interp/frontend.h"
 #include "interp/override.h"
+#include "runtime/ckpt.h"
 #include "runtime/layer.h"
 #include "tests/support.h"
 
@@ -330,6 +331,25 @@ static int exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* Whether two checkpoints hold the same tensors, metrics and model text (their `created` times may differ). */
+static int same_run(const char *a, const char *b)
+{
+    Ckpt x, y;
+    char err[512];
+    int same = ckpt_read(a, &x, err, sizeof err) == 0;
+    same = same && ckpt_read(b, &y, err, sizeof err) == 0;
+    if (!same)
+        return 0;
+    same = x.ntensors == y.ntensors && x.metrics.n == y.metrics.n && !strcmp(x.model_source, y.model_source);
+    for (int i = 0; same && i < x.ntensors; i++)
+        same = x.tensors[i].size == y.tensors[i].size &&
+               !memcmp(x.tensors[i].data, y.tensors[i].data, x.tensors[i].size * sizeof(float));
+    for (int i = 0; same && i < x.metrics.n; i++)
+        same = x.metrics.test_acc[i] == y.metrics.test_acc[i] && x.metrics.train_loss[i] == y.metrics.train_loss[i];
+    ckpt_free(&x), ckpt_free(&y);
+    return same;
+}
+
 /* Bad overrides on train: one line, status 1 (2 for usage), no checkpoint and no metrics file. */
 Test(override_cli, bad_sets_write_nothing, .init = make_dir, .fini = remove_dir, .timeout = 120)
 {
@@ -383,8 +403,17 @@ Test(override_cli, checkpoint_rebuilds_the_network_as_run, .init = make_dir, .fi
     free(err);
     st = support_run(dir, "eval %s --model %s", ck, m);
     cr_expect_eq(st, 1, "the file alone is another network");
+    char ck2[128];
+    snprintf(ck2, sizeof ck2, "%s", support_path(dir, "r2.h5"));
+    support_copy_file(ck, ck2, -1);
     st = support_run(dir, "train %s --limit 256 --test-limit 100 --resume %s --epochs 2 --quiet %s", m, ck, sets);
     err = support_run_err(dir);
     cr_expect_eq(st, 0, "resume with the same overrides: %s", err);
     free(err);
+    /* without the model file: the checkpoint's model text, its overrides included, is the model */
+    st = support_run(dir, "train --resume %s --limit 256 --test-limit 100 --epochs 2 --quiet", ck2);
+    err = support_run_err(dir);
+    cr_expect_eq(st, 0, "resume from the checkpoint alone: %s", err);
+    free(err);
+    cr_expect(same_run(ck, ck2), "the two resumed runs differ");
 }
