@@ -616,12 +616,18 @@ static void unknown_name(Checker *c, const Entry *e)
         n += call_names(CC_LAYER, names + n, LK_COUNT);
         n = layer_names(c->m->layers, c->m->nlayers, names, n);
     }
-    const char *best = diag_suggest(e->head, names, n);
+    const char *best = diag_suggest(e->head, names, n), *off = NULL;
+    for (int i = 0; i < c->ov->n; i++)
+        if (c->ov->e[i].ok && c->ov->e[i].target == T_OFF && c->ov->e[i].off)
+            off = c->ov->e[i].key;
+    char hint[SPEC_NAME_MAX + 64] = "";
+    if (off) /* a layer removed by KIND=off has no name: the likely reason, in a sweep over on,off */
+        snprintf(hint, sizeof hint, "; %s=off left its layers out (set them by kind: %s.%s)", off, off, e->arg);
     if (best)
-        entry_error(c, e, "unknown setting '%s' (did you mean '%s.%s'?)", e->key, best, e->arg);
+        entry_error(c, e, "unknown setting '%s' (did you mean '%s.%s'?)%s", e->key, best, e->arg, hint);
     else
         entry_error(c, e, "unknown setting '%s': '%s' is not data, optimizer, schedule, a layer kind or the name of "
-                    "a layer", e->key, e->head);
+                    "a layer%s", e->key, e->head, hint);
     free(names);
 }
 

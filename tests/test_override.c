@@ -274,6 +274,18 @@ Test(override, bad_overrides_are_one_line_naming_the_set)
                                                 "got \"normal(-1)\"");
 }
 
+/* A layer named after its kind was switched off: the message says why the name is gone. */
+Test(override, name_of_a_layer_switched_off)
+{
+    Loaded a;
+    load_set(&a, model(0, "", "0.1", "", "20", "relu"), SETS("batchnorm=off", "cb_1.bn.momentum=0.5"));
+    cr_expect_eq(a.rc, 1);
+    cr_expect(strstr(a.msgs, "t.bnn: error: --set cb_1.bn.momentum=0.5: unknown setting 'cb_1.bn.momentum'") &&
+              strstr(a.msgs, "; batchnorm=off left its layers out (set them by kind: batchnorm.momentum)\n"), "%s",
+              a.msgs);
+    done(&a);
+}
+
 /* --set's own form: KEY=VALUE with a dotted KEY is usage; a value the language refuses is bad input. */
 Test(override, malformed_arguments)
 {
