@@ -270,3 +270,25 @@ Test(sweep, bad_inputs_write_nothing)
     st = run("sweep %s --set optimizer.lr=0.1,0.2 --out %s %s", model, in_dir("other"), SMALL);
     support_expect_one_line_error(dir, st, "a folder is there that holds no sweep", NULL);
 }
+
+/* bnni help sweep and plot, and their usage errors, have the form of every other command's (tests/test_train.c). */
+Test(sweep, help_and_usage_errors_have_the_commands_form)
+{
+    static const char *const cmds[] = {"sweep", "plot"};
+    for (int i = 0; i < 2; i++) {
+        char want[128];
+        cr_expect_eq(run("help %s", cmds[i]), 0);
+        char *o = support_run_out(dir);
+        snprintf(want, sizeof want, "usage: bnni %s ", cmds[i]);
+        cr_expect(strncmp(o, want, strlen(want)) == 0 && strstr(o, "\nexit status: ") && strstr(o, "\nexample: "),
+                  "%s", o);
+        free(o);
+        cr_expect_eq(run("%s x --bogus", cmds[i]), 2);
+        char *e = support_run_err(dir), *second = strchr(e, '\n');
+        snprintf(want, sizeof want, "bnni %s: error: unknown option: --bogus\nusage: bnni %s ", cmds[i], cmds[i]);
+        cr_expect(strncmp(e, want, strlen(want)) == 0 && second && strchr(second + 1, '\n')[1] == '\0', "%s", e);
+        snprintf(want, sizeof want, "   (bnni help %s)\n", cmds[i]);
+        cr_expect(strstr(e, want) != NULL, "%s", e);
+        free(e);
+    }
+}
