@@ -164,6 +164,11 @@ Test(trace_run, records_match_a_direct_forward)
     free(h), free(n);
     dataset_free(&d);
     ckpt_free(&c);
+    cr_assert_eq(run("inspect %s", support_path(dir, "t.h5")), 0);
+    char *out = support_run_out(dir);
+    cr_expect(strstr(out, "\ntrace (3 records, every 4 steps to step 8; probe 100 test images, accuracy on 300):\n"),
+              "%s", out);
+    free(out);
 }
 
 static void expect_same_tensors(const char *a, const char *b)
