@@ -11,12 +11,12 @@ BUILD    ?= build
 
 PKGS      = gcc make flex bison pkg-config libhdf5-dev hdf5-tools libopenblas-pthread-dev zlib1g-dev \
             libcriterion-dev dataset-fashion-mnist time libcsv-dev libpng-dev libjpeg-dev libstb-dev \
-            python3-h5py python3-numpy \
+            python3-h5py python3-numpy gnuplot-nox \
             protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx nodejs mandoc man-db
 # bnni export writes ONNX through the official schema: Debian's libonnx-dev ships onnx.proto, protoc-c compiles it
 # to C at build time and libprotobuf-c serialises it. The tests check exports in onnxruntime-node (npm, installed
 # into tests/ort/ by `make deps` with the CPU binaries inside the package) and with python3-onnx's checker;
-# examples/classify.c reads PNG with libpng; mandoc lints the man pages and man-db renders them.
+# bnni plot draws with gnuplot (gnuplot-nox: no X11). examples/classify.c reads PNG with libpng; mandoc lints the man pages and man-db renders them.
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 ORT_VERSION = 1.30.0
 ORT_DIR     = tests/ort
@@ -89,10 +89,13 @@ endif
 GEN_SRC  = $(BUILD)/gen/lexer.c $(BUILD)/gen/parser.c $(BUILD)/gen/onnx/onnx.pb-c.c
 GEN_HDR  = $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h $(BUILD)/gen/onnx/onnx.pb-c.h
 LIB_SRC  = $(filter-out interp/main.c,$(wildcard interp/*.c)) \
-           $(wildcard runtime/*.c runtime/layers/*.c runtime/data/*.c runtime/export/*.c lib/*.c)
+           $(wildcard runtime/*.c runtime/layers/*.c runtime/data/*.c runtime/export/*.c lib/*.c) \
+           $(wildcard runtime/plot/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:.c=.o)
-# The public library (lib/bnni.h): inference only, so without the commands and the exporters (and protobuf-c).
-PUB_OBJ  = $(filter-out $(BUILD)/interp/cmd_% $(BUILD)/runtime/export/% $(BUILD)/gen/onnx/%,$(LIB_OBJ))
+# The public library (lib/bnni.h): inference only, so without the commands, the exporters (and protobuf-c) and
+# the plots.
+PUB_OBJ  = $(filter-out $(BUILD)/interp/cmd_% $(BUILD)/runtime/export/% $(BUILD)/runtime/plot/% $(BUILD)/gen/onnx/%,\
+             $(LIB_OBJ))
 VERSION  = $(shell sed -n 's/^\#define BNNI_VERSION "\(.*\)"/\1/p' runtime/version.h)
 SONAME   = libbnni.so.$(firstword $(subst ., ,$(VERSION)))
 TEST_SRC = $(wildcard tests/test_*.c)

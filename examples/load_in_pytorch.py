@@ -47,7 +47,8 @@ def build(layers, params):
             m = nn.Linear(d["in"][0], a["out"], bias=a["bias"])
         elif kind == "batchnorm":
             bn = nn.BatchNorm2d if len(d["in"]) == 3 else nn.BatchNorm1d
-            m = bn(d["in"][0], eps=a["eps"], momentum=1.0 - a["momentum"])  # torch's momentum is bnni's 1 - momentum
+            # torch's momentum is bnni's 1 - momentum; affine=false: no gamma and beta (fixed at 1 and 0)
+            m = bn(d["in"][0], eps=a["eps"], momentum=1.0 - a["momentum"], affine=a.get("affine", True))
         elif kind in ("sigmoid", "relu", "tanh"):
             m = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}[kind]()
         elif kind == "avgpool":  # padding counts as zeros: torch's count_include_pad=True
@@ -85,8 +86,9 @@ def load(f):
         for m, name, kind in params:
             g = f["layers"][name]
             if kind == "batchnorm":
-                copy(m.weight, g, "gamma")
-                copy(m.bias, g, "beta")
+                if m.affine:
+                    copy(m.weight, g, "gamma")
+                    copy(m.bias, g, "beta")
                 copy(m.running_mean, g, "moving_mean")
                 copy(m.running_var, g, "moving_var")  # bnni keeps the biased variance; eval mode just uses it
             else:

@@ -22,6 +22,7 @@ int yylex(YYSTYPE *lval, YYLTYPE *lloc, yyscan_t scanner);
 static void yyerror(YYLTYPE *loc, yyscan_t scanner, ParseState *ps, const char *msg);
 static SrcLoc L(YYLTYPE l) { return (SrcLoc){l.first_line, l.first_column}; }
 static int negate(AstValue *v, SrcLoc minus);
+static char *join_key(char *a, char *b);
 }
 
 %define api.pure full
@@ -65,6 +66,8 @@ static int negate(AstValue *v, SrcLoc minus);
 %token REPEAT "repeat"
 %token RESIDUAL "residual"
 %token INPUT "input"
+%token SET "set"
+%token DOT "."
 %token SEMI ";"
 %token EQUALS "="
 %token COMMA ","
@@ -81,6 +84,7 @@ static int negate(AstValue *v, SrcLoc minus);
 %type <args> args opt_args
 %type <arg> arg
 %type <val> value
+%type <str> key key_part
 
 %destructor { free($$); } <str>
 %destructor { ast_value_clear(&$$); } <val>
@@ -125,11 +129,30 @@ top_stmt
                                           $$->params = $4.head;
                                           $$->nparams = $4.n; }
     | "network" body                    { if (!($$ = ast_stmt_body(AS_NETWORK, L(@1), NULL, $2, L(@2)))) YYNOMEM; }
+    | "set" key "=" value               { if (!($$ = ast_stmt_set(L(@1), $2, L(@2), $4))) YYNOMEM; }
     | "block" IDENT body                { if (!($$ = ast_stmt_block(L(@1), $2, L(@2), (AstArgList){0}, $3, L(@3))))
                                               YYNOMEM; }
     | "block" IDENT "(" opt_args ")" body
                                         { if (!($$ = ast_stmt_block(L(@1), $2, L(@2), $4, $6, L(@6))))
                                               YYNOMEM; }
+    ;
+
+/* A setting's dotted name (interp/override.h): statement keywords may start it (data.batch, epochs). */
+key
+    : key_part                          { $$ = $1; }
+    | key "." key_part                  { if (!($$ = join_key($1, $3))) YYNOMEM; }
+    ;
+
+key_part
+    : IDENT                             { $$ = $1; }
+    | "model"                           { if (!($$ = strdup("model"))) YYNOMEM; }
+    | "data"                            { if (!($$ = strdup("data"))) YYNOMEM; }
+    | "optimizer"                       { if (!($$ = strdup("optimizer"))) YYNOMEM; }
+    | "schedule"                        { if (!($$ = strdup("schedule"))) YYNOMEM; }
+    | "loss"                            { if (!($$ = strdup("loss"))) YYNOMEM; }
+    | "epochs"                          { if (!($$ = strdup("epochs"))) YYNOMEM; }
+    | "seed"                            { if (!($$ = strdup("seed"))) YYNOMEM; }
+    | "checkpoint"                      { if (!($$ = strdup("checkpoint"))) YYNOMEM; }
     ;
 
 body
@@ -201,6 +224,20 @@ static void yyerror(YYLTYPE *loc, yyscan_t scanner, ParseState *ps, const char *
         diag_error(ps->diag, L(*loc), "%s", msg);
 }
 
+/* "a.b" from "a" and "b", which it frees; NULL when out of memory. */
+static char *join_key(char *a, char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    char *k = malloc(na + nb + 2);
+    if (k) {
+        memcpy(k, a, na);
+        k[na] = '.';
+        memcpy(k + na + 1, b, nb + 1);
+    }
+    free(a), free(b);
+    return k;
+}
+
 /* "-5" from "5": the value, its spelling and its location (the minus sign). Frees v when out of memory. */
 static int negate(AstValue *v, SrcLoc minus)
 {
@@ -234,7 +271,7 @@ static int is_statement_keyword(yysymbol_kind_t k)
 {
     return k == YYSYMBOL_MODEL || k == YYSYMBOL_DATA || k == YYSYMBOL_OPTIMIZER || k == YYSYMBOL_SCHEDULE ||
            k == YYSYMBOL_LOSS || k == YYSYMBOL_EPOCHS || k == YYSYMBOL_SEED || k == YYSYMBOL_CHECKPOINT ||
-           k == YYSYMBOL_NETWORK || k == YYSYMBOL_BLOCK;
+           k == YYSYMBOL_NETWORK || k == YYSYMBOL_BLOCK || k == YYSYMBOL_SET;
 }
 
 static int is_value_start(yysymbol_kind_t k)
@@ -350,7 +387,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
     found_words(ps, found, got, sizeof got);
     if (has(exp, n, YYSYMBOL_MODEL) && found == YYSYMBOL_IDENT) {
         static const char *const stmts[] = {"model", "data", "optimizer", "schedule", "loss",
-                                            "epochs", "seed", "checkpoint", "network", "block"};
+                                            "epochs", "seed", "checkpoint", "network", "block", "set"};
         const char *sug = diag_suggest(ps->last_text, stmts, (int)(sizeof stmts / sizeof stmts[0]));
         if (sug)
             diag_error(ps->diag, at, "unknown statement %s (did you mean '%s'?)", got, sug);
@@ -358,7 +395,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
             diag_error(ps->diag, at, "unknown statement %s (layers go inside 'network { ... }')", got);
         else
             diag_error(ps->diag, at, "unknown statement %s; the statements are model, data, optimizer, schedule, "
-                       "loss, epochs, seed, checkpoint, network and block", got);
+                       "loss, epochs, seed, checkpoint, network, block and set", got);
         return 0;
     }
     expected_words(exp, n, found, want, sizeof want);

@@ -158,7 +158,12 @@ static int check_choice(Diag *d, const ArgSpec *a, const AstValue *v, const char
 int args_check_value(Diag *d, const ArgSpec *a, const AstValue *v0, const Env *env, const char *what, ArgVal *out)
 {
     const AstValue *v = env_subst(env, v0);
-    char desc[160], via[160] = "", range[96];
+    char desc[160], via[160] = "", range[96], named[512];
+    if (v->origin) { /* from the command line: no line to point at, so the message names the --set */
+        snprintf(named, sizeof named, "%s: %s", v->origin, what);
+        what = named;
+    }
+    out->origin = v->origin;
     if (v != v0)
         snprintf(via, sizeof via, " (through parameter '%s' of block '%s')", v0->s, env->block);
     out->given = 1;

@@ -50,6 +50,7 @@ typedef struct ArgVal {
     double f;       /* AT_NUM, AT_INT */
     const char *s;  /* AT_STR; AT_SHAPE: its text ("32x32"); borrowed */
     const AstCall *call; /* AT_CALL: the call written, its own arguments not yet matched; borrowed */
+    const char *origin; /* the value came from the command line: its --set (AstValue.origin) */
 } ArgVal;
 
 /* The call of class cls named name, or NULL. */

@@ -147,6 +147,32 @@ AstStmt *ast_stmt_block(SrcLoc loc, char *name, SrcLoc name_loc, AstArgList para
     return s;
 }
 
+AstStmt *ast_stmt_set(SrcLoc loc, char *key, SrcLoc key_loc, AstValue val)
+{
+    AstStmt *s = stmt_new(AS_SET, loc);
+    if (!s) {
+        free(key);
+        ast_value_clear(&val);
+        return NULL;
+    }
+    s->name = key;
+    s->name_loc = key_loc;
+    s->val = val;
+    s->has_val = 1;
+    return s;
+}
+
+int ast_value_copy(const AstValue *v, AstValue *out)
+{
+    *out = *v;
+    out->s = out->text = NULL;
+    if ((v->s && !(out->s = strdup(v->s))) || (v->text && !(out->text = strdup(v->text)))) {
+        ast_value_clear(out);
+        return -1;
+    }
+    return 0;
+}
+
 AstValue ast_value_ident(char *name, SrcLoc loc)
 {
     AstValue v = {.kind = AV_IDENT, .loc = loc, .s = name};

@@ -24,6 +24,8 @@ typedef struct AstValue {
     long long dims[AST_SHAPE_MAX];
     char *text;      /* numbers, strings, shapes: the spelling as written, for messages; owned, may be NULL */
     struct AstCall *call; /* AV_CALL; owned */
+    const char *origin; /* a value from the command line: its "--set KEY=VALUE" (borrowed), which messages about
+                         * it name instead of a line; NULL for values of the file */
 } AstValue;
 
 typedef struct AstArg {
@@ -52,7 +54,9 @@ typedef enum AstStmtKind {
     AS_MODEL, AS_DATA, AS_OPTIMIZER, AS_SCHEDULE, AS_LOSS, AS_EPOCHS, AS_SEED, AS_CHECKPOINT,
     AS_NETWORK, AS_BLOCK,
     /* inside `network` and `block` */
-    AS_CALL, AS_INPUT, AS_REPEAT, AS_RESIDUAL
+    AS_CALL, AS_INPUT, AS_REPEAT, AS_RESIDUAL,
+    /* top level again: `set KEY = VALUE` (interp/override.h), which may appear any number of times */
+    AS_SET
 } AstStmtKind;
 
 enum { REF_NONE, REF_LAYER, REF_BLOCK };
@@ -63,9 +67,9 @@ typedef struct AstStmt {
     char *label;           /* `label: ...`; owned, NULL when none */
     SrcLoc label_loc;
     AstCall *call;         /* data, optimizer, schedule, loss, AS_CALL; owned */
-    AstValue val;          /* model, epochs, seed, checkpoint, input, repeat (has_val) */
+    AstValue val;          /* model, epochs, seed, checkpoint, input, repeat, set (has_val) */
     int has_val;
-    char *name;            /* block: its name; owned */
+    char *name;            /* block: its name; set: the dotted key; owned */
     SrcLoc name_loc;
     AstArg *params;        /* block: `c` or `k=3` entries; owned list */
     int nparams;
@@ -88,9 +92,13 @@ AstStmt *ast_stmt_value(AstStmtKind kind, SrcLoc loc, AstValue val);
 AstStmt *ast_stmt_body(AstStmtKind kind, SrcLoc loc, AstValue *val, AstStmtList body, SrcLoc body_loc);
 AstStmt *ast_stmt_block(SrcLoc loc, char *name, SrcLoc name_loc, AstArgList params, AstStmtList body,
                         SrcLoc body_loc);
+/* `set KEY = VALUE`: key (the dotted name) at key_loc. */
+AstStmt *ast_stmt_set(SrcLoc loc, char *key, SrcLoc key_loc, AstValue val);
 AstValue ast_value_ident(char *name, SrcLoc loc);
 /* A call as a value (takes c); its text is "name(...)". On out of memory the text is NULL and c is freed. */
 AstValue ast_value_call(struct AstCall *c);
+/* A deep copy of v into *out (strings duplicated). Returns 0, or -1 when out of memory (*out then empty). */
+int ast_value_copy(const AstValue *v, AstValue *out);
 
 void ast_args_push(AstArgList *l, AstArg *a);
 void ast_stmts_push(AstStmtList *l, AstStmt *s);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "override.h"
 #include "parse.h"
 
 static const char *const stmt_name[] = {
@@ -258,9 +259,11 @@ static SrcLoc end_of_text(const char *src, size_t len)
     return diag_loc_of(src, len);
 }
 
-static void check_model(Checker *c, AstStmt *ast)
+static void check_model(Checker *c, AstStmt **file)
 {
     const AstStmt *first[AS_BLOCK] = {0};
+    override_begin(c, file);
+    AstStmt *ast = *file;
     for (AstStmt *s = ast; s; s = s->next) {
         if (s->kind >= AS_BLOCK)
             continue;
@@ -297,6 +300,7 @@ static void check_model(Checker *c, AstStmt *ast)
     resolve_calls(c, ast, net);
     if (net && !c->d->stopped)
         expand_network(c, net);
+    override_end(c);
     totals(c->m->layers, c->m->nlayers, &c->m->nparams, &c->m->nbuffers);
     check_batch(c);
     if (c->expanded && c->d->errors == 0) /* with errors, expansion may have stopped short of a call */
@@ -307,6 +311,23 @@ static void check_model(Checker *c, AstStmt *ast)
 }
 
 /* ---- entry points ---- */
+
+/* The model as run: its text followed by the command line's overrides as `set` statements (override.h), so that a
+ * checkpoint's model_source rebuilds it. Returns 0, or -1 (reported) when out of memory. */
+static int record_overrides(ModelSpec *m, const CheckOptions *o)
+{
+    size_t len;
+    if (o->noverrides == 0)
+        return 0;
+    char *text = override_source(m->source, m->source_len, o->overrides, o->noverrides, &len);
+    if (!text) {
+        fprintf(o->diag, "%s: error: out of memory\n", m->file);
+        return -1;
+    }
+    free(m->source);
+    m->source = text, m->source_len = len;
+    return 0;
+}
 
 /* Takes text (len bytes plus a NUL) into the ModelSpec whatever happens. */
 static int load_owned(const char *filename, char *text, size_t len, const CheckOptions *opts, ModelSpec **out)
@@ -322,6 +343,7 @@ static int load_owned(const char *filename, char *text, size_t len, const CheckO
     Diag d;
     diag_init(&d, c.opts.diag, filename, text, len);
     diag_keep(&d); /* the checks run statement kind by statement kind: print what they find in source order */
+    d.hide_warnings = c.opts.hide_warnings;
     c.d = &d;
     ModelSpec *m = calloc(1, sizeof *m);
     char *file = strdup(filename);
@@ -340,10 +362,10 @@ static int load_owned(const char *filename, char *text, size_t len, const CheckO
     c.m = m;
     AstStmt *ast = NULL;
     if (parse_source(&d, text, len, &ast) == 0)
-        check_model(&c, ast);
+        check_model(&c, &ast);
     ast_free(ast);
     diag_flush(&d);
-    if (d.errors) {
+    if (d.errors || record_overrides(m, &c.opts) < 0) {
         spec_free(m);
         return 1;
     }

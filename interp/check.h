@@ -23,6 +23,8 @@ typedef struct Block {
     int calls;                        /* expansions so far: numbers the `<block>_<k>.` name prefixes */
 } Block;
 
+typedef struct OverrideState OverrideState; /* override.c */
+
 typedef struct Checker {
     Diag *d;
     CheckOptions opts;
@@ -36,6 +38,7 @@ typedef struct Checker {
     int have_opt;                     /* m->opt is valid */
     long long nbatchnorm;             /* batchnorm layers after expansion */
     int expanded;                     /* the whole network was expanded (no limit or error cut it short) */
+    OverrideState *ov;                /* the overrides being applied (override.c); NULL when there are none */
 } Checker;
 
 /* check_data.c: the data statement, once its call matched the kind's schema (v: the matched values). */
@@ -52,5 +55,17 @@ int block_param(const Block *b, const char *name);
 
 /* expand.c: expands the network into c->m->layers with names, shapes and parameter counts. */
 void expand_network(Checker *c, const AstStmt *network);
+
+/* override.c: collects the file's `set` statements and CheckOptions.overrides, reports keys that name nothing,
+ * and writes the settings of statements (epochs, data.batch, ...) into the tree, appending a statement the file
+ * lacks. Before the statements are checked. */
+void override_begin(Checker *c, AstStmt **file);
+/* override.c, for expand.c: whether layers of kind k are switched off (`KIND=off`): they are left out. */
+int override_layer_off(const Checker *c, LayerKind k);
+/* override.c, for expand.c: sets the arguments v of layer l (its kind and name known; cs its call) that
+ * overrides name, by kind first and then by the layer's own name, checking each value against the schema. */
+void override_layer_args(Checker *c, const LayerSpec *l, const CallSpec *cs, ArgVal v[ARGS_MAX]);
+/* override.c: after expansion, reports layer names no layer has and kinds the network lacks; frees c->ov. */
+void override_end(Checker *c);
 
 #endif

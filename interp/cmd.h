@@ -10,6 +10,8 @@ int cmd_inspect(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_fmt(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 /* Prints the help text of one command (NULL: the overview) to stdout; returns 0, or 2 for an unknown command. */
 int cmd_help(const char *command);
 
@@ -25,6 +27,8 @@ extern const char cmd_inspect_usage[];
 extern const char cmd_predict_usage[];
 extern const char cmd_export_usage[];
 extern const char cmd_fmt_usage[];
+extern const char cmd_plot_usage[];
+extern const char cmd_sweep_usage[];
 
 #include "../runtime/version.h"
 

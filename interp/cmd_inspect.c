@@ -218,6 +218,24 @@ static void print_optimizer_state(const Ckpt *c, Widths w)
     }
 }
 
+/* /trace (bnni train --trace): what it records, and its first and last record. */
+static void print_trace(const TraceLog *t)
+{
+    if (!t || t->n == 0)
+        return;
+    printf("\ntrace (%d records, every %d steps to step %lld; probe %d test images, accuracy on %d):\n", t->n,
+           t->every, t->step[t->n - 1], t->probe, t->subset);
+    printf("  %-24s %22s %22s\n", "", "first", "last");
+    printf("  %-24s %22.4f %22.4f\n", "test accuracy (subset)", t->test_acc[0], t->test_acc[t->n - 1]);
+    for (int i = 0; i < t->nlayers; i++) {
+        const double *a = t->pct + (size_t)i * TRACE_NPCT, *b = t->pct + ((size_t)(t->n - 1) * t->nlayers + i) * TRACE_NPCT;
+        char first[64], last[64];
+        snprintf(first, sizeof first, "%.3g %.3g %.3g", a[0], a[1], a[2]);
+        snprintf(last, sizeof last, "%.3g %.3g %.3g", b[0], b[1], b[2]);
+        printf("  %-24.24s %22s %22s   (15th, 50th, 85th percentile)\n", t->names[i], first, last);
+    }
+}
+
 static int usage_error(const char *msg, const char *arg)
 {
     fprintf(stderr, "bnni inspect: error: %s%s%s\nusage: bnni inspect CKPT.h5   (bnni help inspect)\n", msg,
@@ -242,6 +260,7 @@ int cmd_inspect(int argc, char **argv)
     print_header(argv[0], &c);
     print_source(&c);
     print_metrics(&c.metrics);
+    print_trace(c.trace);
     Widths w = measure(&c);
     print_layers(&c, w);
     print_optimizer_state(&c, w);

@@ -14,11 +14,15 @@
 #include "../runtime/train.h"
 #include "cmd.h"
 #include "load.h"
+#include "override.h"
+#include "trace_request.h"
 
 const char cmd_train_usage[] =
     "usage: bnni train MODEL.bnn [--epochs N] [--out CKPT.h5] [--resume CKPT.h5] [--init CKPT.h5]\n"
+    "       bnni train --resume CKPT.h5 [options]   (the model the checkpoint records)\n"
     "                  [--metrics FILE.csv] [--data PATH] [--limit N] [--test-limit N] [--seed N] [--threads N]\n"
-    "                  [--mem-cap SIZE] [--profile] [--quiet]\n"
+    "                  [--mem-cap SIZE] [--set KEY=VALUE]... [--trace LAYER[,LAYER...]] [--trace-every K]\n"
+    "                  [--trace-probe N] [--trace-test N] [--profile] [--quiet]\n"
     "\n"
     "Trains the model on its data set, printing one line per epoch and saving an HDF5 checkpoint\n"
     "(docs/checkpoint.md) after every epoch (or, with checkpoint ..., keep=\"best\", the epoch of the best\n"
@@ -27,7 +31,8 @@ const char cmd_train_usage[] =
     "  --epochs N          total epochs (with --resume, the total including those already done)\n"
     "  --out CKPT.h5       checkpoint path, ending in .h5 (default: the --resume file, else the model's\n"
     "                      `checkpoint`, else MODEL_NAME.h5); only a bnni checkpoint is ever replaced\n"
-    "  --resume CKPT.h5    continue a run exactly where it stopped (also mid-epoch, after Ctrl-C)\n"
+    "  --resume CKPT.h5    continue a run exactly where it stopped (also mid-epoch, after Ctrl-C); without\n"
+    "                      MODEL.bnn, with the model the checkpoint records (its --set included)\n"
     "  --init CKPT.h5      start from a checkpoint's weights and moving statistics (fine-tuning)\n"
     "  --metrics FILE.csv  write epoch,train_loss,train_acc,[val_loss,val_acc,]test_loss,test_acc,seconds,\n"
     "                      images_per_second (val_ with validation= in the data statement)\n"
@@ -37,6 +42,14 @@ const char cmd_train_usage[] =
     "  --seed N            seed of the initialisation, shuffling and dropout streams\n"
     "  --threads N         worker threads (default: the cores it may run on that other processes leave idle,\n"
     "                      checked every 0.5 s)\n"
+    "  --set KEY=VALUE     change a setting of the model without editing it (repeatable): epochs=20, seed=3,\n"
+    "                      data.batch=64, optimizer.lr=0.3, batchnorm_2.momentum=0.5 (a layer by name),\n"
+    "                      batchnorm.momentum=0.5 (every layer of a kind), batchnorm=off (removes them);\n"
+    "                      the checkpoint's model_source records them (docs/language.md, \"Overrides\")\n"
+    "  --trace LAYERS      every --trace-every steps (default 50, and before the first), record the 15th, 50th\n"
+    "                      and 85th percentiles of each named layer's output on the first --trace-probe test\n"
+    "                      images (default 256) and the accuracy on the first --trace-test (default 2000), in\n"
+    "                      eval mode, under /trace in the checkpoint; bnni plot CKPT --trace draws them\n"
     "  --mem-cap SIZE      refuse the model if training would need more memory, and stream an HDF5 training\n"
     "                      set that does not fit beside it: bytes, or with a suffix K, M, G or T (binary:\n"
     "                      512M); default: the machine's physical memory\n"
@@ -70,10 +83,13 @@ static int parse_ull(const char *s, unsigned long long lo, unsigned long long hi
 }
 
 typedef struct TrainFlags {
-    const char *model, *out, *resume, *init, *metrics, *data;
+    const char *model, *out, *resume, *init, *metrics, *data, *trace;
     long long epochs, limit, test_limit, threads; /* -1: not given */
+    long long trace_every, trace_probe, trace_test; /* -1: not given */
     unsigned long long seed, mem_cap;             /* mem_cap 0: physical memory */
     int has_seed, quiet, profile;
+    Override *sets; /* --set, in order; owned */
+    int nsets;
 } TrainFlags;
 
 /* Handles one flag that takes a value (argv[*i] is the flag); returns 0, or 2 after a usage error. */
@@ -86,9 +102,19 @@ static int value_flag(TrainFlags *f, int argc, char **argv, int *i)
                        : strcmp(name, "--init") == 0   ? &f->init
                        : strcmp(name, "--metrics") == 0 ? &f->metrics
                        : strcmp(name, "--data") == 0    ? &f->data
+                       : strcmp(name, "--trace") == 0   ? &f->trace
                                                         : NULL;
     if (!v)
         return usage_error("this option needs a value", name);
+    if (strcmp(name, "--set") == 0) {
+        char err[512];
+        int rc = override_push(&f->sets, &f->nsets, v, err, sizeof err);
+        if (rc == OVERRIDE_USAGE)
+            return usage_error(err, NULL);
+        if (rc != OVERRIDE_OK)
+            fprintf(stderr, "bnni: error: --set %s: %s\n", v, err);
+        return rc == OVERRIDE_OK ? 0 : 1;
+    }
     if (str) {
         *str = v;
         return 0;
@@ -102,6 +128,13 @@ static int value_flag(TrainFlags *f, int argc, char **argv, int *i)
         if (parse_ull(v, 0, UINT64_MAX, &f->seed) < 0)
             return usage_error("--seed needs a non-negative integer", v);
         f->has_seed = 1;
+        return 0;
+    }
+    if (strncmp(name, "--trace-", 8) == 0) {
+        long long *t = name[8] == 'e' ? &f->trace_every : name[8] == 'p' ? &f->trace_probe : &f->trace_test;
+        if (parse_ull(v, 1, 1000000000, &n) < 0)
+            return usage_error("this option needs a whole number from 1 to 1000000000", v);
+        *t = (long long)n;
         return 0;
     }
     long long *num = strcmp(name, "--epochs") == 0        ? &f->epochs
@@ -123,9 +156,11 @@ static int parse_flags(TrainFlags *f, int argc, char **argv)
 {
     static const char *const valued[] = {"--epochs", "--out",        "--resume", "--init",    "--metrics",
                                          "--data",   "--limit",      "--seed",   "--threads", "--test-limit",
-                                         "--mem-cap"};
+                                         "--mem-cap", "--set", "--trace", "--trace-every", "--trace-probe",
+                                         "--trace-test"};
     memset(f, 0, sizeof *f);
     f->epochs = f->limit = f->test_limit = f->threads = -1;
+    f->trace_every = f->trace_probe = f->trace_test = -1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int known = 0, rc;
@@ -146,10 +181,12 @@ static int parse_flags(TrainFlags *f, int argc, char **argv)
             f->model = a;
         }
     }
-    if (!f->model)
+    if (!f->model && !f->resume)
         return usage_error("no model file given", NULL);
     if (f->resume && f->init)
         return usage_error("--resume and --init exclude each other", NULL);
+    if (!f->trace && (f->trace_every > 0 || f->trace_probe > 0 || f->trace_test > 0))
+        return usage_error("--trace-every, --trace-probe and --trace-test need --trace", NULL);
     return 0;
 }
 
@@ -180,6 +217,26 @@ static int apply_flags(ModelSpec *m, const TrainFlags *f)
     if (f->has_seed)
         m->seed = f->seed;
     return 0; /* --data is the checker's: it reads the data's headers there (load_model_with) */
+}
+
+/* `bnni train --resume CKPT` without a model file: the model the checkpoint records (its model_source, --set
+ * overrides included), so the resumed run trains the network that was trained, on its data where it was trained
+ * unless --data says otherwise (co->data_where). Returns 0 and *m, or 1. */
+static int load_resumed_model(const char *ckpt, const CheckOptions *co, ModelSpec **m)
+{
+    Ckpt c;
+    char why[8192], name[4200];
+    if (ckpt_read(ckpt, &c, why, sizeof why) < 0) {
+        fprintf(stderr, "bnni: error: %s: %s\n", ckpt, why);
+        return 1;
+    }
+    snprintf(name, sizeof name, "%s:model_source", ckpt);
+    CheckOptions here = *co;
+    if (!here.data_where)
+        here.data_where = c.data_path;
+    int rc = load_model_with(name, c.model_source, &here, m);
+    ckpt_free(&c);
+    return rc;
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -224,16 +281,28 @@ int cmd_train(int argc, char **argv)
 {
     TrainFlags f;
     int rc = parse_flags(&f, argc, argv);
+    if (rc == 0 && check_out(f.out))
+        rc = 1;
+    ModelSpec *m = NULL;
+    CheckOptions co = {.mem_cap_bytes = f.mem_cap, .data_where = f.data, .limit_override = f.limit > 0 ? f.limit : 0,
+                       .overrides = f.sets, .noverrides = f.nsets};
+    if (rc == 0 && (f.model ? load_model_with(f.model, NULL, &co, &m) : load_resumed_model(f.resume, &co, &m)) != 0)
+        rc = 1;
+    override_free_all(f.sets, f.nsets);
     if (rc != 0)
         return rc;
-    if (check_out(f.out))
-        return 1;
-    ModelSpec *m = NULL;
-    CheckOptions co = {.mem_cap_bytes = f.mem_cap, .data_where = f.data, .limit_override = f.limit > 0 ? f.limit : 0};
-    if (load_model_with(f.model, NULL, &co, &m) != 0)
-        return 1;
     if (apply_flags(m, &f) != 0) {
         fprintf(stderr, "bnni: error: out of memory\n");
+        spec_free(m);
+        return 1;
+    }
+    TraceLog trace;
+    char err[16384];
+    if (f.trace && trace_request(f.trace, f.trace_every > 0 ? (int)f.trace_every : TRACE_DEFAULT_EVERY,
+                                 f.trace_probe > 0 ? (int)f.trace_probe : TRACE_DEFAULT_PROBE,
+                                 f.trace_test > 0 ? (int)f.trace_test : TRACE_DEFAULT_SUBSET, m, &trace, err,
+                                 sizeof err) < 0) {
+        fprintf(stderr, "bnni: error: %s\n", err);
         spec_free(m);
         return 1;
     }
@@ -250,10 +319,10 @@ int cmd_train(int argc, char **argv)
         .profile = f.profile,
         .profile_out = stderr,
         .mem_cap = f.mem_cap,
+        .trace = f.trace ? &trace : NULL,
     };
     int saved = 0;
     o.saved_epoch = &saved;
-    char err[16384];
     TrainStatus st = run_with_signals(m, &o, err, sizeof err);
     if (st == TRAIN_OK && !f.quiet)
         printf("saved %s (epoch %d%s)\n", o.out, saved, m->keep == KEEP_BEST ? ", the best validation accuracy" : "");

@@ -286,6 +286,10 @@ static void report(Diag *d, int kind, SrcLoc loc, const char *fmt, va_list ap)
         file_line(d, "error", "too many errors, stopping now");
         return;
     }
+    if (kind == D_WARNING && d->hide_warnings) {
+        d->warnings++;
+        return;
+    }
     if (kind == D_WARNING && ++d->warnings > DIAG_MAX_WARNINGS) {
         if (!d->warnings_capped)
             file_line(d, "note", "more warnings are not shown");

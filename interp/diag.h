@@ -45,6 +45,7 @@ struct Diag {
     int stopped;               /* too many errors were reported: callers should wind down */
     int last_shown;            /* whether the last error or warning was printed (its notes follow it) */
     int warnings_capped;
+    int hide_warnings;         /* warnings are counted but not shown (they are `bnni check`'s business) */
     DiagContextFn context;
     const void *context_arg;
     unsigned long long seen[DIAG_MAX_ERRORS + DIAG_MAX_WARNINGS + 2]; /* hashes of shown diagnostics */

@@ -172,7 +172,13 @@ static int set_args(Expander *x, LayerSpec *l, const CallSpec *cs, const ArgVal 
     char err[256];
     int bad = 0;
     if (cs->layer->configure && cs->layer->configure(l, &bad, err, sizeof err) < 0) {
-        diag_error(x->d, v[bad].loc, "%s", err);
+        if (v[bad].origin) { /* an override from the command line: no place in the file, no block notes */
+            DiagContextFn saved = x->d->context;
+            x->d->context = NULL;
+            diag_error(x->d, (SrcLoc){0, 0}, "%s: %s", v[bad].origin, err);
+            x->d->context = saved;
+        } else
+            diag_error(x->d, v[bad].loc, "%s", err);
         return -1;
     }
     return 0;
@@ -202,16 +208,17 @@ static void infer(Expander *x, LayerSpec *l, Cursor *cur)
     }
 }
 
-/* Before a batchnorm: a layer with a `bias` argument set. */
-static void redundant_bias(Expander *x, const Seq *out)
+/* Before batchnorm bn: a layer with a `bias` argument set. */
+static void redundant_bias(Expander *x, const Seq *out, const LayerSpec *bn)
 {
     if (out->n == 0)
         return;
     const LayerSpec *prev = &out->v[out->n - 1];
     int k = layer_arg_index(prev->kind, "bias");
     if (k >= 0 && spec_int(prev, k))
-        diag_warning(x->d, prev->loc, "the bias of this %s is redundant: the batchnorm after it subtracts the mean "
-                     "and adds its own beta (write bias=false)", layer_ops[prev->kind]->type);
+        diag_warning(x->d, prev->loc, "the bias of this %s is redundant: the batchnorm after it subtracts the mean%s "
+                     "(write bias=false)", layer_ops[prev->kind]->type,
+                     layer_arg(bn, "affine") == 0 ? "" : " and adds its own beta");
 }
 
 static void emit_layer(Expander *x, const Frame *f, const char *rsuf, const AstStmt *st, Seq *out, Cursor *cur)
@@ -221,10 +228,16 @@ static void emit_layer(Expander *x, const Frame *f, const char *rsuf, const AstS
     memset(&l, 0, sizeof l);
     l.kind = (LayerKind)cs->kind;
     l.loc = st->loc;
+    if (override_layer_off(x->c, l.kind)) /* --set KIND=off: as if the call were not written */
+        return;
     int k = ++x->counts[l.kind];
     ArgVal v[ARGS_MAX];
-    if (args_resolve(x->d, cs, st->call, f->env, v) || set_args(x, &l, cs, v) ||
-        make_name(x, f, rsuf, st, cs->name, k, l.name)) {
+    if (make_name(x, f, rsuf, st, cs->name, k, l.name) || args_resolve(x->d, cs, st->call, f->env, v)) {
+        cur->known = 0;
+        return;
+    }
+    override_layer_args(x->c, &l, cs, v);
+    if (set_args(x, &l, cs, v)) {
         cur->known = 0;
         return;
     }
@@ -232,7 +245,7 @@ static void emit_layer(Expander *x, const Frame *f, const char *rsuf, const AstS
         return;
     if (l.kind == LK_BATCHNORM) {
         x->c->nbatchnorm++;
-        redundant_bias(x, out);
+        redundant_bias(x, out, &l);
     }
     infer(x, &l, cur);
     seq_push(x, out, &l);

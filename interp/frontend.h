@@ -7,6 +7,8 @@
 
 #include "../runtime/spec.h"
 
+struct Override;
+
 typedef struct CheckOptions {
     FILE *diag;               /* where diagnostics go (stderr in the CLI, a memstream in tests) */
     long long max_layers;     /* expansion limit; 0 means the default, 100000 */
@@ -17,6 +19,11 @@ typedef struct CheckOptions {
     const char *data_where;   /* not NULL: replaces where the data is (--data, or a checkpoint's data_path) */
     const DataSpec *data_record; /* not NULL: the data's shape, classes and names as a checkpoint recorded them;
                                   * the data's headers are then not read */
+    int hide_warnings;        /* report errors only (train, eval, predict, sweep: warnings are bnni check's) */
+    /* --set KEY=VALUE (interp/override.h), applied after the file's own `set` statements; borrowed. A model that
+     * checks gets them appended to its source as `set` statements, so the text it records rebuilds it. */
+    const struct Override *overrides;
+    int noverrides;
 } CheckOptions;
 
 /* Reads, parses, expands and checks a model file. Returns 0 and sets *out (caller frees with spec_free);

@@ -21,6 +21,7 @@ int load_model_with(const char *file, const char *source, const CheckOptions *op
     FILE *diag = open_memstream(&buf, &len);
     CheckOptions co = *opts;
     co.diag = diag ? diag : stderr;
+    co.hide_warnings = 1;
     int rc = source ? bnn_load_source(file, source, strlen(source), &co, out) : bnn_load_file(file, &co, out);
     if (diag) {
         fclose(diag);

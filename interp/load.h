@@ -14,7 +14,8 @@
  * Diagnostics reach stderr only when the model has errors: its warnings are `bnni check`'s business.
  * Returns 0 and *out (caller frees with spec_free) or 1. */
 int load_model(const char *file, const char *source, unsigned long long mem_cap, int inference, ModelSpec **out);
-/* The same with every option of the checker (frontend.h); co->diag is ignored (diagnostics go to stderr). */
+/* The same with every option of the checker (frontend.h: the data's place and record, --set overrides...);
+ * co->diag is ignored (diagnostics go to stderr). */
 int load_model_with(const char *file, const char *source, const CheckOptions *co, ModelSpec **out);
 
 /* For eval and predict: reads the checkpoint at ckpt_path, loads its model (from model_path when not NULL, else

@@ -22,6 +22,8 @@ static const Command commands[] = {
     {"predict", cmd_predict, "classify images (IDX or PGM) with a checkpoint", cmd_predict_usage},
     {"export", cmd_export, "write a checkpoint as ONNX or an inference-only checkpoint", cmd_export_usage},
     {"fmt", cmd_fmt, "print a model file in the canonical layout (--check, -w)", cmd_fmt_usage},
+    {"sweep", cmd_sweep, "train a grid of settings x seeds, resumable; table, CSV and plot", cmd_sweep_usage},
+    {"plot", cmd_plot, "draw runs, traces or a sweep with gnuplot (PNG, SVG, PDF)", cmd_plot_usage},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -21,6 +21,7 @@
 #include "h5guard.h"
 #include "layer.h"
 #include "netdesc.h"
+#include "trace_h5.h"
 #include "version.h"
 
 #define MAX_TENSOR_VALUES (1ull << 31)
@@ -135,6 +136,7 @@ void ckpt_free(Ckpt *c)
     if (!c->borrowed) {
         free(c->ts.order);
         metrics_free(&c->metrics);
+        trace_log_free((TraceLog *)c->trace); /* read by ckpt_read: owned */
     }
     memset(c, 0, sizeof *c);
 }
@@ -516,6 +518,8 @@ static int write_all(hid_t f, const Ckpt *c, hid_t gcpl)
         rc = write_train_state(f, &c->ts, gcpl);
     if (rc == 0)
         rc = write_metrics(f, &c->metrics, gcpl);
+    if (rc == 0 && c->trace)
+        rc = trace_write_h5(f, c->trace, gcpl);
     return rc;
 }
 
@@ -1377,6 +1381,10 @@ static int read_source(const Source *src, Ckpt *c, char *err, size_t errlen)
         rc = read_train_state(f, c, err, errlen);
     if (rc == 0)
         rc = read_metrics(f, c, err, errlen);
+    TraceLog *trace = NULL;
+    if (rc == 0)
+        rc = trace_read_h5(f, &trace, err, errlen);
+    c->trace = trace;
     H5Fclose(f);
     if (rc < 0) {
         ckpt_free(c);

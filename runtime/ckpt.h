@@ -12,6 +12,7 @@
 #include "optim.h"
 #include "rng.h"
 #include "spec.h"
+#include "trace.h"
 
 #define CKPT_FORMAT "bnni-checkpoint"
 #define CKPT_FORMAT_VERSION 1
@@ -96,7 +97,9 @@ typedef struct Ckpt {
     int has_train_state;
     TrainState ts;
     CkptMetrics metrics;
-    int borrowed; /* built by ckpt_build: tensor data, ts.order and metrics point into the run */
+    /* /trace (runtime/trace.h), or NULL: set by the trainer after ckpt_build (borrowed), read by ckpt_read (owned) */
+    const TraceLog *trace;
+    int borrowed; /* built by ckpt_build: tensor data, ts.order, metrics and trace point into the run */
     char *network; /* owned: the network description (netdesc.h), written as the root attribute `network` by
                     * ckpt_build's checkpoints; NULL after ckpt_read, which does not need it */
 } Ckpt;

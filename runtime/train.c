@@ -204,6 +204,8 @@ typedef struct Run {
     long long steps;     /* steps taken by this process */
     double last_draw;    /* progress bar throttle */
     TrainProfile prof;   /* --profile: the phases outside the layers (the net times its layers) */
+    Trace *trace;        /* --trace, or a resumed checkpoint's trace; NULL otherwise */
+    TraceLog *saved_trace; /* the resumed checkpoint's /trace, owned; NULL when none */
 } Run;
 
 static void run_free(Run *r)
@@ -219,6 +221,8 @@ static void run_free(Run *r)
     metrics_free(&r->metrics);
     data_bundle_free(&r->data);
     prof_free(&r->prof);
+    trace_free(r->trace);
+    trace_log_free(r->saved_trace);
 }
 
 static int setup_data(Run *r, char *err, size_t errlen)
@@ -334,6 +338,7 @@ static int apply_resume(Run *r, const char *path, Ckpt *c, char *err, size_t err
         memset(&c->metrics, 0, sizeof c->metrics);
         r->net->rng = r->ts.net_rng;
         best_so_far(r);
+        r->saved_trace = (TraceLog *)c->trace, c->trace = NULL; /* continued by start_trace */
         if (!r->o->quiet)
             fprintf(r->o->log, "resuming %s at epoch %d, image %d of %d\n", path, r->ts.epoch + 1, r->ts.position,
                     r->ts.norder);
@@ -353,6 +358,8 @@ static int save_to(Run *r, const char *path, char *err, size_t errlen)
     r->ts.net_rng = r->net->rng;
     int rc = ckpt_build(&c, r->m, r->ps, r->np, r->opt, &r->ts, &r->metrics, nz->mean, nz->std, r->ts.epoch, why,
                         sizeof why);
+    if (rc == 0 && r->trace)
+        c.trace = trace_log(r->trace);
     if (rc == 0 && (rc = ckpt_add_data(&c, &r->m->data, r->data.limit, r->data.nval, nz->nch,
                                        nz->nch == 1 ? &nz->mean : nz->means, nz->nch == 1 ? &nz->std : nz->stds,
                                        why, sizeof why)) < 0)
@@ -630,6 +637,8 @@ static int train_epoch(Run *r, int epoch, char *err, size_t errlen)
         r->prof.step += dt, r->prof.steps++;
         if (rc != TRAIN_OK)
             return rc;
+        if (r->trace && trace_step(r->trace, optim_step_count(r->opt), err, errlen) < 0)
+            return TRAIN_FAILED;
         draw_progress(r, epoch);
     }
     clear_progress(r);
@@ -785,6 +794,14 @@ TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t err
                  r.ts.epoch, r.ts.epoch == 1 ? "" : "s");
         goto done;
     }
+    if ((o->trace || r.saved_trace) && r.data.test.count == 0) {
+        snprintf(err, errlen, "--trace records on test items, and the data has no test set");
+        goto done;
+    }
+    if ((o->trace || r.saved_trace) &&
+        (trace_start(o->trace, r.saved_trace, r.net, &r.data.test, &r.data.nz, &r.trace, err, errlen) < 0 ||
+         trace_step(r.trace, optim_step_count(r.opt), err, errlen) < 0)) /* the record before the first step */
+        goto done;
     if (open_csv(&r, err, errlen) < 0)
         goto done;
     rc = run_epochs(&r, err, errlen);

@@ -11,6 +11,7 @@
 #include "data/dataset.h"
 #include "net.h"
 #include "spec.h"
+#include "trace.h"
 
 /* How train_run ended. */
 typedef enum TrainStatus {
@@ -33,6 +34,9 @@ typedef struct TrainOptions {
     unsigned long long mem_cap; /* bytes the run may use (--mem-cap; 0: physical memory): an HDF5 training set that
                                  * does not fit beside the model is streamed from its file */
     FILE *profile_out;   /* where the profile goes (NULL: stderr) */
+    /* --trace: the layers, interval and images to trace (runtime/trace.h; its records unused), or NULL. A resumed
+     * checkpoint's trace is continued either way (a request must then match it). */
+    const TraceLog *trace;
     /* Set asynchronously (by a signal handler) to a signal number to stop the run; read between steps. NULL:
      * never stopped. */
     const volatile sig_atomic_t *stop;

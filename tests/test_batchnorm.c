@@ -322,3 +322,75 @@ Test(batchnorm, statistics_of_a_large_mean_with_a_small_variance)
     tensor_free(&x);
     l.ops->destroy(&l);
 }
+
+/* ---- batchnorm(affine=false): PyTorch's BatchNorm(affine=False) (tests/reference/lab.h5), no gamma or beta ---- */
+
+/* The layer of lab.h5's group `group` with affine=false, sized for its x; x in b->x. Its parameters are the two
+ * moving statistics only. */
+static void noaffine_open(Bn *b, const char *group)
+{
+    char err[256], args[160];
+    int in[4];
+    memset(b, 0, sizeof *b);
+    b->group = group;
+    b->f = fx_open("lab.h5");
+    cr_assert(b->f >= 0, "cannot open tests/reference/lab.h5");
+    cr_assert_eq(fx_attr_ints(b->f, group, "in", in, 4), 4);
+    snprintf(args, sizeof args, "momentum=%.17g eps=%.17g affine=false", fx_attr(b->f, group, "momentum", NAN),
+             fx_attr(b->f, group, "eps", NAN));
+    b->spec = test_spec(LK_BATCHNORM, group, args);
+    FxArray x = fixture(b->f, group, "x");
+    cr_assert(gradcheck_setup(&b->l, &b->spec, (Shape){in[0], in[1], in[2], in[3]}, x.dims[0], NULL, 1, err,
+                              sizeof err) == 0, "%s", err);
+    cr_assert(tensor_alloc(&b->x, x.dims[0], in[1], in[2], in[3]) == 0);
+    cr_assert(tensor_alloc(&b->dx, x.dims[0], in[1], in[2], in[3]) == 0);
+    memcpy(b->x.data, x.data, x.size * sizeof(float));
+    fx_free(&x);
+    cr_assert_eq(b->l.ops->params(&b->l, b->p), 2, "affine=false lists only the moving statistics");
+    cr_expect_str_eq(b->p[0].name, "moving_mean");
+    cr_expect_str_eq(b->p[1].name, "moving_var");
+    cr_expect(!b->p[0].trainable && !b->p[1].trainable && !b->p[0].grad && !b->p[1].grad);
+    cr_expect_eq(b->spec.nparams, 0, "no trainable values");
+    cr_expect_eq(b->spec.nbuffers, 2 * in[1]);
+}
+
+static void check_noaffine(const char *group, int train)
+{
+    const char *mode = train ? "train" : "eval";
+    char name[32];
+    Bn b;
+    noaffine_open(&b, group);
+    if (!train) {
+        read_into(&b, "eval/moving_mean", b.p[0].value, b.p[0].size);
+        read_into(&b, "eval/moving_var", b.p[1].value, b.p[1].size);
+    }
+    b.l.ops->forward(&b.l, &b.x, train);
+    snprintf(name, sizeof name, "%s/y", mode);
+    expect_fixture(&b, name, b.l.y.data, tensor_size(&b.l.y), BN_RTOL, BN_ATOL_Y);
+    read_into(&b, "dy", b.l.dy.data, tensor_size(&b.l.dy));
+    b.l.ops->backward(&b.l, &b.x, &b.dx);
+    snprintf(name, sizeof name, "%s/dx", mode);
+    expect_fixture(&b, name, b.dx.data, tensor_size(&b.dx), BN_RTOL, BN_ATOL_DX);
+    bn_close(&b);
+}
+
+Test(batchnorm, noaffine_train_2d_matches_torch) { check_noaffine("bn_noaffine_2d", 1); }
+Test(batchnorm, noaffine_train_4d_matches_torch) { check_noaffine("bn_noaffine_4d", 1); }
+Test(batchnorm, noaffine_eval_2d_matches_torch) { check_noaffine("bn_noaffine_2d", 0); }
+Test(batchnorm, noaffine_eval_4d_matches_torch) { check_noaffine("bn_noaffine_4d", 0); }
+
+/* Finite differences through the batch statistics (train) or the moving ones (eval) without gamma and beta. */
+static void check_noaffine_grad(const char *group, int train)
+{
+    GradCheckResult res;
+    Bn b;
+    noaffine_open(&b, group);
+    int rc = gradcheck_layer(&b.l, b.l.batch, train, 9, 0, &res);
+    cr_expect_eq(rc, 0, "%s %s: %s", group, train ? "train" : "eval", res.worst);
+    cr_expect_gt(res.nchecked, 0);
+    bn_close(&b);
+}
+
+Test(batchnorm, noaffine_gradcheck_train_2d) { check_noaffine_grad("bn_noaffine_2d", 1); }
+Test(batchnorm, noaffine_gradcheck_train_4d) { check_noaffine_grad("bn_noaffine_4d", 1); }
+Test(batchnorm, noaffine_gradcheck_eval_4d) { check_noaffine_grad("bn_noaffine_4d", 0); }

@@ -369,10 +369,10 @@ Test(check, layer_arguments)
                  "t.bnn:3:21: error: unknown argument 'kernal' for conv2d (did you mean 'kernel'?)");
     expect_first(HEAD "network { conv2d(6); flatten; dense(10) }",
                  "t.bnn:3:11: error: conv2d needs its 'kernel' argument: conv2d(out, kernel, stride=1, padding=0, "
-                 "bias=true)");
-    expect_first(HEAD "network { conv2d(6, 5, 1, 0, true, 3); flatten; dense(10) }",
-                 "t.bnn:3:36: error: conv2d takes at most 5 arguments, got 6: conv2d(out, kernel, stride=1, "
-                 "padding=0, bias=true)");
+                 "bias=true, init=\"default\")");
+    expect_first(HEAD "network { conv2d(6, 5, 1, 0, true, \"xavier\", 3); flatten; dense(10) }",
+                 "t.bnn:3:46: error: conv2d takes at most 6 arguments, got 7: conv2d(out, kernel, stride=1, "
+                 "padding=0, bias=true, init=\"default\")");
     expect_first(HEAD "network { conv2d(6, 5, kernel=3); flatten; dense(10) }",
                  "t.bnn:3:24: error: argument 'kernel' of conv2d is given twice");
     expect_first(HEAD "network { conv2d(6, kernel=2.5); flatten; dense(10) }",
@@ -774,5 +774,27 @@ Test(check, summary_table)
     fclose(f);
     cr_assert(strstr(out, " 4  res_unit_1.unit  residual   16x28x28\n 5    conv2d_2 "), "%s", out);
     free(out);
+    done(&l);
+}
+
+/* The experiments' models. Counts from torch.nn (via /usr/bin/python3): Figure 1's MLP, nn.Linear(784, 100),
+ * BatchNorm1d(100), ... Linear(100, 10): 100,310 parameters and 600 running values; the half-width ReLU CNN with
+ * BatchNorm2d/1d: 207,274 and 352. Without batch norm (--set batchnorm=off) their own layers are all that is left. */
+Test(check, experiment_models)
+{
+    Loaded l;
+    load_file(&l, "models/mlp_sigmoid_bn.bnn");
+    expect_ok(&l);
+    cr_assert_eq(l.m->nparams, 100310);
+    cr_assert_eq(l.m->nbuffers, 600);
+    cr_assert_eq(l.m->data.batch, 60);
+    cr_assert_str_eq(l.m->layers[10].name, "dense_4");
+    done(&l);
+    load_file(&l, "models/cnn_relu_bn.bnn");
+    expect_ok(&l);
+    cr_assert_eq(l.m->nparams, 207274);
+    cr_assert_eq(l.m->nbuffers, 352);
+    expect_shape(l.m->layers[7].out, 3, 32, 7, 7);
+    cr_assert_str_eq(l.m->layers[13].name, "dropout_2");
     done(&l);
 }

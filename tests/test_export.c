@@ -220,6 +220,8 @@ Test(export, lenet) { not_under_asan(); check_model("lenet", 0); }
 Test(export, mlp_bn) { not_under_asan(); check_model("mlp_bn", 0); }
 Test(export, cnn_relu) { not_under_asan(); check_model("cnn_relu", 0); }
 Test(export, resnet_small) { not_under_asan(); check_model("resnet_small", 0); }
+Test(export, cnn_relu_bn) { not_under_asan(); check_model("cnn_relu_bn", 0); }
+Test(export, mlp_sigmoid_bn) { not_under_asan(); check_model("mlp_sigmoid_bn", 0); }
 
 /* Batch norms that cannot be folded stay BatchNormalization nodes: at the input, after an activation, and first in
  * a residual body; the one after the dense layer is folded. */
@@ -251,10 +253,34 @@ Test(export, batchnorm_that_cannot_be_folded)
     free(o);
 }
 
+/* batchnorm(affine=false) has no gamma and beta: unfolded (at the input, after an activation) its node gets a unit
+ * scale and a zero shift, folded (after conv2d and dense) only its statistics count; onnxruntime and PyTorch
+ * (BatchNorm(affine=False)) agree with bnni eval. */
+Test(export, batchnorm_without_affine)
+{
+    support_write_text(in_dir("na.bnn"), "model na\n"
+                                         "data fashion_mnist(batch=64)\n"
+                                         "optimizer sgd(lr=0.1)\n"
+                                         "network {\n"
+                                         "    batchnorm(affine=false)\n"
+                                         "    conv2d(4, kernel=3)\n"
+                                         "    batchnorm(affine=false)\n"
+                                         "    relu\n"
+                                         "    batchnorm(affine=false)\n"
+                                         "    flatten\n"
+                                         "    dense(16)\n"
+                                         "    batchnorm(affine=false)\n"
+                                         "    sigmoid\n"
+                                         "    dense(10)\n"
+                                         "}\n");
+    check_model(in_dir("na.bnn"), 1);
+}
+
 /* Every model in models/ is one of the tests above: a new model file needs its own line. */
 Test(export, every_model_is_checked)
 {
-    static const char *checked[] = {"cnn_relu.bnn", "lenet.bnn", "lenet_bn.bnn", "mlp_bn.bnn", "resnet_small.bnn"};
+    static const char *checked[] = {"cnn_relu.bnn", "lenet.bnn",    "lenet_bn.bnn",   "mlp_bn.bnn",
+                                    "resnet_small.bnn", "cnn_relu_bn.bnn", "mlp_sigmoid_bn.bnn"};
     cr_assert_eq(shell("ls models/*.bnn | wc -l"), 0);
     char *o = shell_out();
     cr_expect_eq(atoi(o), (int)(sizeof checked / sizeof *checked), "models/ holds %s files", o);

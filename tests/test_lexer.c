@@ -276,3 +276,17 @@ Test(lexer, nesting_is_bounded)
     cr_assert(strstr(x.msgs, "t.bnn:65:1: error: nested too deeply (more than 64 levels of '{')"), "%s", x.msgs);
     done(&x);
 }
+
+/* `set` is a keyword and a lone dot a token (it joins a set key's parts); a dot before a digit still starts a
+ * number, and one after digits is part of it. */
+Test(lexer, set_keyword_and_dot)
+{
+    Lexed x;
+    lex_str(&x, "set data.batch = .5 unit_1.body.x 2.");
+    int k[] = {TOK_SET, TOK_DATA, TOK_DOT, TOK_IDENT, TOK_EQUALS, TOK_FLOAT, TOK_IDENT, TOK_DOT, TOK_IDENT,
+               TOK_DOT, TOK_IDENT, TOK_FLOAT, TOK_NEWLINE, TOK_END};
+    expect_kinds(&x, k, 14);
+    expect_at(&x.t[2], 1, 9);
+    cr_expect_eq(x.t[5].val.f, 0.5);
+    done(&x);
+}

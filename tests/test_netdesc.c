@@ -27,9 +27,9 @@ static const char want[] =
     "{\"format\": \"bnni-network\", \"version\": 1, \"data\": \"mnist\", \"input\": [1, 28, 28], \"classes\": 10, "
     "\"class_names\": [\"0\", \"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\", \"9\"], \"layers\": ["
     "{\"name\": \"conv2d_1\", \"type\": \"conv2d\", \"args\": {\"out\": 2, \"kernel\": 3, \"stride\": 1, "
-    "\"padding\": 1, \"bias\": false}, \"in\": [1, 28, 28], \"out\": [2, 28, 28]}, "
+    "\"padding\": 1, \"bias\": false, \"init\": \"default\"}, \"in\": [1, 28, 28], \"out\": [2, 28, 28]}, "
     "{\"name\": \"bn\", \"type\": \"batchnorm\", \"args\": {\"momentum\": 0.90000000000000002, "
-    "\"eps\": 0.001}, \"in\": [2, 28, 28], \"out\": [2, 28, 28]}, "
+    "\"eps\": 0.001, \"affine\": true}, \"in\": [2, 28, 28], \"out\": [2, 28, 28]}, "
     "{\"name\": \"residual_1\", \"type\": \"residual\", \"args\": {}, \"in\": [2, 28, 28], \"out\": [2, 28, 28], "
     "\"body\": [{\"name\": \"relu_1\", \"type\": \"relu\", \"args\": {}, \"in\": [2, 28, 28], \"out\": [2, 28, 28]}, "
     "{\"name\": \"dropout_1\", \"type\": \"dropout\", \"args\": {\"p\": 0.25}, \"in\": [2, 28, 28], "
@@ -37,7 +37,8 @@ static const char want[] =
     "{\"name\": \"maxpool_1\", \"type\": \"maxpool\", \"args\": {\"kernel\": 2, \"stride\": 2, \"padding\": 0}, "
     "\"in\": [2, 28, 28], \"out\": [2, 14, 14]}, "
     "{\"name\": \"flatten_1\", \"type\": \"flatten\", \"args\": {}, \"in\": [2, 14, 14], \"out\": [392]}, "
-    "{\"name\": \"dense_1\", \"type\": \"dense\", \"args\": {\"out\": 10, \"bias\": true}, \"in\": [392], "
+    "{\"name\": \"dense_1\", \"type\": \"dense\", \"args\": {\"out\": 10, \"bias\": true, \"init\": \"default\"}, "
+    "\"in\": [392], "
     "\"out\": [10]}]}";
 
 Test(netdesc, describes_every_layer_in_order)

@@ -208,7 +208,8 @@ static void expect_exact_resume(const ResumeCase *c)
 }
 
 /* The models with a case below; a new file under models/ fails every_model_has_a_resume_test until it has one. */
-static const char *const covered[] = {"lenet", "lenet_bn", "mlp_bn", "cnn_relu", "resnet_small"};
+static const char *const covered[] = {"lenet",        "lenet_bn",    "mlp_bn",        "cnn_relu",
+                                      "resnet_small", "cnn_relu_bn", "mlp_sigmoid_bn"};
 
 Test(resume, every_model_has_a_resume_test)
 {
@@ -255,6 +256,15 @@ Test(resume, cnn_relu_dropout_adam_after_epoch)
 {
     expect_exact_resume(&(ResumeCase){"cnn_relu", NULL, 2, STOP_AFTER_EPOCH, 1, 100, 64, 0, 0});
 }
+
+/* Batch norm between convolutions and ReLU, dropout and Adam (the experiments' CNN), stopped mid-epoch. */
+Test(resume, cnn_relu_bn_mid_epoch)
+{
+    expect_exact_resume(&(ResumeCase){"cnn_relu_bn", NULL, 2, STOP_MID_EPOCH, 1, 192, 64, 0, 0});
+}
+
+/* The sigmoid MLP of Figure 1: three batch norms after dense layers, plain SGD. */
+Test(resume, mlp_sigmoid_bn) { expect_exact_resume(&(ResumeCase){"mlp_sigmoid_bn", NULL, 2, STOP_AFTER_EPOCH, 1, 150, 60, 0, 0}); }
 
 /* Residual blocks, SGD with momentum and weight decay, cosine(min_lr) over the run: the total matters, so the first
  * run is the whole run stopped by SIGTERM after epoch 1 (wherever it lands). Batch 32 instead of 128, so that a few

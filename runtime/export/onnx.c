@@ -157,6 +157,26 @@ static void window_attrs(Graph *g, Onnx__NodeProto *n, const LayerSpec *s)
 
 static const char *emit_seq(Graph *g, const FoldStep *v, int n, const char *x);
 
+/* batchnorm(affine=false) has only its moving statistics; ONNX's BatchNormalization takes a scale and a shift
+ * too: ones and zeros, inserted before them in in[1..4]. Returns 0 with g->ar.failed when out of memory. */
+static int batchnorm_unit_affine(Graph *g, const FoldStep *st, const char **in)
+{
+    const Param *mean = &st->params[0];
+    float *one = ar_new(&g->ar, mean->size * sizeof *one), *zero = ar_new(&g->ar, mean->size * sizeof *zero);
+    if (!one || !zero)
+        return g->ar.failed = 1, 0;
+    for (size_t c = 0; c < mean->size; c++)
+        one[c] = 1.0f, zero[c] = 0.0f;
+    Onnx__TensorProto *gm = add_init(g, ar_printf(&g->ar, "layers/%s/unit_gamma", st->spec.name), mean->rank,
+                                     mean->dims, one, mean->size);
+    Onnx__TensorProto *bt = add_init(g, ar_printf(&g->ar, "layers/%s/zero_beta", st->spec.name), mean->rank,
+                                     mean->dims, zero, mean->size);
+    if (!gm || !bt)
+        return 0;
+    in[3] = in[1], in[4] = in[2], in[1] = gm->name, in[2] = bt->name;
+    return 1;
+}
+
 /* One step: its parameters become initializers named like the checkpoint's tensors, its node takes x and them. */
 static const char *emit_step(Graph *g, const FoldStep *st, const char *x)
 {
@@ -168,6 +188,11 @@ static const char *emit_step(Graph *g, const FoldStep *st, const char *x)
                                         p->value, p->size);
         in[1 + k] = t ? t->name : "";
     }
+    size_t nin = 1 + (size_t)st->nparams;
+    if (s->kind == LK_BATCHNORM && st->nparams == 2 && !batchnorm_unit_affine(g, st, in))
+        return NULL;
+    if (s->kind == LK_BATCHNORM)
+        nin = 5;
     char *y = ar_printf(&g->ar, "%s", s->name);
     Onnx__NodeProto *n;
     switch (s->kind) {
@@ -191,7 +216,7 @@ static const char *emit_step(Graph *g, const FoldStep *st, const char *x)
                  (unsigned)s->kind < LK_COUNT ? layer_ops[s->kind]->type : "?");
         return NULL;
     }
-    if (!(n = add_node(g, op, s->name, in, 1 + (size_t)st->nparams, y)))
+    if (!(n = add_node(g, op, s->name, in, nin, y)))
         return NULL;
     if (s->kind == LK_CONV2D || s->kind == LK_AVGPOOL || s->kind == LK_MAXPOOL)
         window_attrs(g, n, s);

@@ -34,12 +34,16 @@ typedef struct BnLayer {
     float *ca, *cb, *cd;           /* per-channel dx coefficients of the last backward */
     double *part;                  /* (chunks, 2, C, L), owned, sized by resize: each chunk's two sums per channel */
     float momentum, eps;           /* the arguments, in the single precision the statistics are kept in */
+    int affine;                    /* gamma and beta are parameters (else fixed at 1 and 0, and not listed) */
     int train;                     /* mode of the last forward: selects the backward formula */
 } BnLayer;
 
-/* batchnorm(momentum=0.9, eps=1e-5) */
-enum { MOMENTUM, EPS };
-static const ArgSpec batchnorm_args[] = {ARG_NUM("momentum", 0, 0, 0, 1, 0, 0.9), ARG_NUM("eps", 0, 0, 1, 1, 0, 1e-5)};
+/* batchnorm(momentum=0.9, eps=1e-5, affine=true). affine=false (PyTorch's BatchNorm(affine=False)) has no gamma
+ * and beta: y = xhat. The layer then keeps gamma = 1 and beta = 0 for its formulas and the eval fusion, but lists
+ * neither as a parameter, so nothing trains or saves them. */
+enum { MOMENTUM, EPS, AFFINE };
+static const ArgSpec batchnorm_args[] = {ARG_NUM("momentum", 0, 0, 0, 1, 0, 0.9), ARG_NUM("eps", 0, 0, 1, 1, 0, 1e-5),
+                                         ARG_BOOL("affine", 1)};
 
 /* eps is added in single precision: a value that rounds to 0 there would divide by a zero variance. */
 static int batchnorm_configure(LayerSpec *s, int *bad, char *err, size_t errlen)
@@ -54,9 +58,9 @@ static int batchnorm_configure(LayerSpec *s, int *bad, char *err, size_t errlen)
 static int batchnorm_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
                                size_t errlen)
 {
-    (void)s, (void)err, (void)errlen;
+    (void)err, (void)errlen;
     *out = in;
-    *np = 2LL * in.c; /* gamma, beta */
+    *np = spec_int(s, AFFINE) ? 2LL * in.c : 0; /* gamma, beta */
     *nb = 2LL * in.c; /* moving_mean, moving_var */
     return 0;
 }
@@ -276,6 +280,7 @@ static int batchnorm_create(Layer *l, Rng *init, char *err, size_t errlen)
     b->HW = in.rank == 3 ? in.h * in.w : 1;
     b->L = b->HW > 1 ? BN_LANES : 1;
     b->momentum = (float)spec_num(l->spec, MOMENTUM), b->eps = (float)spec_num(l->spec, EPS);
+    b->affine = spec_int(l->spec, AFFINE);
     size_t C = (size_t)b->C;
     if (!(b->vec = layer_alloc_floats(11 * C, "the batchnorm parameters and statistics", err, errlen)))
         return -1;
@@ -447,11 +452,14 @@ static Param vec_param(const char *name, float *value, float *grad, int C)
 static int batchnorm_params(Layer *l, Param *out)
 {
     BnLayer *b = l->state;
-    out[0] = vec_param("gamma", b->gamma, b->dgamma, b->C);
-    out[1] = vec_param("beta", b->beta, b->dbeta, b->C);
-    out[2] = vec_param("moving_mean", b->moving_mean, NULL, b->C);
-    out[3] = vec_param("moving_var", b->moving_var, NULL, b->C);
-    return 4;
+    int n = 0;
+    if (b->affine) {
+        out[n++] = vec_param("gamma", b->gamma, b->dgamma, b->C);
+        out[n++] = vec_param("beta", b->beta, b->dbeta, b->C);
+    }
+    out[n++] = vec_param("moving_mean", b->moving_mean, NULL, b->C);
+    out[n++] = vec_param("moving_var", b->moving_var, NULL, b->C);
+    return n;
 }
 
 static void batchnorm_destroy(Layer *l)

@@ -1,6 +1,7 @@
 /* Buffers and initialisation shared by every layer kind (see common.h). */
 #include "common.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,85 @@ void layer_init_uniform(float *w, size_t n, float bound, Rng *r)
 {
     for (size_t i = 0; i < n; i++)
         w[i] = (2.0f * rng_uniform(r) - 1.0f) * bound;
+}
+
+/* ---- init= ---- */
+
+static const char init_forms[] = "\"default\", \"xavier\", \"kaiming\", \"normal(STD)\" or \"uniform(BOUND)\"";
+
+/* "normal(0.01)": the number between `name(` and the closing parenthesis, finite and >= 0. */
+static int parse_scale(const char *text, const char *name, double *v)
+{
+    size_t n = strlen(name);
+    char *end;
+    if (strncmp(text, name, n) != 0 || text[n] != '(' || !text[n + 1] || text[n + 1] == ' ')
+        return -1;
+    *v = strtod(text + n + 1, &end);
+    return end == text + n + 1 || strcmp(end, ")") != 0 || !isfinite(*v) || *v < 0 ? -1 : 0;
+}
+
+int layer_init_parse(const char *text, LayerInit *out, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        LayerInitKind kind;
+    } plain[] = {{"default", INIT_DEFAULT}, {"xavier", INIT_XAVIER}, {"kaiming", INIT_KAIMING}};
+    *out = (LayerInit){INIT_DEFAULT, 0.0};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        if (strcmp(text, plain[i].name) == 0) {
+            out->kind = plain[i].kind;
+            return 0;
+        }
+    if (parse_scale(text, "normal", &out->scale) == 0) {
+        out->kind = INIT_NORMAL;
+        return 0;
+    }
+    if (parse_scale(text, "uniform", &out->scale) == 0) {
+        out->kind = INIT_UNIFORM;
+        return 0;
+    }
+    snprintf(err, errlen, "must be %s (STD, BOUND >= 0), got \"%s\"", init_forms, text);
+    return -1;
+}
+
+int layer_init_configure(const LayerSpec *s, int k, int *bad, char *err, size_t errlen)
+{
+    LayerInit init;
+    char why[200];
+    if (layer_init_parse(s->arg[k].str, &init, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, errlen, "argument 'init' of %s %s", layer_ops[s->kind]->type, why);
+    *bad = k;
+    return -1;
+}
+
+/* N(0, std^2) by Box-Muller in double: u1 in (0, 1] from 53 random bits, so the logarithm is finite. */
+static void init_normal(float *w, size_t n, double std, Rng *r)
+{
+    for (size_t i = 0; i < n; i++) {
+        double u1 = 1.0 - (double)(rng_next(r) >> 11) * 0x1p-53, u2 = (double)(rng_next(r) >> 11) * 0x1p-53;
+        w[i] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+    }
+}
+
+void layer_init_params(const LayerInit *init, float *w, size_t nw, float *b, size_t nb, int fan_in, int fan_out,
+                       Rng *r)
+{
+    if (init->kind == INIT_DEFAULT) { /* torch's kaiming_uniform_(a=sqrt(5)) and its bias rule: one bound */
+        float bound = 1.0f / sqrtf((float)fan_in);
+        layer_init_uniform(w, nw, bound, r);
+        if (b)
+            layer_init_uniform(b, nb, bound, r);
+        return;
+    }
+    switch (init->kind) {
+    case INIT_XAVIER: layer_init_uniform(w, nw, (float)sqrt(6.0 / ((double)fan_in + fan_out)), r); break;
+    case INIT_KAIMING: init_normal(w, nw, sqrt(2.0 / fan_in), r); break;
+    case INIT_NORMAL: init_normal(w, nw, init->scale, r); break;
+    default: layer_init_uniform(w, nw, (float)init->scale, r); break;
+    }
+    if (b) /* the schemes of a paper's experiment start from zero biases */
+        memset(b, 0, nb * sizeof *b);
 }
 
 void layer_post_normalise(const LayerPost *post, float *y, const float *x, int n, int C, int HW)

@@ -25,6 +25,27 @@ float *layer_alloc_floats(size_t n, const char *what, char *err, size_t errlen);
 /* w[0..n) ~ U(-bound, bound), drawn in index order: torch.nn.init.uniform_ as kaiming_uniform_(a=sqrt(5)) uses it. */
 void layer_init_uniform(float *w, size_t n, float bound, Rng *r);
 
+/* The `init` argument of conv2d and dense (docs/language.md): how the weights are drawn. "default" is PyTorch's
+ * (weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))); the others draw the weight and zero the bias:
+ * "xavier" U(-a, a) with a = sqrt(6 / (fan_in + fan_out)) (torch.nn.init.xavier_uniform_), "kaiming"
+ * N(0, 2 / fan_in) (kaiming_normal_, mode fan_in, relu gain), "normal(STD)" N(0, STD^2), "uniform(BOUND)"
+ * U(-BOUND, BOUND). */
+typedef enum LayerInitKind { INIT_DEFAULT, INIT_XAVIER, INIT_KAIMING, INIT_NORMAL, INIT_UNIFORM } LayerInitKind;
+
+typedef struct LayerInit {
+    LayerInitKind kind;
+    double scale; /* normal: STD; uniform: BOUND */
+} LayerInit;
+
+/* The argument's text as a LayerInit. Returns 0, or -1 with "must be ... got ..." naming the accepted forms. */
+int layer_init_parse(const char *text, LayerInit *out, char *err, size_t errlen);
+/* The configure rule of a layer whose argument k is `init`: its text must parse. Returns 0, or -1 with *bad = k. */
+int layer_init_configure(const LayerSpec *s, int k, int *bad, char *err, size_t errlen);
+/* Draws w[0..nw) and b[0..nb) (b may be NULL) from r as `init` says, in index order, weight first; fan_in and
+ * fan_out as torch computes them (conv2d: in*K*K and out*K*K). */
+void layer_init_params(const LayerInit *init, float *w, size_t nw, float *b, size_t nb, int fan_in, int fan_out,
+                       Rng *r);
+
 /* y = post's normalisation of x (layer_post_norm per channel) over n images of C channels of HW values (HW = 1:
  * n rows of C features); y may be x. post->mean must be set. Batchnorm's own eval and training forwards use it
  * too, so fused and unfused normalisation are one loop. */

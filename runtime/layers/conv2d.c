@@ -17,12 +17,18 @@
 #include "conv_kernels.h"
 #include "window.h"
 
-/* conv2d(out, kernel, stride=1, padding=0, bias=true): the arguments in positional order. */
-enum { OUT, KERNEL, STRIDE, PADDING, BIAS };
+/* conv2d(out, kernel, stride=1, padding=0, bias=true, init="default"): the arguments in positional order. */
+enum { OUT, KERNEL, STRIDE, PADDING, BIAS, INIT };
 static const ArgSpec conv2d_args[] = {
     ARG_INT("out", 1, 1, 65536, 0), ARG_INT("kernel", 1, 1, 1024, 0), ARG_INT("stride", 0, 1, 1024, 1),
-    ARG_INT("padding", 0, 0, 1024, 0), ARG_BOOL("bias", 1),
+    ARG_INT("padding", 0, 0, 1024, 0), ARG_BOOL("bias", 1), ARG_STR("init", "default", NULL),
 };
+
+/* init's forms take a number ("normal(0.01)"), which a list of choices cannot say. */
+static int conv2d_configure(LayerSpec *s, int *bad, char *err, size_t errlen)
+{
+    return layer_init_configure(s, INIT, bad, err, errlen);
+}
 
 static int conv2d_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
                             size_t errlen)
@@ -54,13 +60,17 @@ typedef struct ConvState {
                      * image per thread there, in L1, since no backward is coming (backward unfolds again) */
 } ConvState;
 
-/* PyTorch's nn.Conv2d defaults: W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C*K*K (kaiming_uniform_
- * with a = sqrt(5)), then b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), each drawn in memory order from init. */
+/* init="default" is PyTorch's nn.Conv2d: W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C*K*K (kaiming_uniform_
+ * with a = sqrt(5)), then b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), each drawn in memory order from init; the other
+ * schemes are layer_init_params's (fan_out = O*K*K). */
 static int conv2d_create(Layer *l, Rng *init, char *err, size_t errlen)
 {
     const LayerSpec *s = l->spec;
     ConvState *st;
+    LayerInit how;
     size_t nw, nb;
+    if (layer_init_parse(s->arg[INIT].str, &how, err, errlen) < 0) /* configure lets no such spec through */
+        return -1;
     if (spec_int(s, OUT) < 1) {
         snprintf(err, errlen, "conv2d needs out >= 1, got %d", spec_int(s, OUT));
         return -1;
@@ -83,10 +93,7 @@ static int conv2d_create(Layer *l, Rng *init, char *err, size_t errlen)
     convk_offsets(&st->g, st->off);
     st->b = nb ? st->w + nw : NULL;
     st->db = nb ? st->dw + nw : NULL;
-    float bound = 1.0f / sqrtf((float)st->g.CKK);
-    layer_init_uniform(st->w, nw, bound, init);
-    if (st->b)
-        layer_init_uniform(st->b, nb, bound, init);
+    layer_init_params(&how, st->w, nw, st->b, nb, st->g.CKK, st->g.O * st->g.K * st->g.K, init);
     return 0;
 }
 
@@ -233,6 +240,7 @@ const LayerOps conv2d_ops = {
     .type = "conv2d",
     .args = conv2d_args,
     .nargs = sizeof conv2d_args / sizeof conv2d_args[0],
+    .configure = conv2d_configure,
     .out_shape = conv2d_out_shape,
     .create = conv2d_create,
     .resize = conv2d_resize,

@@ -18,9 +18,16 @@
 #include "conv_kernels.h"
 #include "dense_kernels.h"
 
-/* dense(out, bias=true) */
-enum { OUT, BIAS };
-static const ArgSpec dense_args[] = {ARG_INT("out", 1, 1, 65536, 0), ARG_BOOL("bias", 1)};
+/* dense(out, bias=true, init="default") */
+enum { OUT, BIAS, INIT };
+static const ArgSpec dense_args[] = {ARG_INT("out", 1, 1, 65536, 0), ARG_BOOL("bias", 1),
+                                     ARG_STR("init", "default", NULL)};
+
+/* init's forms take a number ("normal(0.01)"), which a list of choices cannot say. */
+static int dense_configure(LayerSpec *s, int *bad, char *err, size_t errlen)
+{
+    return layer_init_configure(s, INIT, bad, err, errlen);
+}
 
 static int dense_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
                            size_t errlen)
@@ -50,13 +57,16 @@ typedef struct DenseState {
     float *xt, *yt; /* per block of rows: x^T (in, DENSE_BLOCK) and y^T (out, rows), or NULL before a resize */
 } DenseState;
 
-/* PyTorch's nn.Linear defaults: W ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with a = sqrt(5)), then
- * b ~ U(-1/sqrt(in), 1/sqrt(in)), each drawn in memory order from init. */
+/* init="default" is PyTorch's nn.Linear: W ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with a = sqrt(5)), then
+ * b ~ U(-1/sqrt(in), 1/sqrt(in)), each drawn in memory order from init; the other schemes are layer_init_params's. */
 static int dense_create(Layer *l, Rng *init, char *err, size_t errlen)
 {
     const LayerSpec *s = l->spec;
     DenseState *st;
+    LayerInit how;
     size_t nw, nb;
+    if (layer_init_parse(s->arg[INIT].str, &how, err, errlen) < 0) /* configure lets no such spec through */
+        return -1;
     if (spec_int(s, OUT) < 1) {
         snprintf(err, errlen, "dense needs out >= 1, got %d", spec_int(s, OUT));
         return -1;
@@ -79,10 +89,7 @@ static int dense_create(Layer *l, Rng *init, char *err, size_t errlen)
         return -1;
     }
     convk_offsets(&st->g, st->off);
-    float bound = 1.0f / sqrtf((float)st->in);
-    layer_init_uniform(st->w, nw, bound, init);
-    if (st->b)
-        layer_init_uniform(st->b, nb, bound, init);
+    layer_init_params(&how, st->w, nw, st->b, nb, st->in, st->out, init);
     return 0;
 }
 
@@ -261,6 +268,7 @@ const LayerOps dense_ops = {
     .type = "dense",
     .args = dense_args,
     .nargs = sizeof dense_args / sizeof dense_args[0],
+    .configure = dense_configure,
     .out_shape = dense_out_shape,
     .create = dense_create,
     .resize = dense_resize,

@@ -794,7 +794,81 @@ def write_training(path):
             put_opt_state(group(g, "state"), m, opt)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# the batch-norm lab's layer arguments: init= of conv2d/dense, batchnorm(affine=false)
+
+INIT_QUANTILES = np.linspace(0.05, 0.95, 19)
+
+
+def init_case(f, name, kind, shape, init, fn):
+    """torch's initialisation of a weight of `shape` (fn draws it in place): the distribution bnni's init= must
+    reproduce, as 19 quantiles, its standard deviation and largest magnitude (a sample is 100 KB, its quantiles
+    are enough to tell a wrong fan or gain). Bias quantiles only for "default" (nn.Conv2d / nn.Linear)."""
+    g = group(f, name)
+    g.attrs["kind"], g.attrs["init"] = np.bytes_(kind), np.bytes_(init)
+    g.attrs["shape"] = np.array(shape, np.int32)
+    w = torch.empty(*shape)
+    b = fn(w)
+    v = w.flatten().double().numpy()
+    put(g, "quantiles", np.quantile(v, INIT_QUANTILES).astype(np.float32))
+    put(g, "std", np.float32(v.std())), put(g, "maxabs", np.float32(np.abs(v).max()))
+    if b is not None:
+        put(g, "bias_maxabs", np.float32(b.abs().max().item()))
+        put(g, "bias_bound", np.float32(1.0 / math.sqrt(shape[1] * (shape[2] * shape[3] if len(shape) == 4 else 1))))
+
+
+def default_init(shape):
+    """nn.Conv2d's or nn.Linear's own reset_parameters on a module of this shape."""
+    def fn(w):
+        m = torch.nn.Conv2d(shape[1], shape[0], shape[2]) if len(shape) == 4 else torch.nn.Linear(shape[1], shape[0])
+        with torch.no_grad():
+            w.copy_(m.weight)
+        return m.bias.detach()
+    return fn
+
+
+def write_lab(path):
+    """lab.h5: init cases per layer kind (conv2d [64, 32, 3, 3]: fan_in 288, fan_out 576; dense [200, 120]: fan_in
+    120, fan_out 200, so a swapped or missing fan shows), and nn.BatchNorm1d/2d(affine=False) in train and eval mode:
+    x, dy, y, dx, no parameters (checked here), moving statistics for eval."""
+    torch.manual_seed(3)
+    with create(path) as f:
+        for kind, shape in [("conv2d", (64, 32, 3, 3)), ("dense", (200, 120))]:
+            inits = [("default", default_init(shape)),
+                     ("xavier", lambda w: (torch.nn.init.xavier_uniform_(w), None)[1]),
+                     ("kaiming", lambda w: (torch.nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu"),
+                                            None)[1]),
+                     ("normal(0.05)", lambda w: (torch.nn.init.normal_(w, 0.0, 0.05), None)[1]),
+                     ("uniform(0.2)", lambda w: (torch.nn.init.uniform_(w, -0.2, 0.2), None)[1])]
+            for init, fn in inits:
+                tag = init.split("(")[0]
+                init_case(f, f"init/{kind}_{tag}", kind, shape, init, fn)
+        for name, shape, momentum, eps in [("bn_noaffine_2d", (16, 5), 0.9, 1e-5),
+                                           ("bn_noaffine_4d", (4, 3, 5, 5), 0.7, 1e-3)]:
+            g = group(f, name)
+            C = shape[1]
+            g.attrs["momentum"], g.attrs["eps"] = np.float32(momentum), np.float32(eps)
+            g.attrs["in"] = np.array([len(shape) - 1, C, *(shape[2:] if len(shape) == 4 else (1, 1))], np.int32)
+            bn = (torch.nn.BatchNorm1d if len(shape) == 2 else torch.nn.BatchNorm2d)(C, eps=eps, momentum=1 - momentum,
+                                                                                     affine=False)
+            assert len(list(bn.parameters())) == 0
+            x, dy = randn(*shape, scale=2.0, shift=0.5), randn(*shape)
+            put(g, "x", f32(x)), put(g, "dy", f32(dy))
+            mm, mv = torch.linspace(-0.5, 0.5, C), torch.linspace(0.5, 2.0, C)
+            put(g, "eval/moving_mean", f32(mm)), put(g, "eval/moving_var", f32(mv))
+            for train in (1, 0):
+                with torch.no_grad():
+                    bn.running_mean.copy_(mm), bn.running_var.copy_(mv)
+                bn.train(bool(train))
+                xr = x.clone().requires_grad_()
+                y = bn(xr)
+                (y * dy).sum().backward()
+                tag = "train" if train else "eval"
+                put(g, f"{tag}/y", f32(y)), put(g, f"{tag}/dx", f32(xr.grad))
+
+
 def main():
+    write_lab(os.path.join(HERE, "lab.h5"))
     write_batchnorm(os.path.join(HERE, "batchnorm.h5"))
     write_layers(os.path.join(HERE, "layers.h5"))
     write_loss(os.path.join(HERE, "loss.h5"))
