@@ -64,8 +64,24 @@ ifeq ($(FUZZ),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 
+# MPI=1: the data-parallel binary ./bnni-mpi (docs/distributed.md), which links runtime/dist_mpi.c, the one file
+# that calls MPI, over the system's MPI (Debian's mpi-c: Open MPI), in build-mpi/ (build-san-mpi/ ... with the
+# switches above); `make MPI=1 deps` installs Open MPI. A plain build links runtime/dist_serial.c instead: one
+# rank, and no MPI dependency at all. MPI's headers are system headers here: our warnings are not for them.
+ifeq ($(MPI),1)
+  BUILD   := $(BUILD)-mpi
+  PKGS    += libopenmpi-dev openmpi-bin
+  CFLAGS  += $(patsubst -I%,-isystem %,$(shell pkg-config --cflags mpi-c 2>/dev/null))
+  LDLIBS  += $(shell pkg-config --libs mpi-c 2>/dev/null)
+  DIST_SRC = runtime/dist_mpi.c
+else
+  DIST_SRC = runtime/dist_serial.c
+endif
+
 GEN_SRC  = $(BUILD)/gen/lexer.c $(BUILD)/gen/parser.c
-LIB_SRC  = $(filter-out interp/main.c,$(wildcard interp/*.c)) $(wildcard runtime/*.c runtime/layers/*.c runtime/data/*.c)
+LIB_SRC  = $(filter-out interp/main.c runtime/dist_mpi.c runtime/dist_serial.c,$(wildcard interp/*.c)) \
+           $(filter-out runtime/dist_mpi.c runtime/dist_serial.c,$(wildcard runtime/*.c)) $(DIST_SRC) \
+           $(wildcard runtime/layers/*.c runtime/data/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:.c=.o)
 TEST_SRC = $(wildcard tests/test_*.c)
 # Test support code shared by several test files (tests/gradcheck.c), linked into run_tests.
@@ -74,9 +90,11 @@ TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o) $(TEST_LIB_SRC:%.c=$(BUILD)/%.o)
 BIN      = bnni
 ifneq ($(filter 1,$(SANITIZE) $(AVX2)),)
   BIN    = $(BUILD)/bnni
+else ifeq ($(MPI),1)
+  BIN    = bnni-mpi
 endif
 
-.PHONY: all deps train test run-tests sanitize clean bench fuzz build-race
+.PHONY: all deps train test run-tests run-dist-tests sanitize clean bench fuzz build-race
 all: $(BIN)
 
 # Installs whatever of $(PKGS) dpkg does not list as installed.
@@ -151,12 +169,23 @@ run-tests:
 	BNNI=./$(BIN) OMP_WAIT_POLICY=passive LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  ./$(BUILD)/run_tests -j2
 
-# The README's test command: three clean parallel builds (build-race); the whole suite; again built for AVX2
-# (AVX2=1) where the CPU has it; and again under ASan+UBSan+LSan (SANITIZE=1 builds without -march=native). So the
-# kernels' AVX-512 path (on such a CPU), their AVX2 path and their plain C are each tested.
+# The data-parallel tests (tests/test_dist.c, the suite's dist/* tests): ./bnni-mpi under mpirun with 2 and 3 ranks,
+# against the plain ./bnni as the single-process reference. Installs Open MPI first (make MPI=1 deps). One test at
+# a time: each runs up to three ranks on this machine's cores.
+run-dist-tests:
+	@$(MAKE) --no-print-directory MPI=1 deps
+	@$(MAKE) --no-print-directory MPI=1 bnni-mpi
+	@$(MAKE) --no-print-directory MPI=0 bnni build/run_tests
+	BNNI=./bnni BNNI_MPI_BIN=./bnni-mpi OMP_WAIT_POLICY=passive ./build/run_tests -j1 --filter 'dist/*'
+
+# The README's test command: three clean parallel builds (build-race); the whole suite; the data-parallel tests
+# with the MPI build (run-dist-tests); again built for AVX2 (AVX2=1) where the CPU has it; and again under
+# ASan+UBSan+LSan (SANITIZE=1 builds without -march=native). So the kernels' AVX-512 path (on such a CPU), their
+# AVX2 path and their plain C are each tested.
 test: deps
 	@$(MAKE) --no-print-directory build-race
 	@$(MAKE) --no-print-directory run-tests
+	@$(MAKE) --no-print-directory run-dist-tests
 	@if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then \
 	  $(MAKE) --no-print-directory AVX2=1 run-tests; \
 	else echo "make test: no AVX2+FMA on this CPU, the AVX2 build's suite is skipped"; fi
@@ -175,6 +204,6 @@ bench: deps
 	BUILD=$(BUILD) BNNI=./$(BIN) bash bench/run.sh
 
 clean:
-	rm -rf build build-san build-avx2 build-fuzz bnni
+	rm -rf build build-san build-avx2 build-fuzz build-mpi build-san-mpi build-avx2-mpi bnni bnni-mpi
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/interp/main.d $(BUILD)/bench/layer_bench.d

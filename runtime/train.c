@@ -2,7 +2,8 @@
  * line, the metrics CSV and an atomic checkpoint. Everything a step depends on (weights, optimizer, both RNG
  * streams, the epoch's order and position, the running sums) is in the checkpoint, so a resumed run -- even
  * one stopped mid-epoch (TrainOptions.stop, which `bnni train` sets on SIGINT/SIGTERM) -- computes exactly what
- * an uninterrupted one would. */
+ * an uninterrupted one would. With other ranks (TrainOptions.dist) each rank steps through the same epochs on its
+ * share of every batch (shared_step, shard.h); nothing else of the loop changes but who writes and prints. */
 #include "train.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include "loss.h"
 #include "optim.h"
 #include "profile.h"
+#include "shard.h"
 #include "threads.h"
 
 #define SHUFFLE_STREAM 0x53485546464c45ull /* "SHUFFLE": keeps the shuffle stream apart from the init stream */
@@ -108,18 +110,22 @@ static int next_chunk(int *counter)
     return c;
 }
 
-int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
-                   char *err, size_t errlen)
+/* Evaluates chunks [c0, c1) of `chunk` images: sum[c] gets chunk c's loss times its images, sum[nchunks + c] its
+ * correctly classified images (a double, so that ranks can add them up with the losses). Returns 0 or -1 with
+ * err. */
+static int eval_chunks(Net *net, const Dataset *d, const Normalizer *nz, int chunk, int c0, int c1, double *sum,
+                       char *err, size_t errlen)
 {
-    int chunk = batch < TRAIN_EVAL_CHUNK ? batch : TRAIN_EVAL_CHUNK, nchunks = (d->count + chunk - 1) / chunk;
-    int T = rt_threads() < nchunks ? rt_threads() : nchunks > 0 ? nchunks : 1, rc = -1, counter = 0;
-    double *sum = calloc((size_t)(nchunks > 0 ? nchunks : 1), sizeof *sum), total = 0.0;
-    int *correct = calloc((size_t)(nchunks > 0 ? nchunks : 1), sizeof *correct);
-    long long right = 0;
+    int n = c1 - c0, T = rt_threads() < n ? rt_threads() : n > 0 ? n : 1, rc = -1, counter = c0;
+    int nchunks = (d->count + chunk - 1) / chunk;
     EvalSlot *slot = calloc((size_t)T, sizeof *slot);
-    if (!sum || !correct || !slot) {
+    if (n <= 0) {
+        free(slot);
+        return 0;
+    }
+    if (!slot) {
         snprintf(err, errlen, "out of memory for the evaluation of %d images", d->count);
-        goto done;
+        return -1;
     }
     if (init_slot(&slot[0], 0, net, chunk, err, errlen) < 0)
         goto done;
@@ -133,21 +139,57 @@ int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, 
         EvalSlot *s = &slot[t];
         char terr[256];
         if (t == 0 || init_slot(s, t, net, chunk, terr, sizeof terr) == 0)
-            for (int c; (c = next_chunk(&counter)) < nchunks;) {
-                int start = c * chunk, n = d->count - start < chunk ? d->count - start : chunk;
-                dataset_batch(d, NULL, start, n, nz, &s->x, s->labels);
-                sum[c] = (double)loss_cross_entropy(net_infer(s->net, &s->x), s->labels, NULL, &correct[c]) * n;
+            for (int c; (c = next_chunk(&counter)) < c1;) {
+                int start = c * chunk, k = d->count - start < chunk ? d->count - start : chunk, right;
+                dataset_batch(d, NULL, start, k, nz, &s->x, s->labels);
+                sum[c] = (double)loss_cross_entropy(net_infer(s->net, &s->x), s->labels, NULL, &right) * k;
+                sum[nchunks + c] = right;
             }
     }
-    for (int c = 0; c < nchunks; c++)
-        total += sum[c], right += correct[c];
-    *loss = d->count ? total / d->count : 0.0;
-    *acc = d->count ? (double)right / d->count : 0.0;
     rc = 0;
 done:
     free_slots(slot, T);
-    free(sum), free(correct);
     return rc;
+}
+
+/* Alone (dist NULL or one rank) or split across the ranks: each evaluates a contiguous share of the chunks, and
+ * the per-chunk sums (zero where another rank's chunks are) are added up over the ranks and then in chunk
+ * order, as a single process adds them. */
+static int evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, Dist *dist, double *loss,
+                    double *acc, char *err, size_t errlen)
+{
+    int chunk = batch < TRAIN_EVAL_CHUNK ? batch : TRAIN_EVAL_CHUNK, nchunks = (d->count + chunk - 1) / chunk;
+    int shared = dist && dist_size(dist) > 1, c0 = 0, c1 = nchunks, rc = -1;
+    double *sum = calloc(2 * (size_t)(nchunks > 0 ? nchunks : 1), sizeof *sum), total = 0.0;
+    long long right = 0;
+    if (shared)
+        rt_split(nchunks, dist_rank(dist), dist_size(dist), &c0, &c1);
+    if (!sum)
+        snprintf(err, errlen, "out of memory for the evaluation of %d images", d->count);
+    else
+        rc = eval_chunks(net, d, nz, chunk, c0, c1, sum, err, errlen);
+    if (shared && dist_agree(dist, rc < 0, err, errlen) != 0)
+        rc = -1;
+    if (rc == 0 && shared)
+        dist_sum(dist, sum, 2 * (size_t)nchunks, "summing the evaluation");
+    for (int c = 0; rc == 0 && c < nchunks; c++)
+        total += sum[c], right += (long long)sum[nchunks + c];
+    *loss = d->count ? total / d->count : 0.0;
+    *acc = d->count ? (double)right / d->count : 0.0;
+    free(sum);
+    return rc;
+}
+
+int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
+                   char *err, size_t errlen)
+{
+    return evaluate(net, d, nz, batch, NULL, loss, acc, err, errlen);
+}
+
+int train_evaluate_shared(Net *net, const Dataset *d, const Normalizer *nz, int batch, Dist *dist, double *loss,
+                          double *acc, char *err, size_t errlen)
+{
+    return evaluate(net, d, nz, batch, dist, loss, acc, err, errlen);
 }
 
 /* ---------------------------------------------------------------- the run */
@@ -169,10 +211,24 @@ typedef struct Run {
     long long steps;     /* steps taken by this process */
     double last_draw;    /* progress bar throttle */
     TrainProfile prof;   /* --profile: the phases outside the layers (the net times its layers) */
+    Dist *d;             /* o->dist, borrowed */
+    Shard *shard;        /* owned; only with other ranks: then the run is shared */
+    int stop;            /* shared runs: the signal the ranks agreed to stop for, or 0 */
 } Run;
+
+/* Whether this rank writes the checkpoint and the metrics: rank 0, or the only one. */
+static int is_root(const Run *r) { return !r->d || dist_rank(r->d) == 0; }
+
+/* Images of a batch this rank holds at most: all of them alone, else the largest share (shard_slice). */
+static int local_batch(const Run *r)
+{
+    int n = r->d ? dist_size(r->d) : 1;
+    return (r->m->data.batch + n - 1) / n;
+}
 
 static void run_free(Run *r)
 {
+    shard_free(r->shard);
     if (r->csv)
         fclose(r->csv);
     tensor_free(&r->x), tensor_free(&r->dlogits);
@@ -214,11 +270,13 @@ static int setup_net(Run *r, char *err, size_t errlen)
     ts->norder = r->train.count;
     ts->batch = m->data.batch;
     ts->order = malloc((size_t)ts->norder * sizeof *ts->order);
-    if (!ts->order || alloc_batch(r->net, m->data.batch, &r->x, &r->dlogits, &r->labels) < 0) {
-        snprintf(err, errlen, "out of memory for batches of %d images", m->data.batch);
+    if (!ts->order || alloc_batch(r->net, local_batch(r), &r->x, &r->dlogits, &r->labels) < 0) {
+        snprintf(err, errlen, "out of memory for batches of %d images", local_batch(r));
         return -1;
     }
-    if (net_resize(r->net, m->data.batch, err, errlen) < 0)
+    if (net_resize(r->net, local_batch(r), err, errlen) < 0)
+        return -1;
+    if (r->d && dist_size(r->d) > 1 && shard_create(r->d, r->net, r->ps, r->np, &r->shard, err, errlen) < 0)
         return -1;
     if (r->o->profile && net_profile_start(r->net) < 0) {
         snprintf(err, errlen, "out of memory for the profile");
@@ -294,11 +352,10 @@ static int apply_resume(Run *r, const char *path, char *err, size_t errlen)
     return rc;
 }
 
-static int save(Run *r, char *err, size_t errlen)
+static int write_checkpoint(Run *r, char *err, size_t errlen)
 {
     Ckpt c;
     char why[1024];
-    r->ts.net_rng = r->net->rng;
     int rc = ckpt_build(&c, r->m, r->ps, r->np, r->opt, &r->ts, &r->metrics, r->nz.mean, r->nz.std, r->ts.epoch,
                         why, sizeof why);
     if (rc == 0) {
@@ -308,6 +365,37 @@ static int save(Run *r, char *err, size_t errlen)
     if (rc < 0)
         snprintf(err, errlen, "%s: %s", r->o->out, why);
     return rc;
+}
+
+/* The signal that asked this process to stop, or 0. */
+static int local_stop(const Run *r) { return r->o->stop ? (int)*r->o->stop : 0; }
+
+/* Shared runs: every rank learns whether any was asked to stop (SIGINT before SIGTERM). Collective. */
+static void agree_stop(Run *r)
+{
+    double v[2] = {local_stop(r) != 0, local_stop(r) == SIGINT};
+    dist_sum(r->d, v, 2, "agreeing whether to stop");
+    r->stop = v[0] > 0 ? (v[1] > 0 ? SIGINT : SIGTERM) : 0;
+}
+
+/* Alone: writes the checkpoint. Shared: every rank first checks that it holds the state rank 0 is about to write
+ * (replicas that drifted apart would otherwise go unnoticed), rank 0 writes, and every rank learns how that went
+ * and whether any was asked to stop meanwhile. */
+static int save(Run *r, char *err, size_t errlen)
+{
+    r->ts.net_rng = r->net->rng;
+    if (!r->shard)
+        return write_checkpoint(r, err, errlen);
+    if (shard_check_same(r->d, shard_hash_state(r->ps, r->np, r->opt, &r->ts),
+                         "state after the same steps (parameters, moving statistics or optimizer): the ranks have "
+                         "drifted apart, as ranks whose CPUs or builds compute other bits do",
+                         err, errlen) < 0)
+        return -1;
+    int rc = is_root(r) ? write_checkpoint(r, err, errlen) : 0;
+    if (dist_agree(r->d, rc < 0, err, errlen) != 0)
+        return -1;
+    agree_stop(r);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- output */
@@ -372,8 +460,9 @@ static int open_csv(Run *r, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- steps and epochs */
 
-/* The signal number that asked the run to stop, or 0. */
-static int stop_requested(const Run *r) { return r->o->stop ? (int)*r->o->stop : 0; }
+/* The signal number that asked the run to stop, or 0; in a shared run the one the ranks last agreed on, so that
+ * they all stop after the same step. */
+static int stop_requested(const Run *r) { return r->shard ? r->stop : local_stop(r); }
 
 /* "SIGINT", "SIGTERM", else "signal N" (buf). */
 static const char *signal_name(int sig, char *buf, size_t len)
@@ -473,6 +562,52 @@ static int train_step(Run *r, int epoch, char *err, size_t errlen)
     return TRAIN_OK;
 }
 
+/* A step of a shared run: this rank's share of the batch forward and backward, its loss taken over the whole
+ * batch's size so that the ranks' gradients add up to the batch's; then the gradients, the losses, the counts and
+ * the stop requests summed over the ranks (shard.h) before anyone looks at them, so that every rank decides the
+ * same (a non-finite loss on any rank is the batch's loss). A rank whose share is empty still runs the layers. */
+static int shared_step(Run *r, int epoch, char *err, size_t errlen)
+{
+    TrainState *ts = &r->ts;
+    int n = ts->norder - ts->position < ts->batch ? ts->norder - ts->position : ts->batch, first, count, correct;
+    double sum[SHARD_NSCALARS], t = lap_start(r);
+    char why[512];
+    shard_slice(r->shard, n, &first, &count);
+    dataset_batch(&r->train, ts->order, ts->position + first, count, &r->nz, &r->x, r->labels);
+    lap(r, PROF_DATA, &t);
+    const Tensor *logits = net_forward(r->net, &r->x, 1);
+    r->dlogits.n = count;
+    t = lap_start(r);
+    double loss = loss_cross_entropy_share(logits, r->labels, n, &r->dlogits, &correct);
+    lap(r, PROF_LOSS, &t);
+    net_zero_grad(r->net);
+    lap(r, PROF_ZERO, &t);
+    shard_begin(r->shard, (double[SHARD_NSCALARS]){[SHARD_LOSS] = loss, [SHARD_CORRECT] = correct,
+                                                   [SHARD_STOP] = local_stop(r) != 0,
+                                                   [SHARD_SIGINT] = local_stop(r) == SIGINT});
+    net_backward(r->net, &r->x, &r->dlogits, NULL);
+    t = lap_start(r);
+    shard_end(r->shard, sum);
+    lap(r, PROF_COMM, &t);
+    r->stop = sum[SHARD_STOP] > 0 ? (sum[SHARD_SIGINT] > 0 ? SIGINT : SIGTERM) : 0;
+    if (!isfinite(sum[SHARD_LOSS])) {
+        const char *where = first_bad_output(r->net);
+        snprintf(why, sizeof why, "the loss is %s%s%s", isnan(sum[SHARD_LOSS]) ? "nan" : "inf",
+                 where ? ", first non-finite output in layer " : "", where ? where : "");
+        return diverged(r, epoch, why, err, errlen);
+    }
+    optim_step(r->opt, ts->lr);
+    lap(r, PROF_OPTIM, &t);
+    if (!all_finite(r->ps, r->np) && net_check_finite(r->net, why, sizeof why) < 0)
+        return diverged(r, epoch, why, err, errlen);
+    lap(r, PROF_CHECK, &t);
+    ts->loss_sum += sum[SHARD_LOSS];
+    ts->correct += (long long)sum[SHARD_CORRECT];
+    ts->position += n;
+    r->steps++;
+    return TRAIN_OK;
+}
+
 static int interrupted(Run *r, int epoch, char *err, size_t errlen)
 {
     char buf[32];
@@ -482,6 +617,8 @@ static int interrupted(Run *r, int epoch, char *err, size_t errlen)
         snprintf(err, errlen, "interrupted by %s before any step; nothing saved", name);
         return TRAIN_STOPPED;
     }
+    if (r->shard)
+        net_sync(r->net);
     if (save(r, err, errlen) < 0)
         return TRAIN_FAILED;
     snprintf(err, errlen, "interrupted by %s at epoch %d, after %d of %d images; saved %s (continue with --resume %s)",
@@ -515,7 +652,7 @@ static int train_epoch(Run *r, int epoch, char *err, size_t errlen)
         if (fresh)
             start_epoch(r, epoch), fresh = 0;
         double t0 = now_seconds();
-        int rc = train_step(r, epoch, err, errlen);
+        int rc = r->shard ? shared_step(r, epoch, err, errlen) : train_step(r, epoch, err, errlen);
         double dt = now_seconds() - t0;
         ts->seconds += dt;
         r->prof.step += dt, r->prof.steps++;
@@ -531,7 +668,9 @@ static int finish_epoch(Run *r, int epoch, char *err, size_t errlen)
 {
     TrainState *ts = &r->ts;
     double test_loss, test_acc, t0 = now_seconds();
-    if (train_evaluate(r->net, &r->test, &r->nz, ts->batch, &test_loss, &test_acc, err, errlen) < 0)
+    if (r->shard) /* moving statistics each rank kept on its own (batchnorm(sync=false)) are averaged first */
+        net_sync(r->net);
+    if (evaluate(r->net, &r->test, &r->nz, ts->batch, r->shard ? r->d : NULL, &test_loss, &test_acc, err, errlen) < 0)
         return TRAIN_FAILED;
     double eval_s = now_seconds() - t0;
     r->prof.eval += eval_s, r->prof.eval_images += r->test.count;
@@ -585,29 +724,86 @@ static int run_epochs(Run *r, char *err, size_t errlen)
     return TRAIN_OK;
 }
 
+/* Everything before the first step, but the metrics file. Returns 0, or -1 with err. */
+static int setup(Run *r, char *err, size_t errlen)
+{
+    const TrainOptions *o = r->o;
+    char why[1024];
+    if (is_root(r) && ckpt_check_writable(o->out, why, sizeof why) < 0) {
+        snprintf(err, errlen, "%s: %s", o->out, why);
+        return -1;
+    }
+    if (setup_data(r, err, errlen) < 0 || setup_net(r, err, errlen) < 0)
+        return -1;
+    if ((o->init && apply_init(r, o->init, err, errlen) < 0) ||
+        (o->resume && apply_resume(r, o->resume, err, errlen) < 0))
+        return -1;
+    if (r->ts.epoch >= r->m->epochs) {
+        snprintf(err, errlen, "%s: already trained for %d epoch%s; ask for more with --epochs", o->resume,
+                 r->ts.epoch, r->ts.epoch == 1 ? "" : "s");
+        return -1;
+    }
+    return 0;
+}
+
+/* Shared runs, before anything is set up: the ranks train the same model, which they can split. */
+static int shared_model(Run *r, char *err, size_t errlen)
+{
+    int ranks = dist_size(r->d), batch = r->m->data.batch;
+    if (shard_check_same(r->d, shard_hash_model(r->m, r->o->test_limit),
+                         "model (the .bnn text, or a flag that changes the training)", err, errlen) < 0)
+        return -1;
+    if (batch < ranks) { /* the same on every rank: they hold the same model */
+        snprintf(err, errlen, "a batch of %d image%s cannot be split across %d ranks: each rank needs at least one "
+                              "image of every batch (raise the model's batch, or start fewer ranks)",
+                 batch, batch == 1 ? "" : "s", ranks);
+        return -1;
+    }
+    return 0;
+}
+
+/* Shared runs, after the setup: whether every rank managed it (else rank 0 says why) and holds the same data
+ * and starting state; and whether one was already asked to stop. */
+static int shared_setup(Run *r, int st, char *err, size_t errlen)
+{
+    if (dist_agree(r->d, st < 0, err, errlen) != 0 ||
+        shard_check_same(r->d, shard_hash_data(&r->train, &r->test),
+                         "data set (the images, the labels or their number)", err, errlen) < 0)
+        return -1;
+    r->ts.net_rng = r->net->rng;
+    if (shard_check_same(r->d, shard_hash_state(r->ps, r->np, r->opt, &r->ts),
+                         r->o->resume || r->o->init ? "starting point (the checkpoint of --resume or --init)"
+                                                    : "initial state",
+                         err, errlen) < 0)
+        return -1;
+    agree_stop(r);
+    return 0;
+}
+
 TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen)
 {
-    Run r = {.m = m, .o = o};
-    int rc = TRAIN_FAILED;
-    char why[1024];
-    if (ckpt_check_writable(o->out, why, sizeof why) < 0) {
-        snprintf(err, errlen, "%s: %s", o->out, why);
+    Run r = {.m = m, .o = o, .d = o->dist && dist_size(o->dist) > 1 ? o->dist : NULL};
+    int rc = TRAIN_FAILED, st;
+    if (r.d && shared_model(&r, err, errlen) < 0)
         goto done;
-    }
-    if (setup_data(&r, err, errlen) < 0 || setup_net(&r, err, errlen) < 0)
+    st = setup(&r, err, errlen);
+    if (r.d)
+        st = shared_setup(&r, st, err, errlen);
+    if (st < 0)
         goto done;
-    if ((o->init && apply_init(&r, o->init, err, errlen) < 0) ||
-        (o->resume && apply_resume(&r, o->resume, err, errlen) < 0))
-        goto done;
-    if (r.ts.epoch >= m->epochs) {
-        snprintf(err, errlen, "%s: already trained for %d epoch%s; ask for more with --epochs", o->resume,
-                 r.ts.epoch, r.ts.epoch == 1 ? "" : "s");
-        goto done;
-    }
-    if (open_csv(&r, err, errlen) < 0)
+    st = is_root(&r) ? open_csv(&r, err, errlen) : 0; /* only once every input was accepted */
+    if (r.d && dist_agree(r.d, st < 0, err, errlen) != 0)
+        st = -1;
+    if (st < 0)
         goto done;
     rc = run_epochs(&r, err, errlen);
-    if (o->profile && r.steps > 0) /* also after an interrupt or a divergence: where the time went until then */
+    if (r.shard) {
+        Comm *c = dist_comm(r.d);
+        r.prof.ranks = dist_size(r.d), r.prof.library = dist_library(r.d);
+        r.prof.layer_comm = c->seconds, r.prof.layer_comm_calls = c->calls;
+        r.prof.grad_bytes = shard_bytes(r.shard), r.prof.buckets = shard_buckets(r.shard);
+    }
+    if (o->profile && r.steps > 0 && is_root(&r)) /* also after an interrupt or a divergence */
         prof_print(o->profile_out ? o->profile_out : stderr, &r.prof, r.net, m->data.batch,
                    (r.ts.norder + m->data.batch - 1) / m->data.batch);
 done:

@@ -9,6 +9,7 @@
 
 #include "ckpt.h"
 #include "data/dataset.h"
+#include "dist.h"
 #include "net.h"
 #include "spec.h"
 
@@ -34,6 +35,10 @@ typedef struct TrainOptions {
     /* Set asynchronously (by a signal handler) to a signal number to stop the run; read between steps. NULL:
      * never stopped. */
     const volatile sig_atomic_t *stop;
+    /* The ranks of a data-parallel run (dist.h, docs/distributed.md), or NULL: this process alone. With more
+     * than one rank, each trains on its share of every batch; rank 0 alone writes the checkpoint and the metrics
+     * and should be the only one not quiet; every rank returns the same status, err on rank 0 saying why. */
+    Dist *dist;
 } TrainOptions;
 
 /* Trains m (data, optimizer, epochs, seed, limit as m says; the caller applies its flags to m first).
@@ -50,6 +55,11 @@ TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t err
  * same at any thread count. Returns 0 with the mean loss and the accuracy, or -1 with err. */
 int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
                    char *err, size_t errlen);
+/* The same with the chunks split across the ranks of dist (each evaluates a contiguous share) and their sums
+ * added in chunk order: the same loss and accuracy as train_evaluate, bit for bit, for the same network values.
+ * Collective; every rank gets the result, or -1 (err on rank 0 saying why). */
+int train_evaluate_shared(Net *net, const Dataset *d, const Normalizer *nz, int batch, Dist *dist, double *loss,
+                          double *acc, char *err, size_t errlen);
 
 /* The normaliser a checkpoint was trained with (root attributes data_mean, data_std). */
 void train_checkpoint_normalizer(const Ckpt *c, Normalizer *nz);
