@@ -2,7 +2,7 @@
  * threads of this process that sum through a shared table (World), against the same layers run on the whole
  * batch in one piece: synchronized batchnorm, batchnorm(sync=false), dropout's stream, a whole network with a
  * residual body; the loss shares; the fused gradient buffer's layout (shard.h). End to end, when BNNI_MPI_BIN
- * names the MPI build (`make run-dist-tests` sets it): tests/test_dist_mpi.c. */
+ * names the MPI build (`make run-dist-tests` sets it): tests/test_dist_mpi.c, in this suite. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pthread.h>
@@ -227,6 +227,8 @@ static void check_sync(const char *args, Shape shape, int batch, int ranks, doub
     bn_case_close(&k);
 }
 
+/* Also tests/test_dist_mpi.c's suite: each of those runs mpirun a few times for seconds, and the timeout only
+ * catches a hang of the test itself. */
 TestSuite(dist, .timeout = 400);
 
 Test(dist, sync_batchnorm_nchw_is_the_whole_batch) { check_sync("", (Shape){3, 3, 5, 5}, 10, 3, 0.0); }
