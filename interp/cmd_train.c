@@ -194,14 +194,13 @@ static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
 
 /* Exit statuses (docs/errors.md): a run stopped by a signal exits 128 + the signal's number, as a shell reports
- * a process killed by it; a rank of a data-parallel run stopped because another rank got one, as for SIGTERM
- * (what mpirun sends every rank). */
-static int exit_status(TrainStatus st)
+ * a process killed by it; every rank of a data-parallel run with the signal they agreed to stop for. */
+static int exit_status(TrainStatus st, int stopped_by)
 {
     switch (st) {
     case TRAIN_OK: return 0;
     case TRAIN_DIVERGED: return 3;
-    case TRAIN_STOPPED: return 128 + (stop_signal ? (int)stop_signal : SIGTERM);
+    case TRAIN_STOPPED: return 128 + (stopped_by ? stopped_by : stop_signal ? (int)stop_signal : SIGTERM);
     case TRAIN_FAILED: break;
     }
     return 1;
@@ -303,7 +302,7 @@ static int train_command(Dist *d, int argc, char **argv)
     ModelSpec *m = NULL;
     Capture cap;
     char err[16384];
-    int root = dist_rank(d) == 0;
+    int root = dist_rank(d) == 0, stopped_by = 0;
     capture_start(&cap, d);
     int rc = prepare(&f, &m, argc, argv);
     capture_end(&cap, err, sizeof err);
@@ -326,6 +325,7 @@ static int train_command(Dist *d, int argc, char **argv)
         .profile = f.profile,
         .profile_out = stderr,
         .dist = d,
+        .stopped_by = &stopped_by,
     };
     TrainStatus st = run_with_signals(m, &o, err, sizeof err);
     if (st == TRAIN_OK && !f.quiet && root)
@@ -335,7 +335,7 @@ static int train_command(Dist *d, int argc, char **argv)
     else if (st != TRAIN_OK && root)
         fprintf(stderr, "bnni: error: %s\n", err);
     spec_free(m);
-    return exit_status(st);
+    return exit_status(st, stopped_by);
 }
 
 int cmd_train(int argc, char **argv)

@@ -612,6 +612,8 @@ static int interrupted(Run *r, int epoch, char *err, size_t errlen)
 {
     char buf[32];
     const char *name = signal_name(stop_requested(r), buf, sizeof buf);
+    if (r->o->stopped_by)
+        *r->o->stopped_by = stop_requested(r);
     clear_progress(r);
     if (r->steps == 0) {
         snprintf(err, errlen, "interrupted by %s before any step; nothing saved", name);
@@ -713,6 +715,8 @@ static int run_epochs(Run *r, char *err, size_t errlen)
         if (stop_requested(r)) { /* arrived during the evaluation or the save: the epoch is complete and saved */
             char buf[32];
             const char *name = signal_name(stop_requested(r), buf, sizeof buf), *out = r->o->out;
+            if (r->o->stopped_by)
+                *r->o->stopped_by = stop_requested(r);
             if (e + 1 < r->m->epochs)
                 snprintf(err, errlen, "interrupted by %s after epoch %d; saved %s (continue with --resume %s)", name,
                          e + 1, out, out);

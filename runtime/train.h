@@ -39,6 +39,9 @@ typedef struct TrainOptions {
      * than one rank, each trains on its share of every batch; rank 0 alone writes the checkpoint and the metrics
      * and should be the only one not quiet; every rank returns the same status, err on rank 0 saying why. */
     Dist *dist;
+    /* When the run ends TRAIN_STOPPED, receives the signal it stopped for: in a shared run the one the ranks
+     * agreed on, which may have reached another rank only. May be NULL. */
+    int *stopped_by;
 } TrainOptions;
 
 /* Trains m (data, optimizer, epochs, seed, limit as m says; the caller applies its flags to m first).

@@ -358,6 +358,35 @@ MPI_TEST(mpi_stop_and_resume_with_another_number_of_ranks)
     expect_close_runs(in_dir("one.h5"), in_dir("s.h5"), 1e-4, 0.002);
 }
 
+/* SIGINT to one rank alone (a scheduler, a user at one node): the ranks agree at the next step to stop there,
+ * rank 0 saves and reports the SIGINT, and every rank exits 130 (mpirun then reports a non-zero status). */
+MPI_TEST(mpi_a_signal_to_one_rank_stops_all)
+{
+    char args[1024];
+    write_model(model, "");
+    snprintf(args, sizeof args, "train %s --epochs 20 --limit 3000 --test-limit 1000 --threads 1 --out %s", model,
+             in_dir("i.h5"));
+    pid_t pid = start_mpirun("", 3, args), ranks[3];
+    cr_assert(wait_for_output("epoch 1/20", 120), "no first epoch within 120 s");
+    for (int r = 0; r < 3; r++)
+        ranks[r] = rank_pid(pid, r);
+    cr_assert(ranks[2] > 0, "rank 2 not found");
+    usleep(200000);
+    kill(ranks[2], SIGINT);
+    int st = wait_exit(pid, 60, ranks, 3);
+    cr_assert(st != -1, "mpirun did not exit within 60 s of SIGINT to rank 2");
+    cr_expect(ranks_gone(ranks, 3, 30), "ranks still running 30 s after mpirun exited");
+    char *e = err_text();
+    cr_expect_eq(st, 130, "mpirun passes on the ranks' status: %d", st);
+    cr_expect(strstr(e, "bnni: interrupted by SIGINT") && count_lines_with(e, "bnni: ") == 1, "stderr: %s", e);
+    free(e);
+    Ckpt c;
+    char err[1024];
+    cr_assert_eq(ckpt_read(in_dir("i.h5"), &c, err, sizeof err), 0, "%s", err);
+    cr_expect(c.has_train_state && (c.epoch >= 1 || c.ts.position > 0));
+    ckpt_free(&c);
+}
+
 /* A rank killed mid-training: mpirun notices, stops the others and says which rank died; nothing hangs, and the
  * checkpoint on disk is the last whole one. */
 MPI_TEST(mpi_killed_rank_stops_the_others)
