@@ -94,6 +94,13 @@ else ifeq ($(MPI),1)
   BIN    = bnni-mpi
 endif
 
+# The MPI build of the same switches, which `make bench` runs beside $(BIN) (bench/dist.sh).
+ifneq ($(filter 1,$(SANITIZE) $(AVX2)),)
+  MPI_BIN = $(patsubst %-mpi,%,$(BUILD))-mpi/bnni
+else
+  MPI_BIN = bnni-mpi
+endif
+
 .PHONY: all deps train test run-tests run-dist-tests sanitize clean bench fuzz build-race
 all: $(BIN)
 
@@ -198,10 +205,13 @@ build-race:
 sanitize: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 run-tests
 
-# The performance benchmark (bench/README.md): PyTorch reference, sgemm probe and bnni side by side.
+# The performance benchmark (bench/README.md): PyTorch reference, sgemm probe and bnni side by side, and the MPI
+# build's 2 ranks against 2 threads (Open MPI installed first).
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN)
-	BUILD=$(BUILD) BNNI=./$(BIN) bash bench/run.sh
+	@$(MAKE) --no-print-directory MPI=1 deps
+	@$(MAKE) --no-print-directory MPI=1 $(MPI_BIN)
+	BUILD=$(BUILD) BNNI=./$(BIN) BNNI_MPI=./$(MPI_BIN) bash bench/run.sh
 
 clean:
 	rm -rf build build-san build-avx2 build-fuzz build-mpi build-san-mpi build-avx2-mpi bnni bnni-mpi
