@@ -211,7 +211,7 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@$(MAKE) --no-print-directory MPI=1 deps
 	@$(MAKE) --no-print-directory MPI=1 $(MPI_BIN)
-	BUILD=$(BUILD) BNNI=./$(BIN) BNNI_MPI=./$(MPI_BIN) bash bench/run.sh
+	BUILD=$(BUILD) BNNI=./$(BIN) BNNI_MPI_BIN=./$(MPI_BIN) bash bench/run.sh
 
 clean:
 	rm -rf build build-san build-avx2 build-fuzz build-mpi build-san-mpi build-avx2-mpi bnni bnni-mpi

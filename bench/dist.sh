@@ -7,20 +7,21 @@
 # --profile reports: waiting for the gradient sums after the backward pass, and the batchnorm sums inside the
 # layers. Run by `make bench` (bench/run.sh); alone:
 # usage: bench/dist.sh [MODEL[:LIMIT] ...]   (default: models/lenet_bn.bnn:12800 models/resnet_small.bnn:2560)
-# Environment: BNNI (default ./bnni), BNNI_MPI (default ./bnni-mpi: `make MPI=1`), REPS (default 3), BUILD (raw
-# outputs go to $BUILD/bench/dist, default build).
+# Environment: BNNI (default ./bnni), BNNI_MPI_BIN (default ./bnni-mpi: `make MPI=1`; not BNNI_MPI, which bnni-mpi
+# reads: BNNI_MPI=0 makes every rank train alone), REPS (default 3), BUILD (raw outputs go to $BUILD/bench/dist,
+# default build).
 # shellcheck disable=SC2016,SC2059  # awk programs in single quotes and printf formats in fmt() are meant as written
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 BNNI=${BNNI:-./bnni}
-BNNI_MPI=${BNNI_MPI:-./bnni-mpi}
+BNNI_MPI_BIN=${BNNI_MPI_BIN:-./bnni-mpi}
 REPS=${REPS:-3}
 OUT=${BUILD:-build}/bench/dist
-case ${1:-} in -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case ${1:-} in -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 [ $# -gt 0 ] || set -- models/lenet_bn.bnn:12800 models/resnet_small.bnn:2560
 [ -x "$BNNI" ] || { echo "dist.sh: $BNNI not built (run make)" >&2; exit 1; }
-[ -x "$BNNI_MPI" ] || { echo "dist.sh: $BNNI_MPI not built (run make MPI=1)" >&2; exit 1; }
+[ -x "$BNNI_MPI_BIN" ] || { echo "dist.sh: $BNNI_MPI_BIN not built (run make MPI=1)" >&2; exit 1; }
 command -v mpirun >/dev/null || { echo "dist.sh: no mpirun (make MPI=1 deps installs Open MPI)" >&2; exit 1; }
 mkdir -p "$OUT" || exit 1
 # Open MPI refuses root without the flag; the tests run as root here too (tests/test_dist_mpi.c).
@@ -63,9 +64,15 @@ for arg in "$@"; do
             case $s in
                 1x1) "$BNNI" "${common[@]}" --threads 1 --metrics "$b.csv" --out "$b.h5" >"$b.out" 2>"$b.err" ;;
                 1x2) "$BNNI" "${common[@]}" --threads 2 --metrics "$b.csv" --out "$b.h5" >"$b.out" 2>"$b.err" ;;
-                2x1) "${MPIRUN[@]}" "$BNNI_MPI" "${common[@]}" --threads 1 --metrics "$b.csv" --out "$b.h5" \
+                2x1) "${MPIRUN[@]}" "$BNNI_MPI_BIN" "${common[@]}" --threads 1 --metrics "$b.csv" --out "$b.h5" \
                          >"$b.out" 2>"$b.err" ;;
             esac || { echo "dist.sh: $name $s failed: $(grep -m1 'bnni' "$b.err")" >&2; continue; }
+            # No communication line: each rank trained alone (BNNI_MPI=0 in the environment does that).
+            if [ "$s" = 2x1 ] && [ -z "$(comm "$b.err")" ]; then
+                echo "dist.sh: $name: the 2 ranks did not train together (no communication line in $b.err;" \
+                    "is BNNI_MPI=0 set?)" >&2
+                continue
+            fi
             ips[$s]+=" $(csv_ips "$b.csv")" step[$s]+=" $(step_ms "$b.err")"
             line="$name $s run $r/$REPS: $(csv_ips "$b.csv") img/s, step $(step_ms "$b.err") ms"
             if [ "$s" = 2x1 ]; then
