@@ -86,11 +86,25 @@ ifeq ($(FUZZ),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 
+# MPI=1: the data-parallel binary ./bnni-mpi (docs/distributed.md), which links runtime/dist_mpi.c, the one file
+# that calls MPI, over the system's MPI (Debian's mpi-c: Open MPI), in build-mpi/ (build-san-mpi/ ... with the
+# switches above); `make MPI=1 deps` installs Open MPI. A plain build links runtime/dist_serial.c instead: one
+# rank, and no MPI dependency at all. MPI's headers are system headers here: our warnings are not for them.
+ifeq ($(MPI),1)
+  BUILD   := $(BUILD)-mpi
+  PKGS    += libopenmpi-dev openmpi-bin
+  CFLAGS  += $(patsubst -I%,-isystem %,$(shell pkg-config --cflags mpi-c 2>/dev/null))
+  LDLIBS  += $(shell pkg-config --libs mpi-c 2>/dev/null)
+  DIST_SRC = runtime/dist_mpi.c
+else
+  DIST_SRC = runtime/dist_serial.c
+endif
+
 GEN_SRC  = $(BUILD)/gen/lexer.c $(BUILD)/gen/parser.c $(BUILD)/gen/onnx/onnx.pb-c.c
 GEN_HDR  = $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h $(BUILD)/gen/onnx/onnx.pb-c.h
 LIB_SRC  = $(filter-out interp/main.c,$(wildcard interp/*.c)) \
-           $(wildcard runtime/*.c runtime/layers/*.c runtime/data/*.c runtime/export/*.c lib/*.c) \
-           $(wildcard runtime/plot/*.c)
+           $(filter-out runtime/dist_mpi.c runtime/dist_serial.c,$(wildcard runtime/*.c)) $(DIST_SRC) \
+           $(wildcard runtime/layers/*.c runtime/data/*.c runtime/export/*.c lib/*.c runtime/plot/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:.c=.o)
 # The public library (lib/bnni.h): inference only, so without the commands, the exporters (and protobuf-c) and
 # the plots.
@@ -105,10 +119,19 @@ TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o) $(TEST_LIB_SRC:%.c=$(BUILD)/%.o)
 BIN      = bnni
 ifneq ($(filter 1,$(SANITIZE) $(AVX2)),)
   BIN    = $(BUILD)/bnni
+else ifeq ($(MPI),1)
+  BIN    = bnni-mpi
 endif
 
-.PHONY: all deps train test run-tests sanitize clean bench fuzz fuzz-ondisk build-race mutate lib install uninstall \
-        install-check
+# The MPI build of the same switches, which `make bench` runs beside $(BIN) (bench/dist.sh).
+ifneq ($(filter 1,$(SANITIZE) $(AVX2)),)
+  MPI_BIN = $(patsubst %-mpi,%,$(BUILD))-mpi/bnni
+else
+  MPI_BIN = bnni-mpi
+endif
+
+.PHONY: all deps train test run-tests run-dist-tests sanitize clean bench fuzz fuzz-ondisk build-race mutate lib \
+        install uninstall install-check
 all: $(BIN) lib
 lib: $(BUILD)/libbnni.so.$(VERSION) $(BUILD)/libbnni.a
 
@@ -230,15 +253,26 @@ run-tests:
 	  cat $(BUILD)/sanitizer/report.*; echo "run-tests: sanitizer reports in $(BUILD)/sanitizer/ (above)"; rc=1; \
 	fi; exit $$rc
 
+# The data-parallel tests (tests/test_dist.c, the suite's dist/* tests): ./bnni-mpi under mpirun with 2 and 3 ranks,
+# against the plain ./bnni as the single-process reference. Installs Open MPI first (make MPI=1 deps). One test at
+# a time: each runs up to three ranks on this machine's cores.
+run-dist-tests:
+	@$(MAKE) --no-print-directory MPI=1 deps
+	@$(MAKE) --no-print-directory MPI=1 bnni-mpi
+	@$(MAKE) --no-print-directory MPI=0 bnni build/run_tests
+	BNNI=./bnni BNNI_MPI_BIN=./bnni-mpi OMP_WAIT_POLICY=passive ./build/run_tests -j1 --filter 'dist/*'
+
 # The README's test command: three clean parallel builds (build-race); the whole suite; again built for AVX2
 # (AVX2=1) where the CPU has it; and again under ASan+UBSan+LSan (SANITIZE=1 builds without -march=native). So the
-# kernels' AVX-512 path (on such a CPU), their AVX2 path and their plain C are each tested. The last line says which
+# kernels' AVX-512 path (on such a CPU), their AVX2 path and their plain C are each tested. Between them, the
+# data-parallel tests with the MPI build (run-dist-tests) and the install check. The last line says which
 # suites ran: a CPU without AVX2+FMA cannot run the AVX2 build, and the summary says SKIPPED rather than passing
 # quietly.
 HAS_AVX2 = grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo
 test: deps
 	@$(MAKE) --no-print-directory build-race
 	@$(MAKE) --no-print-directory run-tests
+	@$(MAKE) --no-print-directory run-dist-tests
 	@$(MAKE) --no-print-directory install-check
 	@if $(HAS_AVX2); then $(MAKE) --no-print-directory AVX2=1 run-tests; \
 	else echo "make test: no AVX2+FMA on this CPU: the AVX2 build's suite is SKIPPED"; fi
@@ -259,13 +293,16 @@ sanitize: deps
 mutate: deps
 	bash tests/mutate.sh
 
-# The performance benchmark (bench/README.md): PyTorch reference, sgemm probe and bnni side by side.
+# The performance benchmark (bench/README.md): PyTorch reference, sgemm probe and bnni side by side, and the MPI
+# build's 2 ranks against 2 threads (Open MPI installed first).
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN)
-	BUILD=$(BUILD) BNNI=./$(BIN) bash bench/run.sh
+	@$(MAKE) --no-print-directory MPI=1 deps
+	@$(MAKE) --no-print-directory MPI=1 $(MPI_BIN)
+	BUILD=$(BUILD) BNNI=./$(BIN) BNNI_MPI_BIN=./$(MPI_BIN) bash bench/run.sh
 
 clean:
-	rm -rf build build-san build-avx2 build-fuzz bnni
+	rm -rf build build-san build-avx2 build-fuzz build-mpi build-san-mpi build-avx2-mpi bnni bnni-mpi
 
 # Installing the Debian way (docs/library.md): PREFIX=/usr/local by default, DESTDIR honoured (a staging tree).
 PREFIX     ?= /usr/local

@@ -3,13 +3,16 @@
 # one after the other on this machine, each measurement repeated and the median kept; prints a table and the pass/fail
 # of each target. Environment: BUILD (build dir, default build), BNNI (binary, default ./bnni), REPS (default 3),
 # BENCH_FULL=0 skips the 10-epoch run and the seed runs, BENCH_FULL_TIMEOUT (seconds, default 420), BENCH_SEEDS (10-epoch
-# runs with seeds 1..N for the accuracy's spread, default 10, 0: none), BENCH_STRICT=1 exits 1 on a missed target.
+# runs with seeds 1..N for the accuracy's spread, default 10, 0: none), BENCH_STRICT=1 exits 1 on a missed target,
+# BNNI_MPI_BIN (the MPI build, default ./bnni-mpi) and BENCH_DIST=0, which skips the data-parallel runs (bench/dist.sh).
 # shellcheck disable=SC2016,SC2059  # awk programs in single quotes and printf formats in fmt() are meant as written
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 BUILD=${BUILD:-build}
 BNNI=${BNNI:-./bnni}
+BNNI_MPI_BIN=${BNNI_MPI_BIN:-./bnni-mpi}
+DIST=${BENCH_DIST:-1}
 REPS=${REPS:-3}
 MODEL=models/lenet_bn.bnn
 PY=/usr/bin/python3
@@ -242,6 +245,19 @@ if [ "$bnni_ok" = 1 ]; then
     mapfile -t D < <(BNNI=$BNNI OUT=$OUT REPS=$REPS MODEL=$MODEL bash bench/data.sh)
 fi
 dval() { printf '%s\n' "${D[@]}" | awk -v k="$1" '$1 == k { print $2 }'; }
+
+# 2 MPI ranks x 1 thread against 1 process x 2 threads, LeNet-BN and resnet_small (bench/dist.sh): informational,
+# no target, since on one machine the ranks only show what splitting the batch and the sums cost.
+if [ "$bnni_ok" = 1 ] && [ "$DIST" = 1 ]; then
+    if [ -x "$BNNI_MPI_BIN" ] && command -v mpirun >/dev/null; then
+        say "data-parallel: 2 ranks x 1 thread against 1 process x 2 threads (bench/dist.sh) ..."
+        BUILD=$BUILD BNNI=$BNNI BNNI_MPI_BIN=$BNNI_MPI_BIN REPS=$REPS bash bench/dist.sh >"$OUT/dist.out" 2>&1 ||
+            note "bench/dist.sh failed"
+        sed 's/^/  /' "$OUT/dist.out"
+    else
+        note "data-parallel runs SKIPPED: $BNNI_MPI_BIN or mpirun is missing (make MPI=1 deps bnni-mpi)"
+    fi
+fi
 
 # ---------------------------------------------------------------- table
 

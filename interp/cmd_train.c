@@ -1,6 +1,8 @@
 /* `bnni train`: reads the model, applies the command-line flags over the file's settings and runs the
  * training loop (runtime/train.c). Epoch lines go to stdout, the progress bar and errors to stderr. SIGINT and
- * SIGTERM ask the loop to stop (it saves first); this command turns that into exit status 130 or 143. */
+ * SIGTERM ask the loop to stop (it saves first); this command turns that into exit status 130 or 143.
+ * Started by an MPI launcher (the MPI build, docs/distributed.md), every rank runs this command; rank 0 alone
+ * prints, and every rank exits with the same status. */
 #include <errno.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../runtime/dist.h"
 #include "../runtime/threads.h"
 #include "../runtime/train.h"
 #include "cmd.h"
@@ -60,6 +63,7 @@ const char cmd_train_usage[] =
     "\n"
     "SIGINT/SIGTERM finish the current step, save a resumable checkpoint and exit 130/143 (a second one stops\n"
     "at once; the checkpoint on disk is always whole). Warnings about the model are left to `bnni check`.\n"
+    "Data-parallel: mpirun -np N bnni-mpi train MODEL.bnn (the MPI build; docs/distributed.md).\n"
     "exit status: 0 done, 1 bad input or a failed save, 2 usage error, 3 training diverged (NaN/Inf),\n"
     "130/143 interrupted (docs/errors.md)\n"
     "example: bnni train models/lenet_bn.bnn --epochs 3 --metrics run.csv\n";
@@ -244,13 +248,13 @@ static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
 
 /* Exit statuses (docs/errors.md): a run stopped by a signal exits 128 + the signal's number, as a shell reports
- * a process killed by it. */
-static int exit_status(TrainStatus st)
+ * a process killed by it; every rank of a data-parallel run with the signal they agreed to stop for. */
+static int exit_status(TrainStatus st, int stopped_by)
 {
     switch (st) {
     case TRAIN_OK: return 0;
     case TRAIN_DIVERGED: return 3;
-    case TRAIN_STOPPED: return 128 + (int)stop_signal;
+    case TRAIN_STOPPED: return 128 + (stopped_by ? stopped_by : stop_signal ? (int)stop_signal : SIGTERM);
     case TRAIN_FAILED: break;
     }
     return 1;
@@ -277,59 +281,144 @@ static TrainStatus run_with_signals(ModelSpec *m, TrainOptions *o, char *err, si
     return st;
 }
 
-int cmd_train(int argc, char **argv)
+/* ---------------------------------------------------------------- ranks of a data-parallel run */
+
+/* Ranks other than 0 keep what the front end prints (a usage error, a model's diagnostics) in a temporary file
+ * instead of printing it: rank 0 prints the first failing rank's, and only when it did not fail itself. */
+typedef struct Capture {
+    int saved; /* the real stderr, or -1: not capturing */
+    FILE *tmp;
+} Capture;
+
+static void capture_start(Capture *c, const Dist *d)
 {
-    TrainFlags f;
-    int rc = parse_flags(&f, argc, argv);
-    if (rc == 0 && check_out(f.out))
+    c->saved = -1, c->tmp = NULL;
+    if (dist_rank(d) == 0 || !(c->tmp = tmpfile()))
+        return;
+    fflush(stderr);
+    if ((c->saved = dup(STDERR_FILENO)) >= 0)
+        dup2(fileno(c->tmp), STDERR_FILENO);
+}
+
+/* Ends the capture; text gets what was printed, without "bnni: error: " and the last newline. */
+static void capture_end(Capture *c, char *text, size_t len)
+{
+    size_t n = 0;
+    text[0] = '\0';
+    fflush(stderr);
+    if (c->saved >= 0) {
+        dup2(c->saved, STDERR_FILENO);
+        close(c->saved);
+        rewind(c->tmp);
+        n = fread(text, 1, len - 1, c->tmp);
+    }
+    if (c->tmp)
+        fclose(c->tmp);
+    text[n] = '\0';
+    while (n > 0 && text[n - 1] == '\n')
+        text[--n] = '\0';
+    if (strncmp(text, "bnni: error: ", 13) == 0)
+        memmove(text, text + 13, n - 13 + 1);
+}
+
+/* Alone, the default team follows the cores other processes leave idle (rt_adapt); ranks that share this machine
+ * unbound (their launcher confined none of them to a part of it) share its cores. */
+static int default_threads(const Dist *d)
+{
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int cores = rt_usable_cores(), local = dist_local_size(d);
+    if (local < 2 || cores < online)
+        return 0;
+    return cores / local > 1 ? cores / local : 1;
+}
+
+/* The command's work before training: flags, the model (from the file, or the --resume checkpoint's), the flags
+ * applied, the trace asked for. Returns 0, or the exit status after printing why. */
+static int prepare(TrainFlags *f, ModelSpec **m, TraceLog *trace, int argc, char **argv)
+{
+    char err[4096];
+    int rc = parse_flags(f, argc, argv);
+    if (rc == 0 && check_out(f->out))
         rc = 1;
-    ModelSpec *m = NULL;
-    CheckOptions co = {.mem_cap_bytes = f.mem_cap, .data_where = f.data, .limit_override = f.limit > 0 ? f.limit : 0,
-                       .overrides = f.sets, .noverrides = f.nsets};
-    if (rc == 0 && (f.model ? load_model_with(f.model, NULL, &co, &m) : load_resumed_model(f.resume, &co, &m)) != 0)
+    CheckOptions co = {.mem_cap_bytes = f->mem_cap, .data_where = f->data, .limit_override = f->limit > 0 ? f->limit : 0,
+                       .overrides = f->sets, .noverrides = f->nsets};
+    if (rc == 0 && (f->model ? load_model_with(f->model, NULL, &co, m) : load_resumed_model(f->resume, &co, m)) != 0)
         rc = 1;
-    override_free_all(f.sets, f.nsets);
+    override_free_all(f->sets, f->nsets);
     if (rc != 0)
         return rc;
-    if (apply_flags(m, &f) != 0) {
+    if (apply_flags(*m, f) != 0) {
         fprintf(stderr, "bnni: error: out of memory\n");
-        spec_free(m);
         return 1;
     }
-    TraceLog trace;
-    char err[16384];
-    if (f.trace && trace_request(f.trace, f.trace_every > 0 ? (int)f.trace_every : TRACE_DEFAULT_EVERY,
-                                 f.trace_probe > 0 ? (int)f.trace_probe : TRACE_DEFAULT_PROBE,
-                                 f.trace_test > 0 ? (int)f.trace_test : TRACE_DEFAULT_SUBSET, m, &trace, err,
-                                 sizeof err) < 0) {
+    if (f->trace && trace_request(f->trace, f->trace_every > 0 ? (int)f->trace_every : TRACE_DEFAULT_EVERY,
+                                  f->trace_probe > 0 ? (int)f->trace_probe : TRACE_DEFAULT_PROBE,
+                                  f->trace_test > 0 ? (int)f->trace_test : TRACE_DEFAULT_SUBSET, *m, trace, err,
+                                  sizeof err) < 0) {
         fprintf(stderr, "bnni: error: %s\n", err);
-        spec_free(m);
         return 1;
     }
-    rt_set_threads((int)f.threads);
+    return 0;
+}
+
+static int train_command(Dist *d, int argc, char **argv)
+{
+    TrainFlags f;
+    ModelSpec *m = NULL;
+    TraceLog trace;
+    Capture cap;
+    char err[16384];
+    int root = dist_rank(d) == 0, stopped_by = 0, saved = 0;
+    capture_start(&cap, d);
+    int rc = prepare(&f, &m, &trace, argc, argv);
+    capture_end(&cap, err, sizeof err);
+    if (dist_agree(d, rc, err, sizeof err) != 0) { /* every rank stops; rank 0 says why if another failed */
+        if (root && rc == 0)
+            fprintf(stderr, "bnni: error: %s\n", err);
+        spec_free(m);
+        return rc ? rc : 1;
+    }
+    rt_set_threads(f.threads > 0 ? (int)f.threads : default_threads(d));
     TrainOptions o = {
         .out = f.out ? f.out : f.resume ? f.resume : m->checkpoint, /* a resumed run goes on in its own file */
         .resume = f.resume,
         .init = f.init,
         .metrics = f.metrics,
         .test_limit = f.test_limit > 0 ? f.test_limit : 0, /* 0: all */
-        .quiet = f.quiet,
-        .progress = isatty(STDERR_FILENO),
+        .quiet = f.quiet || !root,
+        .progress = root && isatty(STDERR_FILENO),
         .log = stdout,
         .profile = f.profile,
         .profile_out = stderr,
         .mem_cap = f.mem_cap,
         .trace = f.trace ? &trace : NULL,
+        .saved_epoch = &saved,
+        .dist = d,
+        .stopped_by = &stopped_by,
     };
-    int saved = 0;
-    o.saved_epoch = &saved;
     TrainStatus st = run_with_signals(m, &o, err, sizeof err);
-    if (st == TRAIN_OK && !f.quiet)
+    if (st == TRAIN_OK && !f.quiet && root)
         printf("saved %s (epoch %d%s)\n", o.out, saved, m->keep == KEEP_BEST ? ", the best validation accuracy" : "");
-    else if (st == TRAIN_STOPPED)
+    else if (st == TRAIN_STOPPED && root)
         fprintf(stderr, "bnni: %s\n", err);
-    else if (st != TRAIN_OK)
+    else if (st != TRAIN_OK && root)
         fprintf(stderr, "bnni: error: %s\n", err);
     spec_free(m);
-    return exit_status(st);
+    return exit_status(st, stopped_by);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    Dist *d;
+    char err[4096];
+    int rc;
+    if (dist_open(&d, err, sizeof err) < 0) {
+        if (!d || dist_rank(d) == 0)
+            fprintf(stderr, "bnni: error: %s\n", err);
+        rc = 1;
+    } else {
+        rc = train_command(d, argc, argv);
+    }
+    dist_close(d);
+    return rc;
 }

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "comm.h"
 #include "rng.h"
 #include "spec.h"
 #include "tensor.h"
@@ -85,12 +86,17 @@ typedef struct LayerOps {
      * them); returns their count, or -1 when out of memory. */
     void (*eval_affine)(Layer *l, double *scale, double *shift);
     int (*fold_affine)(Layer *l, const double *scale, const double *shift, LayerSpec *folded, Param *out);
+    /* Optional, for data-parallel training (comm.h): makes state that each rank updates on its own the same on
+     * every rank (batchnorm(sync=false) averages its moving statistics). Collective over l->comm; the trainer
+     * calls it through net_sync before every evaluation and save. NULL in layers without such state. */
+    void (*sync)(Layer *l);
 } LayerOps;
 
 struct Layer {
     const LayerOps *ops;
     const LayerSpec *spec; /* borrowed from the ModelSpec, which must outlive the layer */
     Rng *rng;              /* the network's stream for dropout masks; borrowed */
+    Comm *comm;            /* the ranks it trains with (net_set_comm); borrowed; NULL: alone */
     int batch;             /* the batch size the buffers are allocated for; 0 before resize */
     Tensor y;              /* output activation, owned */
     Tensor dy;             /* gradient w.r.t. y, owned; filled by the next layer's backward */

@@ -19,7 +19,8 @@ static double row_lse(const float *z, int K, int *argmax)
     return zmax + log(s);
 }
 
-float loss_cross_entropy(const Tensor *logits, const int *labels, Tensor *dlogits, int *ncorrect)
+/* The sum over the rows of their loss; dlogits (softmax - onehot) / divisor. */
+static double cross_entropy(const Tensor *logits, const int *labels, int divisor, Tensor *dlogits, int *ncorrect)
 {
     int N = logits->n, K = logits->c * logits->h * logits->w, correct = 0;
     double total = 0.0;
@@ -32,12 +33,22 @@ float loss_cross_entropy(const Tensor *logits, const int *labels, Tensor *dlogit
         if (dlogits) {
             float *dz = dlogits->data + (size_t)i * K;
             for (int k = 0; k < K; k++)
-                dz[k] = (float)((exp((double)z[k] - lse) - (k == labels[i])) / N);
+                dz[k] = (float)((exp((double)z[k] - lse) - (k == labels[i])) / divisor);
         }
     }
     if (ncorrect)
         *ncorrect = correct;
-    return (float)(total / N);
+    return total;
+}
+
+float loss_cross_entropy(const Tensor *logits, const int *labels, Tensor *dlogits, int *ncorrect)
+{
+    return (float)(cross_entropy(logits, labels, logits->n, dlogits, ncorrect) / logits->n);
+}
+
+double loss_cross_entropy_share(const Tensor *logits, const int *labels, int batch, Tensor *dlogits, int *ncorrect)
+{
+    return cross_entropy(logits, labels, batch, dlogits, ncorrect);
 }
 
 int loss_check_labels(const int *labels, size_t n, int classes, char *err, size_t errlen)

@@ -20,6 +20,10 @@
  * those two layers (net_forward in eval mode runs them, since a backward needs their outputs). A residual body
  * runs unfused. Results are the same bit for bit.
  *
+ * Data-parallel runs (comm.h): net_set_comm hands the ranks' Comm to every layer, and a rank whose share of a
+ * batch is empty still runs forward and backward over zero images, because its batchnorm layers take part in
+ * the ranks' sums; after_backward lets the trainer start summing a layer's gradients as soon as they are final.
+ *
  * Profiling (net->prof not NULL): each layer call is timed with CLOCK_MONOTONIC around the same call; a net that
  * is not profiled takes one untaken branch per layer and reads no clock. */
 #include "net.h"
@@ -189,18 +193,18 @@ static int absorb(Net *net, int i)
     return j;
 }
 
-/* x holds 1 to net->batch images of the network's input shape. */
-static int fits(const Net *net, const Tensor *x)
+/* x holds min_n to net->batch images of the network's input shape (net->batch is 0 before any resize). */
+static int fits(const Net *net, const Tensor *x, int min_n)
 {
     Shape in = net->in;
     int h_in = in.rank == 1 ? 1 : in.h, w_in = in.rank == 1 ? 1 : in.w;
-    return x->n >= 1 && x->n <= net->batch && x->c == in.c && x->h == h_in && x->w == w_in;
+    return net->batch >= 1 && x->n >= min_n && x->n <= net->batch && x->c == in.c && x->h == h_in && x->w == w_in;
 }
 
 const Tensor *net_forward(Net *net, const Tensor *x, int train)
 {
     const Tensor *h = x;
-    if (!fits(net, x))
+    if (!fits(net, x, 0))
         return NULL;
     for (int i = 0; i < net->n; i++) {
         Layer *l = &net->layers[i];
@@ -216,7 +220,7 @@ const Tensor *net_forward(Net *net, const Tensor *x, int train)
 const Tensor *net_infer(Net *net, const Tensor *x)
 {
     const Tensor *h = x;
-    if (!fits(net, x))
+    if (!fits(net, x, 1))
         return NULL;
     for (int i = 0, next; i < net->n; i = next) {
         Layer *l = &net->layers[i];
@@ -250,6 +254,8 @@ void net_backward(Net *net, const Tensor *x, const Tensor *dout, Tensor *dx)
         l->ops->backward(l, i ? &net->layers[i - 1].y : x, i ? &net->layers[i - 1].dy : dx);
         if (net->prof)
             net->prof[i].bwd += now_seconds() - t0, net->prof[i].nbwd++;
+        if (net->after_backward)
+            net->after_backward(net->after_backward_ctx, i);
     }
     last->dy.data = own;
 }
@@ -318,6 +324,27 @@ int net_clone(Net *net, Net **out, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+void net_set_comm(Net *net, Comm *comm)
+{
+    for (int i = 0; i < net->n; i++) {
+        Layer *l = &net->layers[i];
+        l->comm = comm;
+        if (l->ops->body)
+            net_set_comm(l->ops->body(l), comm);
+    }
+}
+
+void net_sync(Net *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        Layer *l = &net->layers[i];
+        if (l->ops->body)
+            net_sync(l->ops->body(l));
+        else if (l->ops->sync)
+            l->ops->sync(l);
+    }
 }
 
 int net_profile_start(Net *net)

@@ -19,6 +19,11 @@ typedef struct Net {
     Rng rng;       /* dropout masks; saved in checkpoints for an exact resume */
     LayerTime *prof; /* [n], owned; NULL (the default) unless profiling: then net_forward/net_backward time
                       * every layer call, and otherwise they read no clock */
+    /* Optional (NULL by default): called by net_backward after each top-level layer i, whose parameter gradients
+     * are then final for the step, so that a data-parallel trainer can start summing them across the ranks while
+     * the layers before i are still running backward. */
+    void (*after_backward)(void *ctx, int i);
+    void *after_backward_ctx;
 } Net;
 
 /* One row of a profile: a layer (residual bodies follow their residual layer, one depth deeper) and its times.
@@ -40,7 +45,9 @@ typedef struct NetParam {
 int net_create(const LayerSpec *specs, int n, Shape in, uint64_t seed, Net **out, char *err, size_t errlen);
 /* Sizes every buffer for `batch` images; a no-op when already that size. Returns 0 or -1 with err. */
 int net_resize(Net *net, int batch, char *err, size_t errlen);
-/* x is batch x in; returns the output (owned by the last layer). */
+/* x is up to net->batch images of the input shape; returns the output (owned by the last layer), or NULL when x
+ * does not fit. x may hold no images at all: a rank of a data-parallel run whose share of a last, small batch is
+ * empty still runs every layer, since its layers take part in the ranks' collective sums (comm.h). */
 const Tensor *net_forward(Net *net, const Tensor *x, int train);
 /* An eval-mode forward that no backward may follow: the same output as net_forward(net, x, 0) bit for bit, with
  * each conv2d or dense applying the batchnorm and activation after it (LayerPost), whose outputs stay unwritten.
@@ -56,6 +63,12 @@ int net_clone(Net *net, Net **out, char *err, size_t errlen);
 /* Every parameter and buffer in network order (residual bodies flattened). Caller frees *out with free(). Returns count or -1. */
 int net_params(Net *net, NetParam **out);
 void net_free(Net *net);
+
+/* Hands comm (borrowed; NULL: train alone) to every layer, residual bodies included. */
+void net_set_comm(Net *net, Comm *comm);
+/* Data-parallel runs: calls every layer's LayerOps.sync (residual bodies included) in network order, so that
+ * per-rank state agrees across the ranks. Collective. */
+void net_sync(Net *net);
 
 /* Turns on per-layer timing in net and every residual body, with every count at zero (again zero when already
  * on). Returns 0, or -1 when out of memory (profiling then stays off). */

@@ -71,9 +71,22 @@ static void phase_row(FILE *f, const char *name, double ms, double step_ms, int 
     fprintf(f, "%-16s %9.4f %11.2f %9.1f%%\n", name, ms, ms * batches, pct(ms, step_ms));
 }
 
+/* Data-parallel runs: what the step spends on communication, both kinds together. */
+static void comm_lines(FILE *f, const TrainProfile *p, double step_ms)
+{
+    double grads = per_call_ms(p->phase[PROF_COMM], p->steps), layers = per_call_ms(p->layer_comm, p->steps);
+    fprintf(f, "communication (rank 0 of %d, %s): %.4f ms/step, %.1f%% of the step: %.4f waiting for the sums of "
+               "%zu bytes of gradients in %d bucket%s after the backward pass (the rest overlapped it), %.4f in %.1f "
+               "sums per step inside the layers (batchnorm statistics, counted in their rows above)\n",
+            p->ranks, p->library ? p->library : "MPI", grads + layers, pct(grads + layers, step_ms), grads,
+            p->grad_bytes, p->buckets, p->buckets == 1 ? "" : "s", layers,
+            p->steps > 0 ? (double)p->layer_comm_calls / p->steps : 0.0);
+}
+
 void prof_print(FILE *f, const TrainProfile *p, const Net *net, int batch, int batches_per_epoch)
 {
-    static const char *const names[PROF_NPHASES] = {"data", "loss", "zero_grad", "optimizer", "finite check"};
+    static const char *const names[PROF_NPHASES] = {"data",      "loss",         "zero_grad",
+                                                    "optimizer", "finite check", "gradient sums"};
     NetProfileRow *rows = NULL;
     int n = net_profile_rows(net, &rows);
     double step_ms = per_call_ms(p->step, p->steps), fwd = 0.0, bwd = 0.0, rest = step_ms;
@@ -91,12 +104,16 @@ void prof_print(FILE *f, const TrainProfile *p, const Net *net, int batch, int b
     phase_row(f, "backward", bwd, step_ms, batches_per_epoch);
     rest -= fwd + bwd;
     for (int k = 0; k < PROF_NPHASES; k++) {
+        if (k == PROF_COMM && p->ranks < 2)
+            continue;
         double ms = per_call_ms(p->phase[k], p->steps);
         phase_row(f, names[k], ms, step_ms, batches_per_epoch);
         rest -= ms;
     }
     phase_row(f, "other", rest, step_ms, batches_per_epoch);
     phase_row(f, "step", step_ms, step_ms, batches_per_epoch);
+    if (p->ranks > 1)
+        comm_lines(f, p, step_ms);
     double eval_ms = per_call_ms(p->eval, p->eval_batches);
     fprintf(f, "evaluation: %.4f ms of wall time per batch of %d, %.0f images/s; its layers' \"eval ms\" above are "
                "per chunk of up to %d images on one thread, a batchnorm and activation after a conv2d or dense "

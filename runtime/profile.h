@@ -16,6 +16,7 @@ typedef enum ProfPhase {
     PROF_ZERO,   /* clearing the parameter gradients */
     PROF_OPTIM,  /* the optimizer's update */
     PROF_CHECK,  /* the non-finite check of every parameter */
+    PROF_COMM,   /* data-parallel runs: waiting for the gradient sums after the backward pass */
     PROF_NPHASES
 } ProfPhase;
 
@@ -28,6 +29,15 @@ typedef struct TrainProfile {
     int nepochs, cap;           /* epochs recorded, and room for */
     int *epoch;                 /* [cap] 1-based epoch numbers, owned */
     double *train, *test, *save; /* [cap] seconds per epoch: training steps, evaluation, checkpoint; owned */
+    /* Data-parallel runs (ranks > 1; 0 or 1: alone, and none of this is printed): the seconds the layers spent
+     * in their sums across the ranks (batchnorm's statistics, inside their rows) and how many sums; the bytes of
+     * gradients each step sums and the buckets they travel in; the MPI library. */
+    int ranks;
+    double layer_comm;
+    long long layer_comm_calls;
+    size_t grad_bytes;
+    int buckets;
+    const char *library;
 } TrainProfile;
 
 static inline double prof_now(void)

@@ -100,6 +100,8 @@ int rt_threads(void)
     return omp_in_parallel() ? 1 : nthreads;
 }
 
+int rt_usable_cores(void) { return usable_cores(); }
+
 void rt_share(size_t n, size_t align, size_t *lo, size_t *hi)
 {
     size_t blocks = (n + align - 1) / align, t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();

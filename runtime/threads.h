@@ -24,6 +24,8 @@ int rt_team_for(double free, int max);
 void rt_set_threads_unpinned(int n);
 /* The current thread count (every usable core until rt_set_threads is called); 1 inside a parallel region. */
 int rt_threads(void);
+/* The CPUs this process may run on (what rt_set_threads(0) uses). */
+int rt_usable_cores(void);
 
 /* The static share [*lo, *hi) of n items for thread t of T: contiguous, sizes differing by at most one. */
 static inline void rt_split(int n, int t, int T, int *lo, int *hi)

@@ -2,7 +2,8 @@
  * line, the metrics CSV and an atomic checkpoint. Everything a step depends on (weights, optimizer, both RNG
  * streams, the epoch's order and position, the running sums) is in the checkpoint, so a resumed run -- even
  * one stopped mid-epoch (TrainOptions.stop, which `bnni train` sets on SIGINT/SIGTERM) -- computes exactly what
- * an uninterrupted one would. */
+ * an uninterrupted one would. With other ranks (TrainOptions.dist) each rank steps through the same epochs on its
+ * share of every batch (shared_step, shard.h); nothing else of the loop changes but who writes and prints. */
 #include "train.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include "loss.h"
 #include "optim.h"
 #include "profile.h"
+#include "shard.h"
 #include "threads.h"
 
 #define SHUFFLE_STREAM 0x53485546464c45ull /* "SHUFFLE": keeps the shuffle stream apart from the init stream */
@@ -122,22 +124,22 @@ static void count_confusion(const Tensor *logits, const int *labels, int n, long
     }
 }
 
-int train_evaluate_rows(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int batch,
-                        double *loss, double *acc, long long *confusion, char *err, size_t errlen)
+/* Evaluates chunks [c0, c1) of `chunk` items at positions of rows (NULL: items): sum[c] gets chunk c's loss times
+ * its items, sum[nchunks + c] its correctly classified items (a double, so that ranks can add them up with the
+ * losses); conf (T x K x K, when not NULL) each thread's confusion counts. Returns 0 or -1 with err. */
+static int eval_chunks(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int chunk,
+                       int c0, int c1, double *sum, long long *conf, int T, char *err, size_t errlen)
 {
-    int chunk = batch < TRAIN_EVAL_CHUNK ? batch : TRAIN_EVAL_CHUNK, nchunks = (count + chunk - 1) / chunk;
-    int T = rt_threads() < nchunks ? rt_threads() : nchunks > 0 ? nchunks : 1, rc = -1, counter = 0, failed = 0;
-    int K = net->out.c * net->out.h * net->out.w;
-    double *sum = calloc((size_t)(nchunks > 0 ? nchunks : 1), sizeof *sum), total = 0.0;
-    int *correct = calloc((size_t)(nchunks > 0 ? nchunks : 1), sizeof *correct);
-    long long right = 0, *conf = confusion ? calloc((size_t)T * K * K, sizeof *conf) : NULL;
+    int nchunks = (count + chunk - 1) / chunk, K = net->out.c * net->out.h * net->out.w, counter = c0, failed = 0;
     EvalSlot *slot = calloc((size_t)T, sizeof *slot);
-    if (!sum || !correct || !slot || (confusion && !conf)) {
+    if (!slot) {
         snprintf(err, errlen, "out of memory for the evaluation of %d images", count);
-        goto done;
+        return -1;
     }
-    if (init_slot(&slot[0], 0, net, chunk, err, errlen) < 0)
-        goto done;
+    if (init_slot(&slot[0], 0, net, chunk, err, errlen) < 0) {
+        free_slots(slot, T);
+        return -1;
+    }
     /* Each other thread builds its replica itself while the first one is already evaluating (a replica's buffers
      * cost ~2 ms of page faults: a tenth of a 10,000-image evaluation if built first). Chunks go to whichever
      * thread is free, so a thread that starts late, is descheduled, or could not build its replica (out of memory)
@@ -148,8 +150,8 @@ int train_evaluate_rows(Net *net, const Dataset *d, const int *rows, int count, 
         EvalSlot *s = &slot[t];
         char terr[256];
         if (t == 0 || init_slot(s, t, net, chunk, terr, sizeof terr) == 0)
-            for (int c; (c = next_chunk(&counter)) < nchunks;) {
-                int start = c * chunk, n = count - start < chunk ? count - start : chunk;
+            for (int c; (c = next_chunk(&counter)) < c1;) {
+                int start = c * chunk, n = count - start < chunk ? count - start : chunk, right;
                 if (dataset_fill(d, rows, NULL, start, n, nz, NULL, &s->x, s->labels, terr, sizeof terr) < 0) {
 #pragma omp critical(train_evaluate_error)
                     if (!failed++)
@@ -157,31 +159,65 @@ int train_evaluate_rows(Net *net, const Dataset *d, const int *rows, int count, 
                     continue;
                 }
                 const Tensor *logits = net_infer(s->net, &s->x);
-                sum[c] = (double)loss_cross_entropy(logits, s->labels, NULL, &correct[c]) * n;
+                sum[c] = (double)loss_cross_entropy(logits, s->labels, NULL, &right) * n;
+                sum[nchunks + c] = right;
                 if (conf)
                     count_confusion(logits, s->labels, n, conf + (size_t)t * K * K);
             }
     }
-    if (failed)
-        goto done;
-    for (int c = 0; c < nchunks; c++)
-        total += sum[c], right += correct[c];
-    for (int t = 0; conf && t < T; t++)
+    free_slots(slot, T);
+    return failed ? -1 : 0;
+}
+
+/* Alone (dist NULL or one rank) or split across the ranks: each evaluates a contiguous share of the chunks, and
+ * the per-chunk sums (zero where another rank's chunks are) are added up over the ranks and then in chunk order,
+ * as a single process adds them. Shared, it is collective and counts no confusion. */
+static int evaluate_rows(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int batch,
+                         Dist *dist, double *loss, double *acc, long long *confusion, char *err, size_t errlen)
+{
+    int chunk = batch < TRAIN_EVAL_CHUNK ? batch : TRAIN_EVAL_CHUNK, nchunks = (count + chunk - 1) / chunk;
+    int shared = dist && dist_size(dist) > 1, c0 = 0, c1 = nchunks, rc = -1;
+    if (shared)
+        rt_split(nchunks, dist_rank(dist), dist_size(dist), &c0, &c1);
+    int T = rt_threads() < c1 - c0 ? rt_threads() : c1 - c0 > 0 ? c1 - c0 : 1;
+    int K = net->out.c * net->out.h * net->out.w;
+    double *sum = calloc(2 * (size_t)(nchunks > 0 ? nchunks : 1), sizeof *sum), total = 0.0;
+    long long right = 0, *conf = confusion && !shared ? calloc((size_t)T * K * K, sizeof *conf) : NULL;
+    if (!sum || (confusion && !shared && !conf))
+        snprintf(err, errlen, "out of memory for the evaluation of %d images", count);
+    else
+        rc = c1 > c0 ? eval_chunks(net, d, rows, count, nz, chunk, c0, c1, sum, conf, T, err, errlen) : 0;
+    if (shared && dist_agree(dist, rc < 0, err, errlen) != 0)
+        rc = -1;
+    if (rc == 0 && shared)
+        dist_sum(dist, sum, 2 * (size_t)nchunks, "summing the evaluation");
+    for (int c = 0; rc == 0 && c < nchunks; c++)
+        total += sum[c], right += (long long)sum[nchunks + c];
+    for (int t = 0; rc == 0 && conf && t < T; t++)
         for (size_t k = 0; k < (size_t)K * K; k++)
             confusion[k] += conf[(size_t)t * K * K + k];
     *loss = count ? total / count : 0.0;
     *acc = count ? (double)right / count : 0.0;
-    rc = 0;
-done:
-    free_slots(slot, T);
-    free(sum), free(correct), free(conf);
+    free(sum), free(conf);
     return rc;
+}
+
+int train_evaluate_rows(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int batch,
+                        double *loss, double *acc, long long *confusion, char *err, size_t errlen)
+{
+    return evaluate_rows(net, d, rows, count, nz, batch, NULL, loss, acc, confusion, err, errlen);
 }
 
 int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
                    char *err, size_t errlen)
 {
-    return train_evaluate_rows(net, d, NULL, d->count, nz, batch, loss, acc, NULL, err, errlen);
+    return evaluate_rows(net, d, NULL, d->count, nz, batch, NULL, loss, acc, NULL, err, errlen);
+}
+
+int train_evaluate_shared(Net *net, const Dataset *d, const Normalizer *nz, int batch, Dist *dist, double *loss,
+                          double *acc, char *err, size_t errlen)
+{
+    return evaluate_rows(net, d, NULL, d->count, nz, batch, dist, loss, acc, NULL, err, errlen);
 }
 
 /* ---------------------------------------------------------------- the run */
@@ -206,10 +242,24 @@ typedef struct Run {
     TrainProfile prof;   /* --profile: the phases outside the layers (the net times its layers) */
     Trace *trace;        /* --trace, or a resumed checkpoint's trace; NULL otherwise */
     TraceLog *saved_trace; /* the resumed checkpoint's /trace, owned; NULL when none */
+    Dist *d;             /* o->dist, borrowed */
+    Shard *shard;        /* owned; only with other ranks: then the run is shared */
+    int stop;            /* shared runs: the signal the ranks agreed to stop for, or 0 */
 } Run;
+
+/* Whether this rank writes the checkpoint and the metrics: rank 0, or the only one. */
+static int is_root(const Run *r) { return !r->d || dist_rank(r->d) == 0; }
+
+/* Images of a batch this rank holds at most: all of them alone, else the largest share (shard_slice). */
+static int local_batch(const Run *r)
+{
+    int n = r->d ? dist_size(r->d) : 1;
+    return (r->m->data.batch + n - 1) / n;
+}
 
 static void run_free(Run *r)
 {
+    shard_free(r->shard);
     if (r->csv)
         fclose(r->csv);
     tensor_free(&r->x), tensor_free(&r->dlogits);
@@ -247,11 +297,13 @@ static int setup_net(Run *r, char *err, size_t errlen)
     ts->norder = r->data.ntrain;
     ts->batch = m->data.batch;
     ts->order = malloc((size_t)ts->norder * sizeof *ts->order);
-    if (!ts->order || alloc_batch(r->net, m->data.batch, &r->x, &r->dlogits, &r->labels) < 0) {
-        snprintf(err, errlen, "out of memory for batches of %d images", m->data.batch);
+    if (!ts->order || alloc_batch(r->net, local_batch(r), &r->x, &r->dlogits, &r->labels) < 0) {
+        snprintf(err, errlen, "out of memory for batches of %d images", local_batch(r));
         return -1;
     }
-    if (net_resize(r->net, m->data.batch, err, errlen) < 0)
+    if (net_resize(r->net, local_batch(r), err, errlen) < 0)
+        return -1;
+    if (r->d && shard_create(r->d, r->net, r->ps, r->np, &r->shard, err, errlen) < 0)
         return -1;
     if (r->o->profile && net_profile_start(r->net) < 0) {
         snprintf(err, errlen, "out of memory for the profile");
@@ -373,9 +425,40 @@ static int save_to(Run *r, const char *path, char *err, size_t errlen)
     return rc;
 }
 
+/* The signal that asked this process to stop, or 0. */
+static int local_stop(const Run *r) { return r->o->stop ? (int)*r->o->stop : 0; }
+
+/* Shared runs: every rank learns whether any was asked to stop (SIGINT before SIGTERM). Collective. */
+static void agree_stop(Run *r)
+{
+    double v[2] = {local_stop(r) != 0, local_stop(r) == SIGINT};
+    dist_sum(r->d, v, 2, "agreeing whether to stop");
+    r->stop = v[0] > 0 ? (v[1] > 0 ? SIGINT : SIGTERM) : 0;
+}
+
+/* Alone: writes the checkpoint at path. Shared: every rank first checks that it holds the state rank 0 is about
+ * to write (replicas that drifted apart would otherwise go unnoticed), rank 0 writes, and every rank learns how
+ * that went and whether any was asked to stop meanwhile. Collective in a shared run. */
+static int save_as(Run *r, const char *path, char *err, size_t errlen)
+{
+    r->ts.net_rng = r->net->rng;
+    if (!r->shard)
+        return save_to(r, path, err, errlen);
+    if (shard_check_same(r->d, shard_hash_state(r->ps, r->np, r->opt, &r->ts),
+                         "state after the same steps (parameters, moving statistics or optimizer): the ranks have "
+                         "drifted apart, as ranks whose CPUs or builds compute other bits do",
+                         err, errlen) < 0)
+        return -1;
+    int rc = is_root(r) ? save_to(r, path, err, errlen) : 0;
+    if (dist_agree(r->d, rc < 0, err, errlen) != 0)
+        return -1;
+    agree_stop(r);
+    return 0;
+}
+
 static int save(Run *r, char *err, size_t errlen)
 {
-    int rc = save_to(r, r->o->out, err, errlen);
+    int rc = save_as(r, r->o->out, err, errlen);
     if (rc == 0 && r->o->saved_epoch)
         *r->o->saved_epoch = r->ts.epoch;
     return rc;
@@ -470,7 +553,7 @@ static int open_csv(Run *r, char *err, size_t errlen)
 /* ---------------------------------------------------------------- steps and epochs */
 
 /* The signal number that asked the run to stop, or 0. */
-static int stop_requested(const Run *r) { return r->o->stop ? (int)*r->o->stop : 0; }
+static int stop_requested(const Run *r) { return r->shard ? r->stop : local_stop(r); }
 
 /* "SIGINT", "SIGTERM", else "signal N" (buf). */
 static const char *signal_name(int sig, char *buf, size_t len)
@@ -578,10 +661,67 @@ static int train_step(Run *r, int epoch, char *err, size_t errlen)
     return TRAIN_OK;
 }
 
+/* A step of a shared run: this rank's share of the batch forward and backward, its loss taken over the whole
+ * batch's size so that the ranks' gradients add up to the batch's; then the gradients, the losses, the counts and
+ * the stop requests summed over the ranks (shard.h) before anyone looks at them, so that every rank decides the
+ * same (a non-finite loss on any rank is the batch's loss). A rank whose share is empty still runs the layers. */
+static int shared_step(Run *r, int epoch, char *err, size_t errlen)
+{
+    TrainState *ts = &r->ts;
+    int n = ts->norder - ts->position < ts->batch ? ts->norder - ts->position : ts->batch, first, count, correct;
+    double sum[SHARD_NSCALARS], t = lap_start(r);
+    char why[512];
+    const DataSpec *ds = &r->m->data;
+    Augment aug = {ds->flip, ds->crop, r->m->seed, epoch};
+    shard_slice(r->shard, n, &first, &count);
+    int bad = dataset_fill(&r->data.train, r->data.train_rows, ts->order, ts->position + first, count, &r->data.nz,
+                           ds->flip || ds->crop ? &aug : NULL, &r->x, r->labels, err, errlen) < 0;
+    /* Only a streamed set can fail to read (in memory, a fill cannot fail): then every rank learns of any rank's
+     * failure, and all stop together, at the cost of one small sum per step that an in-memory run does not pay. */
+    if (r->data.train.stream ? dist_agree(r->d, bad, err, errlen) != 0 : bad) {
+        clear_progress(r);
+        return TRAIN_FAILED;
+    }
+    lap(r, PROF_DATA, &t);
+    const Tensor *logits = net_forward(r->net, &r->x, 1);
+    r->dlogits.n = count;
+    t = lap_start(r);
+    double loss = loss_cross_entropy_share(logits, r->labels, n, &r->dlogits, &correct);
+    lap(r, PROF_LOSS, &t);
+    net_zero_grad(r->net);
+    lap(r, PROF_ZERO, &t);
+    shard_begin(r->shard, (double[SHARD_NSCALARS]){[SHARD_LOSS] = loss, [SHARD_CORRECT] = correct,
+                                                   [SHARD_STOP] = local_stop(r) != 0,
+                                                   [SHARD_SIGINT] = local_stop(r) == SIGINT});
+    net_backward(r->net, &r->x, &r->dlogits, NULL);
+    t = lap_start(r);
+    shard_end(r->shard, sum);
+    lap(r, PROF_COMM, &t);
+    r->stop = sum[SHARD_STOP] > 0 ? (sum[SHARD_SIGINT] > 0 ? SIGINT : SIGTERM) : 0;
+    if (!isfinite(sum[SHARD_LOSS])) {
+        const char *where = first_bad_output(r->net);
+        snprintf(why, sizeof why, "the loss is %s%s%s", isnan(sum[SHARD_LOSS]) ? "nan" : "inf",
+                 where ? ", first non-finite output in layer " : "", where ? where : "");
+        return diverged(r, epoch, why, err, errlen);
+    }
+    optim_step(r->opt, ts->lr);
+    lap(r, PROF_OPTIM, &t);
+    if (!all_finite(r->ps, r->np) && net_check_finite(r->net, why, sizeof why) < 0)
+        return diverged(r, epoch, why, err, errlen);
+    lap(r, PROF_CHECK, &t);
+    ts->loss_sum += sum[SHARD_LOSS];
+    ts->correct += (long long)sum[SHARD_CORRECT];
+    ts->position += n;
+    r->steps++;
+    return TRAIN_OK;
+}
+
 static int interrupted(Run *r, int epoch, char *err, size_t errlen)
 {
     char buf[32];
     const char *name = signal_name(stop_requested(r), buf, sizeof buf);
+    if (r->o->stopped_by)
+        *r->o->stopped_by = stop_requested(r);
     clear_progress(r);
     if (r->steps == 0) {
         snprintf(err, errlen, "interrupted by %s before any step; nothing saved", name);
@@ -597,6 +737,8 @@ static int interrupted(Run *r, int epoch, char *err, size_t errlen)
                      "saves complete epochs only)", name, epoch + 1, r->ts.position, r->ts.norder);
         return TRAIN_STOPPED;
     }
+    if (r->shard)
+        net_sync(r->net);
     if (save(r, err, errlen) < 0)
         return TRAIN_FAILED;
     snprintf(err, errlen, "interrupted by %s at epoch %d, after %d of %d images; saved %s (continue with --resume %s)",
@@ -631,7 +773,7 @@ static int train_epoch(Run *r, int epoch, char *err, size_t errlen)
             start_epoch(r, epoch), fresh = 0;
         rt_adapt(); /* between steps: fewer threads while other processes hold cores (threads.h) */
         double t0 = now_seconds();
-        int rc = train_step(r, epoch, err, errlen);
+        int rc = r->shard ? shared_step(r, epoch, err, errlen) : train_step(r, epoch, err, errlen);
         double dt = now_seconds() - t0;
         ts->seconds += dt;
         r->prof.step += dt, r->prof.steps++;
@@ -650,13 +792,15 @@ static int evaluate_epoch(Run *r, double val[2], double test[2], char *err, size
 {
     const DataBundle *b = &r->data;
     int batch = r->ts.batch;
+    Dist *d = r->shard ? r->d : NULL; /* shared: each rank evaluates its share of the chunks */
     val[0] = val[1] = test[0] = test[1] = NAN;
-    if (b->nval > 0 && train_evaluate_rows(r->net, &b->train, b->val_rows, b->nval, &b->nz, batch, &val[0], &val[1],
-                                           NULL, err, errlen) < 0)
+    if (r->shard) /* moving statistics each rank kept on its own (batchnorm(sync=false)) are averaged first */
+        net_sync(r->net);
+    if (b->nval > 0 && evaluate_rows(r->net, &b->train, b->val_rows, b->nval, &b->nz, batch, d, &val[0], &val[1],
+                                     NULL, err, errlen) < 0)
         return -1;
-    if (b->test.count > 0 &&
-        train_evaluate_rows(r->net, &b->test, NULL, b->test.count, &b->nz, batch, &test[0], &test[1], NULL, err,
-                            errlen) < 0)
+    if (b->test.count > 0 && evaluate_rows(r->net, &b->test, NULL, b->test.count, &b->nz, batch, d, &test[0],
+                                           &test[1], NULL, err, errlen) < 0)
         return -1;
     r->prof.eval_images += b->nval + b->test.count;
     r->prof.eval_batches += (b->nval + batch - 1) / batch + (b->test.count + batch - 1) / batch;
@@ -697,7 +841,7 @@ static int save_epoch(Run *r, int epoch, int best, char *err, size_t errlen)
     if ((r->m->keep == KEEP_LAST || best) && save(r, err, errlen) < 0)
         return -1;
     if (r->m->every > 0 && (epoch + 1) % r->m->every == 0 &&
-        save_to(r, epoch_path(r->o->out, epoch + 1, path, sizeof path), err, errlen) < 0)
+        save_as(r, epoch_path(r->o->out, epoch + 1, path, sizeof path), err, errlen) < 0)
         return -1;
     return 0;
 }
@@ -743,6 +887,8 @@ static int run_epochs(Run *r, char *err, size_t errlen)
         if (stop_requested(r)) { /* arrived during the evaluation or the save: the epoch is complete and saved */
             char buf[32];
             const char *name = signal_name(stop_requested(r), buf, sizeof buf), *out = r->o->out;
+            if (r->o->stopped_by)
+                *r->o->stopped_by = stop_requested(r);
             if (e + 1 < r->m->epochs)
                 snprintf(err, errlen, "interrupted by %s after epoch %d; saved %s (continue with --resume %s)", name,
                          e + 1, out, out);
@@ -767,50 +913,106 @@ static int check_outputs(const Run *r, char *err, size_t errlen)
     return 0;
 }
 
+/* Everything before the first step, but the metrics file: the outputs checked (by the rank that writes them),
+ * the --resume checkpoint read first (its seed chooses the validation items), the data, the network, --init and
+ * --resume applied, the trace started. Returns 0, or -1 with err. */
+static int setup(Run *r, char *err, size_t errlen)
+{
+    const TrainOptions *o = r->o;
+    Ckpt resume;
+    if (is_root(r) && check_outputs(r, err, errlen) < 0)
+        return -1;
+    if (o->resume) {
+        if (read_resume(o->resume, &resume, err, errlen) < 0)
+            return -1;
+        r->m->seed = resume.seed;
+    }
+    int rc = setup_data(r, err, errlen) < 0 || setup_net(r, err, errlen) < 0 ||
+                     (o->init && apply_init(r, o->init, err, errlen) < 0) ? -1 : 0;
+    if (o->resume && rc < 0)
+        ckpt_free(&resume);
+    else if (o->resume)
+        rc = apply_resume(r, o->resume, &resume, err, errlen); /* takes resume */
+    if (rc < 0)
+        return -1;
+    if (r->ts.epoch >= r->m->epochs) {
+        snprintf(err, errlen, "%s: already trained for %d epoch%s; ask for more with --epochs", o->resume,
+                 r->ts.epoch, r->ts.epoch == 1 ? "" : "s");
+        return -1;
+    }
+    if (!o->trace && !r->saved_trace)
+        return 0;
+    if (r->data.test.count == 0) {
+        snprintf(err, errlen, "--trace records on test items, and the data has no test set");
+        return -1;
+    }
+    if (trace_start(o->trace, r->saved_trace, r->net, &r->data.test, &r->data.nz, &r->trace, err, errlen) < 0 ||
+        trace_step(r->trace, optim_step_count(r->opt), err, errlen) < 0) /* the record before the first step */
+        return -1;
+    return 0;
+}
+
+/* Shared runs, before anything is set up: the ranks train the same model, which they can split. */
+static int shared_model(Run *r, char *err, size_t errlen)
+{
+    int ranks = dist_size(r->d), batch = r->m->data.batch;
+    if (shard_check_same(r->d, shard_hash_model(r->m, r->o->test_limit),
+                         "model (the .bnn text, or a flag that changes the training)", err, errlen) < 0)
+        return -1;
+    if (batch < ranks) { /* the same on every rank: they hold the same model */
+        snprintf(err, errlen, "a batch of %d image%s cannot be split across %d ranks: each rank needs at least one "
+                              "image of every batch (raise the model's batch, or start fewer ranks)",
+                 batch, batch == 1 ? "" : "s", ranks);
+        return -1;
+    }
+    return 0;
+}
+
+/* Shared runs, after the setup: whether every rank managed it (else rank 0 says why) and holds the same data
+ * and starting state; and whether one was already asked to stop. */
+static int shared_setup(Run *r, int st, char *err, size_t errlen)
+{
+    if (dist_agree(r->d, st < 0, err, errlen) != 0 ||
+        shard_check_same(r->d, shard_hash_data(&r->data.train, &r->data.test),
+                         "data set (the images, the labels or their number)", err, errlen) < 0)
+        return -1;
+    r->ts.net_rng = r->net->rng;
+    if (shard_check_same(r->d, shard_hash_state(r->ps, r->np, r->opt, &r->ts),
+                         r->o->resume || r->o->init ? "starting point (the checkpoint of --resume or --init)"
+                                                    : "initial state",
+                         err, errlen) < 0)
+        return -1;
+    agree_stop(r);
+    return 0;
+}
+
 TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen)
 {
-    Run r = {.m = m, .o = o};
-    Ckpt resume;
-    int rc = TRAIN_FAILED, have_resume = 0;
-    if (check_outputs(&r, err, errlen) < 0)
+    Run r = {.m = m, .o = o, .d = o->dist && dist_size(o->dist) > 1 ? o->dist : NULL};
+    int rc = TRAIN_FAILED, st;
+    if (r.d && shared_model(&r, err, errlen) < 0)
         goto done;
-    if (o->resume) { /* its seed chooses the validation items */
-        if (read_resume(o->resume, &resume, err, errlen) < 0)
-            goto done;
-        have_resume = 1;
-        m->seed = resume.seed;
-    }
-    if (setup_data(&r, err, errlen) < 0 || setup_net(&r, err, errlen) < 0)
+    st = setup(&r, err, errlen);
+    if (r.d)
+        st = shared_setup(&r, st, err, errlen);
+    if (st < 0)
         goto done;
-    if (o->init && apply_init(&r, o->init, err, errlen) < 0)
-        goto done;
-    if (have_resume) {
-        have_resume = 0;
-        if (apply_resume(&r, o->resume, &resume, err, errlen) < 0)
-            goto done;
-    }
-    if (r.ts.epoch >= m->epochs) {
-        snprintf(err, errlen, "%s: already trained for %d epoch%s; ask for more with --epochs", o->resume,
-                 r.ts.epoch, r.ts.epoch == 1 ? "" : "s");
-        goto done;
-    }
-    if ((o->trace || r.saved_trace) && r.data.test.count == 0) {
-        snprintf(err, errlen, "--trace records on test items, and the data has no test set");
-        goto done;
-    }
-    if ((o->trace || r.saved_trace) &&
-        (trace_start(o->trace, r.saved_trace, r.net, &r.data.test, &r.data.nz, &r.trace, err, errlen) < 0 ||
-         trace_step(r.trace, optim_step_count(r.opt), err, errlen) < 0)) /* the record before the first step */
-        goto done;
-    if (open_csv(&r, err, errlen) < 0)
+    st = is_root(&r) ? open_csv(&r, err, errlen) : 0; /* only once every input was accepted */
+    if (r.d && dist_agree(r.d, st < 0, err, errlen) != 0)
+        st = -1;
+    if (st < 0)
         goto done;
     rc = run_epochs(&r, err, errlen);
-    if (o->profile && r.steps > 0) /* also after an interrupt or a divergence: where the time went until then */
+    if (r.shard) {
+        Comm *c = dist_comm(r.d);
+        r.prof.ranks = dist_size(r.d), r.prof.library = dist_library(r.d);
+        r.prof.layer_comm = c->seconds, r.prof.layer_comm_calls = c->calls;
+        r.prof.grad_bytes = shard_bytes(r.shard), r.prof.buckets = shard_buckets(r.shard);
+    }
+    if (o->profile && r.steps > 0 && is_root(&r)) /* also after an interrupt or a divergence */
         prof_print(o->profile_out ? o->profile_out : stderr, &r.prof, r.net, m->data.batch,
                    (r.ts.norder + m->data.batch - 1) / m->data.batch);
 done:
-    if (have_resume)
-        ckpt_free(&resume);
     run_free(&r);
     return (TrainStatus)rc;
 }

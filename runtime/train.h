@@ -9,6 +9,7 @@
 
 #include "ckpt.h"
 #include "data/dataset.h"
+#include "dist.h"
 #include "net.h"
 #include "spec.h"
 #include "trace.h"
@@ -41,6 +42,13 @@ typedef struct TrainOptions {
      * never stopped. */
     const volatile sig_atomic_t *stop;
     int *saved_epoch;    /* when not NULL: set to the epoch the checkpoint at `out` holds (keep="best": the best) */
+    /* The ranks of a data-parallel run (dist.h, docs/distributed.md), or NULL: this process alone. With more
+     * than one rank, each trains on its share of every batch; rank 0 alone writes the checkpoint and the metrics
+     * and should be the only one not quiet; every rank returns the same status, err on rank 0 saying why. */
+    Dist *dist;
+    /* When the run ends TRAIN_STOPPED, receives the signal it stopped for: in a shared run the one the ranks
+     * agreed on, which may have reached another rank only. May be NULL. */
+    int *stopped_by;
 } TrainOptions;
 
 /* Trains m (data, optimizer, epochs, seed, limit as m says; the caller applies its flags to m first).
@@ -62,6 +70,11 @@ int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, 
  * outputs; the prediction is the first maximum). */
 int train_evaluate_rows(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int batch,
                         double *loss, double *acc, long long *confusion, char *err, size_t errlen);
+/* The same with the chunks split across the ranks of dist (each evaluates a contiguous share) and their sums
+ * added in chunk order: the same loss and accuracy as train_evaluate, bit for bit, for the same network values.
+ * Collective; every rank gets the result, or -1 (err on rank 0 saying why). */
+int train_evaluate_shared(Net *net, const Dataset *d, const Normalizer *nz, int batch, Dist *dist, double *loss,
+                          double *acc, char *err, size_t errlen);
 
 /* The normaliser a checkpoint was trained with (its normalize, data_dtype, data_mean and data_std), for items of
  * ds's shape. Returns 0, or -1 with err; free with norm_free. */

@@ -29,7 +29,7 @@ static const char want[] =
     "{\"name\": \"conv2d_1\", \"type\": \"conv2d\", \"args\": {\"out\": 2, \"kernel\": 3, \"stride\": 1, "
     "\"padding\": 1, \"bias\": false, \"init\": \"default\"}, \"in\": [1, 28, 28], \"out\": [2, 28, 28]}, "
     "{\"name\": \"bn\", \"type\": \"batchnorm\", \"args\": {\"momentum\": 0.90000000000000002, "
-    "\"eps\": 0.001, \"affine\": true}, \"in\": [2, 28, 28], \"out\": [2, 28, 28]}, "
+    "\"eps\": 0.001, \"affine\": true, \"sync\": true}, \"in\": [2, 28, 28], \"out\": [2, 28, 28]}, "
     "{\"name\": \"residual_1\", \"type\": \"residual\", \"args\": {}, \"in\": [2, 28, 28], \"out\": [2, 28, 28], "
     "\"body\": [{\"name\": \"relu_1\", \"type\": \"relu\", \"args\": {}, \"in\": [2, 28, 28], \"out\": [2, 28, 28]}, "
     "{\"name\": \"dropout_1\", \"type\": \"dropout\", \"args\": {\"p\": 0.25}, \"in\": [2, 28, 28], "

@@ -263,6 +263,9 @@ Test(trace_run, sigterm_mid_epoch_then_resume)
         }
     }
     cr_assert(secs >= 0, "no epoch line: %s", buf);
+    /* the line comes before epoch 1's save: the stop must land after it, in epoch 2 */
+    for (int waited = 0; access(ck, F_OK) != 0 && waited < 60000; waited += 2)
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
     struct timespec pause = {(time_t)(secs / 2), (long)((secs / 2 - (time_t)(secs / 2)) * 1e9)};
     nanosleep(&pause, NULL);
     kill(pid, SIGTERM);

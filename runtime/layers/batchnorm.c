@@ -1,6 +1,8 @@
 /* batchnorm: batch normalization (Ioffe & Szegedy, 2015), per feature on N x C input and per channel
  * over (N, H, W) on NCHW input. moving = momentum*moving + (1-momentum)*batch, with the BIASED batch
- * variance in the moving average too (PyTorch uses the unbiased one there; see docs/runtime.md). */
+ * variance in the moving average too (PyTorch uses the unbiased one there; see docs/runtime.md).
+ * In a data-parallel run (comm.h) the statistics are those of the whole batch across the ranks (sync=true), or
+ * each rank's own (sync=false). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -26,24 +28,30 @@
  * forward's float operations, which costs less than writing and reading back a tensor of xhat. */
 typedef struct BnLayer {
     int C, HW, L;                  /* L: lanes per channel in part (BN_LANES on NCHW input, 1 on N x C) */
-    float *vec;                    /* 11*C floats, owned; the pointers below point into it */
+    float *vec;                    /* 12*C floats, owned; the pointers below point into it */
     float *gamma, *beta;           /* trainable scale and shift */
     float *dgamma, *dbeta;         /* their gradients (accumulated) */
     float *moving_mean, *moving_var;
     float *mean, *rstd;            /* statistics the last forward normalised with (batch or moving) */
     float *ca, *cb, *cd;           /* per-channel dx coefficients of the last backward */
+    float *shift;                  /* per channel: the value the sums are taken around (see finish_stats) */
     double *part;                  /* (chunks, 2, C, L), owned, sized by resize: each chunk's two sums per channel */
     float momentum, eps;           /* the arguments, in the single precision the statistics are kept in */
     int affine;                    /* gamma and beta are parameters (else fixed at 1 and 0, and not listed) */
+    int sync;                      /* the argument: across ranks, normalise with the whole batch's statistics */
     int train;                     /* mode of the last forward: selects the backward formula */
+    int shared;                    /* the last training forward summed over the ranks (sync, l->comm shared) */
+    double count;                  /* values per channel that forward's statistics were taken over */
+    double *sums;                  /* 2*C + 1, owned: the per-channel sums (and the count) the ranks add up */
 } BnLayer;
 
-/* batchnorm(momentum=0.9, eps=1e-5, affine=true). affine=false (PyTorch's BatchNorm(affine=False)) has no gamma
- * and beta: y = xhat. The layer then keeps gamma = 1 and beta = 0 for its formulas and the eval fusion, but lists
- * neither as a parameter, so nothing trains or saves them. */
-enum { MOMENTUM, EPS, AFFINE };
+/* batchnorm(momentum=0.9, eps=1e-5, affine=true, sync=true). affine=false (PyTorch's BatchNorm(affine=False)) has
+ * no gamma and beta: y = xhat. The layer then keeps gamma = 1 and beta = 0 for its formulas and the eval fusion, but
+ * lists neither as a parameter, so nothing trains or saves them. sync: across ranks, normalise with the whole
+ * batch's statistics (docs/distributed.md). */
+enum { MOMENTUM, EPS, AFFINE, SYNC };
 static const ArgSpec batchnorm_args[] = {ARG_NUM("momentum", 0, 0, 0, 1, 0, 0.9), ARG_NUM("eps", 0, 0, 1, 1, 0, 1e-5),
-                                         ARG_BOOL("affine", 1)};
+                                         ARG_BOOL("affine", 1), ARG_BOOL("sync", 1)};
 
 /* eps is added in single precision: a value that rounds to 0 there would divide by a zero variance. */
 static int batchnorm_configure(LayerSpec *s, int *bad, char *err, size_t errlen)
@@ -82,15 +90,13 @@ static void set_stats(BnLayer *b, int c, double mean, double var, int train)
     b->rstd[c] = (float)(1.0 / sqrt((double)v + (double)b->eps));
 }
 
-/* With m values per channel and the sums sdy = Σ dy, sdyx = Σ dy*xhat: dgamma += sdyx, dbeta += sdy, and
- * dx = a*dy + bx*xhat + d, the per-channel coefficients folded in double. Training differentiates through the
- * batch statistics: dx = gamma*rstd/m * (m*dy - sdy - xhat*sdyx); eval treats them as constants:
- * dx = gamma*rstd*dy. */
+/* With m values per channel and the sums sdy = Σ dy, sdyx = Σ dy*xhat: dx = a*dy + bx*xhat + d, the
+ * per-channel coefficients folded in double. Training differentiates through the batch statistics:
+ * dx = gamma*rstd/m * (m*dy - sdy - xhat*sdyx); eval treats them as constants: dx = gamma*rstd*dy. (dgamma += sdyx
+ * and dbeta += sdy are the caller's: across ranks, each rank adds its own share's sums.) */
 static void grad_coefs(BnLayer *b, int c, double sdy, double sdyx, double m, float *a, float *bx, float *d)
 {
     double k = (double)b->gamma[c] * b->rstd[c];
-    b->dgamma[c] += (float)sdyx;
-    b->dbeta[c] += (float)sdy;
     *a = (float)k;
     *bx = b->train ? (float)(-k * sdyx / m) : 0.0f;
     *d = b->train ? (float)(-k * sdy / m) : 0.0f;
@@ -179,24 +185,24 @@ static inline void plane_grad_sums(double *acc, double *accx, const float *dy, c
     lanes_add(accx, t);
 }
 
-/* Partial sums of one chunk: s (C, L) gets Σ(x - k) and q (C, L) Σ(x - k)^2 per channel, with k = x[0, c, 0]
+/* Partial sums of one chunk: s (C, L) gets Σ(x - k) and q (C, L) Σ(x - k)^2 per channel, with k = shift[c]
  * (see finish_stats). */
 static void chunk_stats(double *restrict s, double *restrict q, const float *x, int n0, int n1, int C, int HW,
-                        int L)
+                        int L, const float *shift)
 {
     for (int i = 0; i < C * L; i++)
         s[i] = q[i] = 0.0;
     if (HW == 1) {
         for (int n = n0; n < n1; n++)
             for (int c = 0; c < C; c++) {
-                double d = x[(size_t)n * C + c] - x[c];
+                double d = x[(size_t)n * C + c] - shift[c];
                 s[c] += d, q[c] += d * d;
             }
         return;
     }
     for (int n = n0; n < n1; n++)
         for (int c = 0; c < C; c++)
-            plane_sums(s + c * L, q + c * L, x + ((size_t)n * C + c) * HW, HW, x[(size_t)c * HW]);
+            plane_sums(s + c * L, q + c * L, x + ((size_t)n * C + c) * HW, HW, shift[c]);
 }
 
 /* Partial sums of one chunk: s (C, L) gets Σ dy and t (C, L) Σ dy*xhat per channel. */
@@ -282,12 +288,18 @@ static int batchnorm_create(Layer *l, Rng *init, char *err, size_t errlen)
     b->momentum = (float)spec_num(l->spec, MOMENTUM), b->eps = (float)spec_num(l->spec, EPS);
     b->affine = spec_int(l->spec, AFFINE);
     size_t C = (size_t)b->C;
-    if (!(b->vec = layer_alloc_floats(11 * C, "the batchnorm parameters and statistics", err, errlen)))
+    b->sync = spec_int(l->spec, SYNC);
+    if (!(b->vec = layer_alloc_floats(12 * C, "the batchnorm parameters and statistics", err, errlen)))
         return -1;
+    if (!(b->sums = calloc(2 * C + 1, sizeof *b->sums))) {
+        snprintf(err, errlen, "out of memory for a batchnorm layer");
+        return -1;
+    }
     b->gamma = b->vec, b->beta = b->vec + C, b->dgamma = b->vec + 2 * C, b->dbeta = b->vec + 3 * C;
     b->moving_mean = b->vec + 4 * C, b->moving_var = b->vec + 5 * C;
     b->mean = b->vec + 6 * C, b->rstd = b->vec + 7 * C;
     b->ca = b->vec + 8 * C, b->cb = b->vec + 9 * C, b->cd = b->vec + 10 * C;
+    b->shift = b->vec + 11 * C;
     for (size_t c = 0; c < C; c++)
         b->gamma[c] = 1.0f, b->moving_var[c] = 1.0f;
     return 0;
@@ -317,23 +329,50 @@ static int team(const BnLayer *b, int N)
     return (size_t)N * b->C * b->HW >= RT_MIN_PARALLEL ? rt_threads() : 1;
 }
 
-/* Every channel's statistics from the chunks' partial sums (training) or the moving ones (eval). With k the
- * channel's first value, d = x - k is exact in double and near the mean, so var = E[d^2] - E[d]^2 loses
- * nothing a float result would show (unlike E[x^2] - E[x]^2 in float); clamped at 0 against rounding, NaN
- * passing through. */
-static void finish_stats(Layer *l, const float *x, int N, int train)
+/* Whether the statistics of a training forward are summed over the ranks (comm.h). */
+static int summed(const Layer *l, const BnLayer *b) { return b->sync && comm_shared(l->comm); }
+
+/* The value k channel c's sums are taken around: alone, its first value x[0, c, 0]; across ranks, one all of
+ * them share without asking each other (also a rank with no images): the moving mean, which every rank holds
+ * the same. */
+static void set_shift(Layer *l, const float *x, int N)
 {
     BnLayer *b = l->state;
-    int chunks = (N + BN_CHUNK - 1) / BN_CHUNK;
+    for (int c = 0; c < b->C; c++)
+        b->shift[c] = summed(l, b) ? b->moving_mean[c] : N > 0 ? x[(size_t)c * b->HW] : 0.0f;
+}
+
+/* Every channel's statistics from the chunks' partial sums (training) or the moving ones (eval). With k the
+ * channel's shift, d = x - k is exact in double and near the mean, so var = E[d^2] - E[d]^2 loses nothing a
+ * float result would show (unlike E[x^2] - E[x]^2 in float); clamped at 0 against rounding, NaN passing
+ * through. Across ranks the sums (and the count) are added up first, so every rank gets the whole batch's
+ * statistics; the moving mean as k is near the batch mean once training has warmed it up, and the sums run
+ * in double, so a shift still far from the mean (the first steps) costs digits only when the mean is many
+ * orders of magnitude above the spread. */
+static void finish_stats(Layer *l, int N, int train)
+{
+    BnLayer *b = l->state;
+    int chunks = (N + BN_CHUNK - 1) / BN_CHUNK, C = b->C;
     double m = (double)N * b->HW;
-    for (int c = 0; c < b->C; c++) {
+    if (train && summed(l, b)) {
+        for (int c = 0; c < C; c++)
+            b->sums[c] = chunk_total(b, chunks, 0, c), b->sums[C + c] = chunk_total(b, chunks, 1, c);
+        b->sums[2 * C] = m;
+        l->comm->sum(l->comm, b->sums, 2 * (size_t)C + 1);
+        m = b->sums[2 * C];
+    }
+    b->shared = train && summed(l, b);
+    b->count = m;
+    if (train && m == 0.0) /* a rank with no images and statistics of its own (sync=false): nothing to fold in */
+        return;
+    for (int c = 0; c < C; c++) {
         double d = 0.0, v = 0.0;
         if (train) {
-            d = chunk_total(b, chunks, 0, c) / m;
-            v = chunk_total(b, chunks, 1, c) / m - d * d;
+            d = (b->shared ? b->sums[c] : chunk_total(b, chunks, 0, c)) / m;
+            v = (b->shared ? b->sums[C + c] : chunk_total(b, chunks, 1, c)) / m - d * d;
             v = v < 0.0 ? 0.0 : v;
         }
-        set_stats(b, c, train ? x[(size_t)c * b->HW] + d : 0.0, v, train); /* eval reads no x */
+        set_stats(b, c, train ? b->shift[c] + d : 0.0, v, train); /* eval reads no shift */
     }
 }
 
@@ -342,21 +381,25 @@ static void stats_chunk(BnLayer *b, const float *x, int N, int k)
 {
     size_t P = (size_t)2 * b->C * b->L;
     int n0 = k * BN_CHUNK, n1 = n0 + BN_CHUNK < N ? n0 + BN_CHUNK : N;
-    chunk_stats(b->part + k * P, b->part + k * P + P / 2, x, n0, n1, b->C, b->HW, b->L);
+    chunk_stats(b->part + k * P, b->part + k * P + P / 2, x, n0, n1, b->C, b->HW, b->L, b->shift);
 }
 
 /* Training normalises with the batch statistics and updates the moving ones; eval normalises with the moving
- * statistics. Chunks' partial sums, then (one thread) the statistics, then every thread its images. */
+ * statistics. Chunks' partial sums, then (the master thread, which alone may talk to the other ranks) the
+ * statistics, then every thread its images. A rank whose share of the batch is empty (N = 0) only takes part in
+ * the ranks' sum. */
 static void batchnorm_forward(Layer *l, const Tensor *x, int train)
 {
     BnLayer *b = l->state;
     int N = x->n, chunks = (N + BN_CHUNK - 1) / BN_CHUNK, T = team(b, N);
     b->train = train;
     layer_set_count(l, N); /* a last, smaller batch runs in the buffers of the full one */
+    if (train)
+        set_shift(l, x->data, N);
     if (T == 1) { /* no parallel region: even a team of one costs microseconds at N x C sizes */
         for (int k = 0; train && k < chunks; k++)
             stats_chunk(b, x->data, N, k);
-        finish_stats(l, x->data, N, train);
+        finish_stats(l, N, train);
         normalise(b, l->y.data, x->data, 0, N);
         return;
     }
@@ -367,8 +410,9 @@ static void batchnorm_forward(Layer *l, const Tensor *x, int train)
         for (int k = lo; train && k < hi; k++)
             stats_chunk(b, x->data, N, k);
 #pragma omp barrier
-#pragma omp single
-        finish_stats(l, x->data, N, train);
+#pragma omp master
+        finish_stats(l, N, train);
+#pragma omp barrier
         rt_split(N, t, T, &lo, &hi);
         normalise(b, l->y.data, x->data, lo, hi);
     }
@@ -384,13 +428,24 @@ static void grad_sums_chunk(Layer *l, const float *x, int N, int k)
                     b->rstd);
 }
 
-/* Every channel's parameter gradients and dx coefficients from the chunks' partial sums. */
-static void finish_grads(BnLayer *b, int N, int HW)
+/* Every channel's parameter gradients and dx coefficients from the chunks' partial sums. After a forward whose
+ * statistics were summed over the ranks, the gradient sums are too (dx depends on the whole batch through its
+ * statistics), while dgamma and dbeta take only this rank's share: the trainer adds up every gradient. */
+static void finish_grads(Layer *l, int N)
 {
-    int chunks = (N + BN_CHUNK - 1) / BN_CHUNK;
-    for (int c = 0; c < b->C; c++)
-        grad_coefs(b, c, chunk_total(b, chunks, 0, c), chunk_total(b, chunks, 1, c), (double)N * HW, &b->ca[c],
-                   &b->cb[c], &b->cd[c]);
+    BnLayer *b = l->state;
+    int chunks = (N + BN_CHUNK - 1) / BN_CHUNK, C = b->C;
+    for (int c = 0; c < C; c++) {
+        double sdy = chunk_total(b, chunks, 0, c), sdyx = chunk_total(b, chunks, 1, c);
+        b->dgamma[c] += (float)sdyx;
+        b->dbeta[c] += (float)sdy;
+        b->sums[c] = sdy, b->sums[C + c] = sdyx;
+    }
+    if (b->train && b->shared)
+        l->comm->sum(l->comm, b->sums, 2 * (size_t)C);
+    double m = b->train && b->shared ? b->count : (double)N * b->HW;
+    for (int c = 0; c < C; c++)
+        grad_coefs(b, c, b->sums[c], b->sums[C + c], m, &b->ca[c], &b->cb[c], &b->cd[c]);
 }
 
 /* x is the forward's input: xhat is recomputed from it. Chunks' partial sums, then (one thread) the parameter
@@ -402,7 +457,7 @@ static void batchnorm_backward(Layer *l, const Tensor *x, Tensor *dx)
     if (T == 1) {
         for (int k = 0; k < chunks; k++)
             grad_sums_chunk(l, x->data, N, k);
-        finish_grads(b, N, HW);
+        finish_grads(l, N);
         if (dx)
             input_grad(dx->data, l->dy.data, x->data, 0, N, C, HW, b->mean, b->rstd, b->ca, b->cb, b->cd);
         return;
@@ -414,8 +469,9 @@ static void batchnorm_backward(Layer *l, const Tensor *x, Tensor *dx)
         for (int k = lo; k < hi; k++)
             grad_sums_chunk(l, x->data, N, k);
 #pragma omp barrier
-#pragma omp single
-        finish_grads(b, N, HW);
+#pragma omp master
+        finish_grads(l, N);
+#pragma omp barrier
         rt_split(N, t, T, &lo, &hi);
         if (dx)
             input_grad(dx->data, l->dy.data, x->data, lo, hi, C, HW, b->mean, b->rstd, b->ca, b->cb, b->cd);
@@ -427,7 +483,7 @@ static void batchnorm_eval_norm(Layer *l, LayerPost *post)
 {
     BnLayer *b = l->state;
     b->train = 0;
-    finish_stats(l, NULL, 0, 0);
+    finish_stats(l, 0, 0);
     post->mean = b->mean, post->rstd = b->rstd, post->gamma = b->gamma, post->beta = b->beta;
 }
 
@@ -462,12 +518,31 @@ static int batchnorm_params(Layer *l, Param *out)
     return n;
 }
 
+/* With sync=false each rank folds its own statistics into its moving ones: they are averaged over the ranks
+ * (the moving average is linear in the batch statistics, so averaging now equals averaging every step). With
+ * sync=true every rank already holds the same. */
+static void batchnorm_sync(Layer *l)
+{
+    BnLayer *b = l->state;
+    int C = b->C;
+    double *v = b->sums, n;
+    if (b->sync || !comm_shared(l->comm))
+        return;
+    for (int c = 0; c < C; c++)
+        v[c] = b->moving_mean[c], v[C + c] = b->moving_var[c];
+    l->comm->sum(l->comm, v, 2 * (size_t)C);
+    n = l->comm->size;
+    for (int c = 0; c < C; c++)
+        b->moving_mean[c] = (float)(v[c] / n), b->moving_var[c] = (float)(v[C + c] / n);
+}
+
 static void batchnorm_destroy(Layer *l)
 {
     BnLayer *b = l->state;
     layer_free_io(l);
     if (b) {
         tensor_zfree(b->vec);
+        free(b->sums);
         free(b->part);
         free(b);
     }
@@ -488,4 +563,5 @@ const LayerOps batchnorm_ops = {
     .destroy = batchnorm_destroy,
     .eval_norm = batchnorm_eval_norm,
     .eval_affine = batchnorm_eval_affine,
+    .sync = batchnorm_sync,
 };

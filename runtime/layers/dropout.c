@@ -74,6 +74,19 @@ static void dropout_forward(float *y, const float *x, const float *mask, size_t 
         y[i] = x[i] * mask[i];
 }
 
+/* Across ranks (comm.h) each rank holds images [first, first + n) of the batch: it passes over the draws of the
+ * images before its own (before = 1) or after them (0), so that every image gets the mask it would get in one
+ * process and every rank's stream stays where a single process's would be. */
+static void skip_draws(Layer *l, int n, int before)
+{
+    const Comm *c = l->comm;
+    if (!comm_shared(c))
+        return;
+    size_t per = shape_size(l->spec->in), k = (size_t)(before ? c->first : c->total - c->first - n) * per;
+    for (size_t i = 0; i < k; i++)
+        rng_next(l->rng);
+}
+
 static void dropout_layer_forward(Layer *l, const Tensor *x, int train)
 {
     DropoutState *st = l->state;
@@ -84,7 +97,9 @@ static void dropout_layer_forward(Layer *l, const Tensor *x, int train)
         memcpy(l->y.data, x->data, n * sizeof(float));
         return;
     }
+    skip_draws(l, x->n, 1);
     dropout_draw(st->mask, n, st->p, l->rng);
+    skip_draws(l, x->n, 0);
     dropout_forward(l->y.data, x->data, st->mask, n);
 }
 
