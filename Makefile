@@ -35,7 +35,8 @@ CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(MARCH) 
            -I. -I$(BUILD)/gen $(PKG_CFLAGS)
 # The data kinds: libcsv (csv), libpng and libjpeg (images), stb's resizer (images; pkg-config stb).
 PKG_CFLAGS += $(shell pkg-config --cflags libpng stb 2>/dev/null)
-LDLIBS  += $(PKG_LIBS) $(shell pkg-config --libs libpng stb 2>/dev/null) -lcsv -ljpeg -lz -lm
+DATA_LIBS = $(shell pkg-config --libs libpng stb 2>/dev/null) -lcsv -ljpeg
+LDLIBS  += $(PKG_LIBS) $(DATA_LIBS) -lz -lm
 # Every object is position-independent, so the same objects make the static tools and libbnni.so, and hidden
 # unless marked (lib/bnni.c's BNNI_API), so the library exports only its API and hidden calls stay direct.
 CFLAGS  += -fPIC -fvisibility=hidden
@@ -325,7 +326,7 @@ install: $(BIN) lib
 	install -m 644 $(BUILD)/libbnni.so.$(VERSION) $(BUILD)/libbnni.a $(DESTDIR)$(libdir)/
 	ln -sf libbnni.so.$(VERSION) $(DESTDIR)$(libdir)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(libdir)/libbnni.so
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|; s|@LIBS_PRIVATE@|$(strip $(PKG_LIBS) -lz -lm -fopenmp)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|; s|@LIBS_PRIVATE@|$(strip $(PKG_LIBS) $(DATA_LIBS) -lz -lm -fopenmp)|' \
 	  lib/bnni.pc.in >$(DESTDIR)$(libdir)/pkgconfig/bnni.pc
 	chmod 644 $(DESTDIR)$(libdir)/pkgconfig/bnni.pc
 	install -m 644 man/bnni.1 $(DESTDIR)$(mandir)/man1/bnni.1

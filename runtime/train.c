@@ -406,8 +406,7 @@ static int save_to(Run *r, const char *path, char *err, size_t errlen)
 {
     Ckpt c;
     char why[1024];
-    const Normalizer *nz = &r->data.nz;
-    r->ts.net_rng = r->net->rng;
+    const Normalizer *nz = &r->data.nz; /* ts.net_rng is set by save_as */
     int rc = ckpt_build(&c, r->m, r->ps, r->np, r->opt, &r->ts, &r->metrics, nz->mean, nz->std, r->ts.epoch, why,
                         sizeof why);
     if (rc == 0 && r->trace)

@@ -255,11 +255,12 @@ Test(export, batchnorm_that_cannot_be_folded)
 
 /* batchnorm(affine=false) has no gamma and beta: unfolded (at the input, after an activation) its node gets a unit
  * scale and a zero shift, folded (after conv2d and dense) only its statistics count; onnxruntime and PyTorch
- * (BatchNorm(affine=False)) agree with bnni eval. */
+ * (BatchNorm(affine=False)) agree with bnni eval. With normalize="standard", so that the export's input
+ * normalisation has a mean and a std of its own. */
 Test(export, batchnorm_without_affine)
 {
     support_write_text(in_dir("na.bnn"), "model na\n"
-                                         "data fashion_mnist(batch=64)\n"
+                                         "data fashion_mnist(batch=64, normalize=\"standard\")\n"
                                          "optimizer sgd(lr=0.1)\n"
                                          "network {\n"
                                          "    batchnorm(affine=false)\n"
