@@ -123,5 +123,7 @@ if __name__ == "__main__":
     for kind in sys.argv[1:] or list(KINDS):
         if kind not in KINDS:
             sys.exit("make_data.py: unknown kind %r (one of %s)" % (kind, ", ".join(KINDS)))
+        # each kind its own stream, so that its data are the same whichever kinds are written with it
+        rng = np.random.default_rng([12, list(KINDS).index(kind)])
         KINDS[kind]()
         print("examples/data: %s written" % kind)
