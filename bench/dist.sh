@@ -8,7 +8,7 @@
 # layers. Run by `make bench` (bench/run.sh); alone:
 # usage: bench/dist.sh [MODEL[:LIMIT] ...]   (default: models/lenet_bn.bnn:12800 models/resnet_small.bnn:2560)
 # Environment: BNNI (default ./bnni), BNNI_MPI_BIN (default ./bnni-mpi: `make MPI=1`; not BNNI_MPI, which bnni-mpi
-# reads: BNNI_MPI=0 makes every rank train alone), REPS (default 3), BUILD (raw outputs go to $BUILD/bench/dist,
+# reads: BNNI_MPI=0 under a launcher is refused), REPS (default 3), BUILD (raw outputs go to $BUILD/bench/dist,
 # default build).
 # shellcheck disable=SC2016,SC2059  # awk programs in single quotes and printf formats in fmt() are meant as written
 set -u

@@ -199,8 +199,18 @@ int dist_open(Dist **out, char *err, size_t errlen)
     d->local = 1;
     d->timeout = DIST_TIMEOUT;
     snprintf(d->lib, sizeof d->lib, "none (not started by an MPI launcher)");
-    if (!launched || (force && atoi(force) == 0))
+    if (!launched)
         return 0;
+    if (force && strcmp(force, "0") == 0) { /* the exact "0" only: another value must not silently disable MPI */
+        int n = dist_env_size(&rank);
+        if (n > 1) {
+            d->comm.rank = rank; /* so that only the first copy prints the message */
+            snprintf(err, errlen, "BNNI_MPI=0 under a launcher that started %d copies: each would train alone and "
+                                  "overwrite one checkpoint; unset BNNI_MPI, or start one copy", n);
+            return -1;
+        }
+        return 0;
+    }
     MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
     d->mpi = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &d->comm.rank);

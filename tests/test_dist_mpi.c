@@ -609,3 +609,19 @@ MPI_TEST(mpi_plain_build_refuses_several_copies)
     expect_refused(mpirun_raw("-np 2 %s train %s --limit 500 --out %s", support_bnni(), model, in_dir("x.h5")),
                    "built without MPI", "make MPI=1");
 }
+
+/* BNNI_MPI=0 (run as a single process) under a launcher that started several copies would train N times over into
+ * one file: refused, once; any other value does not switch MPI off. */
+MPI_TEST(mpi_bnni_mpi_0_under_a_launcher_is_refused)
+{
+    write_model(model, "");
+    expect_refused(mpirun_raw("-x BNNI_MPI=0 -np 2 %s train %s --limit 500 --out %s", mpi_bin(), model,
+                              in_dir("x.h5")),
+                   "BNNI_MPI=0 under a launcher that started 2 copies", "unset BNNI_MPI");
+    cr_assert_eq(mpirun_raw("-x BNNI_MPI=yes -np 2 %s train %s --epochs 1 --limit 500 --test-limit 100 --profile "
+                            "--quiet --out %s", mpi_bin(), model, in_dir("y.h5")),
+                 0);
+    char *e = err_text();
+    cr_expect(strstr(e, "communication (rank 0 of 2"), "the ranks did not train together: %s", e);
+    free(e);
+}
