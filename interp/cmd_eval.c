@@ -177,7 +177,7 @@ static int evaluate(const EvalFlags *f, Ckpt *c, ModelSpec *m, Net *net, char *e
         goto done;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (train_evaluate_rows(net, d, rows, count, &nz, m->data.batch, &loss, &acc, conf, err, errlen) < 0)
+    if (eval_rows(net, d, rows, count, &nz, m->data.batch, NULL, &loss, &acc, conf, err, errlen) < 0)
         goto done;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     /* The evaluation alone, without start-up and data loading, so `make bench` can compare it with torch's. */

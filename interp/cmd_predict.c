@@ -135,7 +135,7 @@ static void print_item(const ModelSpec *m, const char *name, const float *z, int
 static int classify(const ModelSpec *m, Net *net, const Normalizer *nz, const InputSet *in, int top, char *err,
                     size_t errlen)
 {
-    int batch = m->data.batch < TRAIN_EVAL_CHUNK ? m->data.batch : TRAIN_EVAL_CHUNK;
+    int batch = m->data.batch < EVAL_CHUNK ? m->data.batch : EVAL_CHUNK;
     Tensor x;
     if (tensor_alloc(&x, batch, m->input.c, m->input.h, m->input.w) < 0)
         return snprintf(err, errlen, "out of memory"), -1;

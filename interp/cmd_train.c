@@ -340,8 +340,8 @@ static int prepare(TrainFlags *f, ModelSpec **m, TraceLog *trace, int argc, char
     int rc = parse_flags(f, argc, argv);
     if (rc == 0 && check_out(f->out))
         rc = 1;
-    CheckOptions co = {.mem_cap_bytes = f->mem_cap, .data_where = f->data, .limit_override = f->limit > 0 ? f->limit : 0,
-                       .overrides = f->sets, .noverrides = f->nsets};
+    CheckOptions co = {.mem_cap_bytes = f->mem_cap, .data_where = f->data,
+                       .limit_override = f->limit > 0 ? f->limit : 0, .overrides = f->sets, .noverrides = f->nsets};
     if (rc == 0 && (f->model ? load_model_with(f->model, NULL, &co, m) : load_resumed_model(f->resume, &co, m)) != 0)
         rc = 1;
     override_free_all(f->sets, f->nsets);

@@ -47,7 +47,7 @@ int load_checkpoint(const char *ckpt_path, const char *model_path, const char *d
         return -1;
     }
     snprintf(name, sizeof name, "%s:model_source", ckpt_path);
-    /* An evaluation holds chunks of at most TRAIN_EVAL_CHUNK images: a model trained on a larger machine, at a
+    /* An evaluation holds chunks of at most EVAL_CHUNK images: a model trained on a larger machine, at a
      * batch whose training estimate exceeds this one's memory, still evaluates here. The data is where the run
      * trained (unless --data says otherwise), and what it is the checkpoint says, so predict needs no data. Files
      * of older bnni record no data facts: their data statement (fashion_mnist, mnist) knows them. */

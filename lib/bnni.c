@@ -18,7 +18,7 @@
 static size_t shape_size(Shape s) { return (size_t)s.c * s.h * s.w; }
 
 #define BNNI_API __attribute__((visibility("default")))
-#define CHUNK 32 /* images per net_infer, as in an evaluation (TRAIN_EVAL_CHUNK) */
+#define CHUNK 32 /* images per net_infer, as in an evaluation (EVAL_CHUNK) */
 
 struct BnniModel {
     pthread_mutex_t lock; /* one prediction at a time: the network's buffers are the handle's */

@@ -118,7 +118,7 @@ void prof_print(FILE *f, const TrainProfile *p, const Net *net, int batch, int b
     fprintf(f, "evaluation: %.4f ms of wall time per batch of %d, %.0f images/s; its layers' \"eval ms\" above are "
                "per chunk of up to %d images on one thread, a batchnorm and activation after a conv2d or dense "
                "counted in that layer\n",
-            eval_ms, batch, p->eval > 0 ? p->eval_images / p->eval : 0.0, TRAIN_EVAL_CHUNK);
+            eval_ms, batch, p->eval > 0 ? p->eval_images / p->eval : 0.0, EVAL_CHUNK);
     fprintf(f, "\n%-6s %10s %10s %12s\n", "epoch", "train s", "eval s", "checkpoint s");
     for (int i = 0; i < p->nepochs; i++)
         fprintf(f, "%-6d %10.3f %10.3f %12.3f\n", p->epoch[i], p->train[i], p->test[i], p->save[i]);

@@ -1,7 +1,7 @@
 /* Recording the internal-covariate-shift trace (trace.h). A record runs the probe batch through the network in
  * eval mode, chunk by chunk (net_forward: every layer's output is written, none fused away), copies each traced
  * layer's output aside and takes its percentiles; then it evaluates the accuracy subset like the per-epoch test
- * evaluation (train_evaluate). Eval mode draws no random number and updates no statistic, and every buffer it
+ * evaluation (eval_dataset, eval.h). Eval mode draws no random number and updates no statistic, and every buffer it
  * overwrites is rewritten by the next training forward, so a traced run trains exactly like an untraced one. */
 #include "trace.h"
 
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "layer.h"
-#include "train.h"
+#include "eval.h"
 
 const double trace_percentiles[TRACE_NPCT] = {0.15, 0.50, 0.85};
 
@@ -273,7 +273,7 @@ int trace_step(Trace *t, long long step, char *err, size_t errlen)
     Dataset subset = *t->test; /* a view of the first images: nothing of it is owned */
     subset.count = t->log.subset;
     probe_percentiles(t, pct);
-    if (train_evaluate(t->net, &subset, t->nz, t->net->batch, &loss, &acc, err, errlen) < 0)
+    if (eval_dataset(t->net, &subset, t->nz, t->net->batch, &loss, &acc, err, errlen) < 0)
         return -1;
     if (trace_log_append(&t->log, step, acc, pct) < 0) {
         snprintf(err, errlen, "out of memory for the trace");

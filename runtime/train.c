@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "data/bundle.h"
+#include "eval.h"
 #include "loss.h"
 #include "optim.h"
 #include "profile.h"
@@ -48,176 +49,6 @@ const char *train_group_digits(double n, char *buf, size_t len)
     }
     buf[o] = '\0';
     return buf;
-}
-
-/* ---------------------------------------------------------------- evaluation */
-
-static int alloc_batch(const Net *net, int batch, Tensor *x, Tensor *dlogits, int **labels)
-{
-    *labels = malloc((size_t)batch * sizeof **labels);
-    if (!*labels || tensor_alloc(x, batch, net->in.c, net->in.h, net->in.w) < 0 ||
-        (dlogits && tensor_alloc(dlogits, batch, net->out.c, net->out.h, net->out.w) < 0))
-        return -1;
-    return 0;
-}
-
-/* Evaluation: each thread runs the whole network (net_infer) over its own chunks of TRAIN_EVAL_CHUNK images, on a
- * replica of the network (net_clone) for every thread but the first, so an evaluation is one parallel region
- * instead of one per layer and batch, and a chunk's activations stay in its thread's cache. The chunks are the
- * same whatever the thread count and their sums are added in chunk order, so loss and accuracy do not depend on
- * the count. */
-
-/* One thread's network and input buffers; net is the caller's for slot 0 (not owned), a clone for the others. */
-typedef struct EvalSlot {
-    Net *net;
-    Tensor x;
-    int *labels;
-} EvalSlot;
-
-static void free_slots(EvalSlot *slot, int T)
-{
-    for (int t = 0; slot && t < T; t++) {
-        if (t > 0)
-            net_free(slot[t].net);
-        tensor_free(&slot[t].x);
-        free(slot[t].labels);
-    }
-    free(slot);
-}
-
-/* Fills slot t for chunks of `chunk` images: slot 0 uses net itself (resized only when its buffers are smaller),
- * the others a clone. Returns 0, or -1 with err (the slot then holds what free_slots releases). */
-static int init_slot(EvalSlot *slot, int t, Net *net, int chunk, char *err, size_t errlen)
-{
-    if (t == 0)
-        slot->net = net;
-    else if (net_clone(net, &slot->net, err, errlen) < 0)
-        return -1;
-    if ((t > 0 || net->batch < chunk) && net_resize(slot->net, chunk, err, errlen) < 0)
-        return -1;
-    if (alloc_batch(slot->net, chunk, &slot->x, NULL, &slot->labels) < 0) {
-        snprintf(err, errlen, "out of memory for an evaluation chunk of %d images", chunk);
-        return -1;
-    }
-    return 0;
-}
-
-/* The next chunk to evaluate, for whichever thread asks. */
-static int next_chunk(int *counter)
-{
-    int c;
-#pragma omp atomic capture
-    c = (*counter)++;
-    return c;
-}
-
-/* Adds a chunk's predictions (each row's first maximum) against its labels into conf[label * K + predicted]. */
-static void count_confusion(const Tensor *logits, const int *labels, int n, long long *conf)
-{
-    int K = logits->c * logits->h * logits->w;
-    for (int i = 0; i < n; i++) {
-        const float *z = logits->data + (size_t)i * K;
-        int best = 0;
-        for (int k = 1; k < K; k++)
-            best = z[k] > z[best] ? k : best;
-        conf[(size_t)labels[i] * K + best]++;
-    }
-}
-
-/* Evaluates chunks [c0, c1) of `chunk` items at positions of rows (NULL: items): sum[c] gets chunk c's loss times
- * its items, sum[nchunks + c] its correctly classified items (a double, so that ranks can add them up with the
- * losses); conf (T x K x K, when not NULL) each thread's confusion counts. Returns 0 or -1 with err. */
-static int eval_chunks(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int chunk,
-                       int c0, int c1, double *sum, long long *conf, int T, char *err, size_t errlen)
-{
-    int nchunks = (count + chunk - 1) / chunk, K = net->out.c * net->out.h * net->out.w, counter = c0, failed = 0;
-    EvalSlot *slot = calloc((size_t)T, sizeof *slot);
-    if (!slot) {
-        snprintf(err, errlen, "out of memory for the evaluation of %d images", count);
-        return -1;
-    }
-    if (init_slot(&slot[0], 0, net, chunk, err, errlen) < 0) {
-        free_slots(slot, T);
-        return -1;
-    }
-    /* Each other thread builds its replica itself while the first one is already evaluating (a replica's buffers
-     * cost ~2 ms of page faults: a tenth of a 10,000-image evaluation if built first). Chunks go to whichever
-     * thread is free, so a thread that starts late, is descheduled, or could not build its replica (out of memory)
-     * holds nothing up; each chunk's sums have their own slot, so the result does not depend on who took which. */
-#pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num();
-        EvalSlot *s = &slot[t];
-        char terr[256];
-        if (t == 0 || init_slot(s, t, net, chunk, terr, sizeof terr) == 0)
-            for (int c; (c = next_chunk(&counter)) < c1;) {
-                int start = c * chunk, n = count - start < chunk ? count - start : chunk, right;
-                if (dataset_fill(d, rows, NULL, start, n, nz, NULL, &s->x, s->labels, terr, sizeof terr) < 0) {
-#pragma omp critical(train_evaluate_error)
-                    if (!failed++)
-                        snprintf(err, errlen, "%s", terr);
-                    continue;
-                }
-                const Tensor *logits = net_infer(s->net, &s->x);
-                sum[c] = (double)loss_cross_entropy(logits, s->labels, NULL, &right) * n;
-                sum[nchunks + c] = right;
-                if (conf)
-                    count_confusion(logits, s->labels, n, conf + (size_t)t * K * K);
-            }
-    }
-    free_slots(slot, T);
-    return failed ? -1 : 0;
-}
-
-/* Alone (dist NULL or one rank) or split across the ranks: each evaluates a contiguous share of the chunks, and
- * the per-chunk sums (zero where another rank's chunks are) are added up over the ranks and then in chunk order,
- * as a single process adds them. Shared, it is collective and counts no confusion. */
-static int evaluate_rows(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int batch,
-                         Dist *dist, double *loss, double *acc, long long *confusion, char *err, size_t errlen)
-{
-    int chunk = batch < TRAIN_EVAL_CHUNK ? batch : TRAIN_EVAL_CHUNK, nchunks = (count + chunk - 1) / chunk;
-    int shared = dist && dist_size(dist) > 1, c0 = 0, c1 = nchunks, rc = -1;
-    if (shared)
-        rt_split(nchunks, dist_rank(dist), dist_size(dist), &c0, &c1);
-    int T = rt_threads() < c1 - c0 ? rt_threads() : c1 - c0 > 0 ? c1 - c0 : 1;
-    int K = net->out.c * net->out.h * net->out.w;
-    double *sum = calloc(2 * (size_t)(nchunks > 0 ? nchunks : 1), sizeof *sum), total = 0.0;
-    long long right = 0, *conf = confusion && !shared ? calloc((size_t)T * K * K, sizeof *conf) : NULL;
-    if (!sum || (confusion && !shared && !conf))
-        snprintf(err, errlen, "out of memory for the evaluation of %d images", count);
-    else
-        rc = c1 > c0 ? eval_chunks(net, d, rows, count, nz, chunk, c0, c1, sum, conf, T, err, errlen) : 0;
-    if (shared && dist_agree(dist, rc < 0, err, errlen) != 0)
-        rc = -1;
-    if (rc == 0 && shared)
-        dist_sum(dist, sum, 2 * (size_t)nchunks, "summing the evaluation");
-    for (int c = 0; rc == 0 && c < nchunks; c++)
-        total += sum[c], right += (long long)sum[nchunks + c];
-    for (int t = 0; rc == 0 && conf && t < T; t++)
-        for (size_t k = 0; k < (size_t)K * K; k++)
-            confusion[k] += conf[(size_t)t * K * K + k];
-    *loss = count ? total / count : 0.0;
-    *acc = count ? (double)right / count : 0.0;
-    free(sum), free(conf);
-    return rc;
-}
-
-int train_evaluate_rows(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int batch,
-                        double *loss, double *acc, long long *confusion, char *err, size_t errlen)
-{
-    return evaluate_rows(net, d, rows, count, nz, batch, NULL, loss, acc, confusion, err, errlen);
-}
-
-int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
-                   char *err, size_t errlen)
-{
-    return evaluate_rows(net, d, NULL, d->count, nz, batch, NULL, loss, acc, NULL, err, errlen);
-}
-
-int train_evaluate_shared(Net *net, const Dataset *d, const Normalizer *nz, int batch, Dist *dist, double *loss,
-                          double *acc, char *err, size_t errlen)
-{
-    return evaluate_rows(net, d, NULL, d->count, nz, batch, dist, loss, acc, NULL, err, errlen);
 }
 
 /* ---------------------------------------------------------------- the run */
@@ -297,7 +128,7 @@ static int setup_net(Run *r, char *err, size_t errlen)
     ts->norder = r->data.ntrain;
     ts->batch = m->data.batch;
     ts->order = malloc((size_t)ts->norder * sizeof *ts->order);
-    if (!ts->order || alloc_batch(r->net, local_batch(r), &r->x, &r->dlogits, &r->labels) < 0) {
+    if (!ts->order || eval_alloc_batch(r->net, local_batch(r), &r->x, &r->dlogits, &r->labels) < 0) {
         snprintf(err, errlen, "out of memory for batches of %d images", local_batch(r));
         return -1;
     }
@@ -795,10 +626,10 @@ static int evaluate_epoch(Run *r, double val[2], double test[2], char *err, size
     val[0] = val[1] = test[0] = test[1] = NAN;
     if (r->shard) /* moving statistics each rank kept on its own (batchnorm(sync=false)) are averaged first */
         net_sync(r->net);
-    if (b->nval > 0 && evaluate_rows(r->net, &b->train, b->val_rows, b->nval, &b->nz, batch, d, &val[0], &val[1],
+    if (b->nval > 0 && eval_rows(r->net, &b->train, b->val_rows, b->nval, &b->nz, batch, d, &val[0], &val[1],
                                      NULL, err, errlen) < 0)
         return -1;
-    if (b->test.count > 0 && evaluate_rows(r->net, &b->test, NULL, b->test.count, &b->nz, batch, d, &test[0],
+    if (b->test.count > 0 && eval_rows(r->net, &b->test, NULL, b->test.count, &b->nz, batch, d, &test[0],
                                            &test[1], NULL, err, errlen) < 0)
         return -1;
     r->prof.eval_images += b->nval + b->test.count;

@@ -10,6 +10,7 @@
 #include "ckpt.h"
 #include "data/dataset.h"
 #include "dist.h"
+#include "eval.h"
 #include "net.h"
 #include "spec.h"
 #include "trace.h"
@@ -56,25 +57,6 @@ typedef struct TrainOptions {
  * replaced by a complete, good one: never on bad input, divergence or a failed save. Checks first that o->out's
  * directory takes a checkpoint (ckpt_check_writable), so a missing or read-only one fails before any training. */
 TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen);
-
-/* Images per evaluation chunk: what one thread runs through the whole network at a time. */
-#define TRAIN_EVAL_CHUNK 32
-
-/* Evaluates net on every image of d in eval mode (moving statistics), in chunks of min(batch, TRAIN_EVAL_CHUNK)
- * images spread over the runtime's threads (threads.h), each thread on its own copy of net. The result is the
- * same at any thread count. Returns 0 with the mean loss and the accuracy, or -1 with err. */
-int train_evaluate(Net *net, const Dataset *d, const Normalizer *nz, int batch, double *loss, double *acc,
-                   char *err, size_t errlen);
-/* The same over the items at positions 0..count-1 of rows (rows NULL: items 0..count-1), e.g. the validation
- * split. When confusion is not NULL, adds each item to confusion[label * K + predicted] (K x K, K the network's
- * outputs; the prediction is the first maximum). */
-int train_evaluate_rows(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int batch,
-                        double *loss, double *acc, long long *confusion, char *err, size_t errlen);
-/* The same with the chunks split across the ranks of dist (each evaluates a contiguous share) and their sums
- * added in chunk order: the same loss and accuracy as train_evaluate, bit for bit, for the same network values.
- * Collective; every rank gets the result, or -1 (err on rank 0 saying why). */
-int train_evaluate_shared(Net *net, const Dataset *d, const Normalizer *nz, int batch, Dist *dist, double *loss,
-                          double *acc, char *err, size_t errlen);
 
 /* The normaliser a checkpoint was trained with (its normalize, data_dtype, data_mean and data_std), for items of
  * ds's shape. Returns 0, or -1 with err; free with norm_free. */

@@ -482,7 +482,8 @@ MPI_TEST(mpi_unsynchronized_batchnorm)
     char err[1024];
     cr_assert_eq(ckpt_read(in_dir("local.h5"), &a, err, sizeof err), 0, "%s", err);
     cr_assert_eq(ckpt_read(in_dir("sync.h5"), &b, err, sizeof err), 0, "%s", err);
-    const CkptTensor *ma = ckpt_find(&a, "layers/batchnorm_1/moving_var"), *mb = ckpt_find(&b, "layers/batchnorm_1/moving_var");
+    const CkptTensor *ma = ckpt_find(&a, "layers/batchnorm_1/moving_var");
+    const CkptTensor *mb = ckpt_find(&b, "layers/batchnorm_1/moving_var");
     cr_assert(ma && mb);
     double diff = 0.0;
     for (size_t j = 0; j < ma->size; j++)

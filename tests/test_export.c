@@ -55,7 +55,7 @@ static void parse_result(const char *out, double *loss, double *acc)
 }
 
 /* What `bnni eval CKPT --limit EVAL_IMAGES` computes, through its own functions: load_checkpoint, the test set's
- * first images, net_infer in chunks of TRAIN_EVAL_CHUNK. */
+ * first images, net_infer in chunks of EVAL_CHUNK. */
 typedef struct Ref {
     float *logits; /* n x K */
     float *x;      /* n images as pixel / 255.0, what an exported model takes */
@@ -87,10 +87,10 @@ static void bnni_logits(const char *ckpt, Ref *r)
     int K = m->data.classes, per = m->input.c * m->input.h * m->input.w;
     r->n = d.count, r->K = K, r->correct = 0;
     r->logits = malloc((size_t)d.count * K * sizeof *r->logits), r->x = malloc((size_t)d.count * per * sizeof *r->x);
-    cr_assert(r->logits && r->x && tensor_alloc(&t, TRAIN_EVAL_CHUNK, m->input.c, m->input.h, m->input.w) == 0);
-    cr_assert_eq(net_resize(net, TRAIN_EVAL_CHUNK, err, sizeof err), 0);
-    for (int s = 0; s < d.count; s += TRAIN_EVAL_CHUNK) {
-        int n = d.count - s < TRAIN_EVAL_CHUNK ? d.count - s : TRAIN_EVAL_CHUNK;
+    cr_assert(r->logits && r->x && tensor_alloc(&t, EVAL_CHUNK, m->input.c, m->input.h, m->input.w) == 0);
+    cr_assert_eq(net_resize(net, EVAL_CHUNK, err, sizeof err), 0);
+    for (int s = 0; s < d.count; s += EVAL_CHUNK) {
+        int n = d.count - s < EVAL_CHUNK ? d.count - s : EVAL_CHUNK;
         dataset_batch(&d, NULL, s, n, &nz, &t, r->labels + s);
         const Tensor *y = net_infer(net, &t);
         memcpy(r->logits + (size_t)s * K, y->data, (size_t)n * K * sizeof *r->logits);

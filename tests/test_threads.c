@@ -1,7 +1,7 @@
 /* Threads (runtime/threads.h): the static shares cover every item once; a training step of a LeNet-BN-shaped
  * network gives the same outputs, input gradient and parameter gradients bit for bit at 1, 2 and 3 threads, and
  * again when repeated (the single-threaded step is checked against finite differences in test_net.c); an
- * evaluation (train_evaluate: whole networks per thread) gives the same loss and accuracy at any thread count,
+ * evaluation (eval_dataset: whole networks per thread) gives the same loss and accuracy at any thread count,
  * those of one plain eval-mode forward over every image. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <criterion/criterion.h>
@@ -158,7 +158,7 @@ Test(threads, evaluation_same_at_any_thread_count)
     float ref_loss = loss_cross_entropy(net_forward(net, &x, 0), labels, NULL, &right);
     for (int t = 1; t <= 4; t++) {
         rt_set_threads(t);
-        cr_assert(train_evaluate(net, &d, &nz, 128, &loss[t - 1], &acc[t - 1], err, sizeof err) == 0, "%s", err);
+        cr_assert(eval_dataset(net, &d, &nz, 128, &loss[t - 1], &acc[t - 1], err, sizeof err) == 0, "%s", err);
         cr_expect(loss[t - 1] == loss[0] && acc[t - 1] == acc[0], "%d threads: loss %.9g acc %.9g, 1 thread: %.9g %.9g",
                   t, loss[t - 1], acc[t - 1], loss[0], acc[0]);
     }
