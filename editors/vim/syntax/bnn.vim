@@ -5,11 +5,13 @@ if exists("b:current_syntax")
   finish
 endif
 
-syn keyword bnnStatement model data optimizer schedule loss epochs seed checkpoint network block
+syn keyword bnnStatement model data optimizer schedule loss epochs seed checkpoint network block set
 syn keyword bnnRepeat repeat residual input
 syn keyword bnnBoolean true false
 syn keyword bnnLayer conv2d dense batchnorm sigmoid relu tanh avgpool maxpool flatten dropout
-syn keyword bnnKind fashion_mnist mnist sgd adam constant step cosine cross_entropy
+syn keyword bnnKind fashion_mnist mnist idx hdf5 csv images cifar10 augment sgd adam constant step cosine cross_entropy
+" Arguments that are keywords too: the checkpoint's options (outside parentheses) and the new layer arguments.
+syn keyword bnnOption keep every init affine sync validation
 syn match bnnComment "#.*$" contains=@Spell
 syn region bnnString start=+"+ skip=+\\.+ end=+"+ oneline contains=bnnEscape
 syn match bnnEscape +\\[\\"ntr]+ contained
@@ -33,6 +35,7 @@ hi def link bnnEscape SpecialChar
 hi def link bnnShape Number
 hi def link bnnNumber Number
 hi def link bnnKey Identifier
+hi def link bnnOption Identifier
 hi def link bnnLabel Label
 
 let b:current_syntax = "bnn"
