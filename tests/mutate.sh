@@ -178,6 +178,8 @@ git ls-files -z | (cd "$ROOT" && xargs -0 cp --parents -t "$SCRATCH") || {
     echo "mutate: cannot copy the tree to $SCRATCH" >&2
     exit 2
 }
+# onnxruntime-node is not tracked (make deps installs it into tests/ort/node_modules): the export tests run it.
+[[ -d $ROOT/tests/ort/node_modules ]] && ln -s "$ROOT/tests/ort/node_modules" "$SCRATCH/tests/ort/node_modules"
 mkdir -p "$SCRATCH/.pristine"
 t0=$SECONDS
 
