@@ -9,7 +9,7 @@
 # run (exit 1). Prints one line per mutant, the test that killed it, and a summary.
 #
 # Environment: MUTANTS (the list, default tests/mutants.txt), MUTANT (run only the mutants whose description
-# contains this text), MUTATE_DIR (the scratch directory, default a new /tmp/bnni-mutate-XXXXXX, removed at the
+# matches this extended regular expression, e.g. 'resume|trainer'), MUTATE_DIR (the scratch directory, default a new /tmp/bnni-mutate-XXXXXX, removed at the
 # end unless MUTATE_KEEP=1), MUTATE_CHECK=1 (only check that every mutant applies, without building),
 # MUTATE_TIMEOUT (seconds per suite run, default 1800). Takes 20 to 40 minutes for the whole list on 2 cores.
 set -uo pipefail
@@ -149,7 +149,7 @@ first_failure() {
 parse_list
 selected=()
 for i in "${!desc[@]}"; do
-    [[ -z $ONLY || ${desc[i]} == *"$ONLY"* ]] && selected+=("$i")
+    [[ -z $ONLY || ${desc[i]} =~ $ONLY ]] && selected+=("$i")
 done
 if ((${#selected[@]} == 0)); then
     echo "mutate: no mutant in $LIST matches '$ONLY'" >&2
@@ -171,6 +171,7 @@ fi
 
 SCRATCH=${MUTATE_DIR:-$(mktemp -d /tmp/bnni-mutate-XXXXXX)}
 mkdir -p "$SCRATCH"
+chmod 755 "$SCRATCH" # mktemp -d makes it 0700: tests that run bnni as another user (nobody) must reach it
 [[ ${MUTATE_KEEP:-0} == 1 ]] || trap 'rm -rf "$SCRATCH"' EXIT
 echo "mutate: ${#selected[@]} mutants of $LIST, in $SCRATCH"
 # The tracked files as they are in the working tree (uncommitted edits included).
