@@ -296,28 +296,46 @@ static void expect_resume_matches(const char *model_path, const char *ckpt, int 
     expect_same_run(in_dir("u.h5"), ckpt);
 }
 
+/* A SIGTERM sent `part` of epoch 1's training time into epoch 2. Returns 1 when the child stopped with 143 and a
+ * checkpoint of epoch 2's middle; 0 when the signal missed that middle (the child had finished, or was between
+ * steps of the evaluation): on a busy machine epoch 2 can run much faster than epoch 1 did. */
+static int sigterm_mid_epoch(const char *m, int limit, double part)
+{
+    int fd, st;
+    pid_t pid = spawn_train(m, in_dir("s.h5"), limit, &fd);
+    double secs = wait_first_epoch(fd) * part;
+    cr_assert(secs >= 0, "no epoch line from the child");
+    struct timespec pause = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
+    nanosleep(&pause, NULL);
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+    close(fd);
+    char *e = support_slurp(in_dir("spawn-err.txt"), NULL);
+    Ckpt c;
+    char err[256];
+    int hit = WIFEXITED(st) && WEXITSTATUS(st) == 143 && strstr(e, "interrupted by SIGTERM at epoch 2") &&
+              ckpt_read(in_dir("s.h5"), &c, err, sizeof err) == 0;
+    if (hit) {
+        hit = c.ts.epoch == 1 && c.ts.position > 0 && c.ts.position < limit;
+        ckpt_free(&c);
+    }
+    if (!hit)
+        cr_log_info("the SIGTERM at %.2f of epoch 1's time missed epoch 2's middle (status %d): %s", part, st, e);
+    free(e);
+    return hit;
+}
+
 Test(train, sigterm_mid_epoch_saves_and_resumes_exactly)
 {
     const int limit = 10000;
     write_lenet(model, ADAM);
-    const char *m = model;
-    int fd;
-    pid_t pid = spawn_train(m, in_dir("s.h5"), limit, &fd);
-    double secs = wait_first_epoch(fd);
-    cr_assert(secs >= 0, "no epoch line from the child");
-    /* Epoch 2 trains as long as epoch 1 did: half of that lands in its middle, whatever the machine's speed. */
-    struct timespec pause = {(time_t)(secs / 2), (long)((secs / 2 - (time_t)(secs / 2)) * 1e9)};
-    nanosleep(&pause, NULL);
-    char *e = stop_child(pid, fd, SIGTERM, 143);
-    cr_expect(strstr(e, "interrupted by SIGTERM at epoch 2"), "%s", e);
-    free(e);
-    Ckpt c;
-    char err[256];
-    cr_assert_eq(ckpt_read(in_dir("s.h5"), &c, err, sizeof err), 0, "%s", err);
-    cr_expect(c.ts.epoch == 1 && c.ts.position > 0 && c.ts.position < limit, "stopped mid-epoch: %d/%d",
-              c.ts.position, limit);
-    ckpt_free(&c);
-    expect_resume_matches(m, in_dir("s.h5"), limit);
+    /* Epoch 2 trains about as long as epoch 1 did: half of that lands in its middle, whatever the machine's speed
+     * -- unless the machine was busier during epoch 1; then a sooner signal. */
+    int hit = 0;
+    for (double part = 0.5; !hit && part > 0.05; part /= 2)
+        hit = sigterm_mid_epoch(model, limit, part);
+    cr_assert(hit, "no SIGTERM landed in the middle of epoch 2 (the log says where they landed)");
+    expect_resume_matches(model, in_dir("s.h5"), limit);
 }
 
 /* SIGINT right after epoch 1's line: exit 130 and a checkpoint that holds epoch 1 (and, if the signal came after
