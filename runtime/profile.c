@@ -114,6 +114,14 @@ void prof_print(FILE *f, const TrainProfile *p, const Net *net, int batch, int b
     phase_row(f, "step", step_ms, step_ms, batches_per_epoch);
     if (p->ranks > 1)
         comm_lines(f, p, step_ms);
+    if (p->streamed && p->nepochs > 0)
+        fprintf(f, "data: read from the files per batch; %s read %lld training items, %.2f of the %lld in each of %d "
+                   "epoch%s, and %lld test items, %.2f of the %lld in each of %d evaluation%s\n",
+                p->ranks > 1 ? "rank 0" : "this process", p->read_train,
+                p->ntrain ? (double)p->read_train / ((double)p->ntrain * p->nepochs) : 0.0, p->ntrain, p->nepochs,
+                p->nepochs == 1 ? "" : "s", p->read_test,
+                p->ntest ? (double)p->read_test / ((double)p->ntest * p->nepochs) : 0.0, p->ntest, p->nepochs,
+                p->nepochs == 1 ? "" : "s");
     double eval_ms = per_call_ms(p->eval, p->eval_batches);
     fprintf(f, "evaluation: %.4f ms of wall time per batch of %d, %.0f images/s; its layers' \"eval ms\" above are "
                "per chunk of up to %d images on one thread, a batchnorm and activation after a conv2d or dense "

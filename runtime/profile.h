@@ -38,6 +38,10 @@ typedef struct TrainProfile {
     size_t grad_bytes;
     int buckets;
     const char *library;
+    /* Sets read from their files per batch (streamed; 0: in memory): the items this process read while it trained
+     * and evaluated, of each set's count. */
+    int streamed;
+    long long read_train, read_test, ntrain, ntest;
 } TrainProfile;
 
 static inline double prof_now(void)

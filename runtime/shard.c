@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/stream.h"
 #include "threads.h"
 
 /* One bucket: the parameters of top-level layers [lo, hi) (descending order of completion: hi first), at
@@ -192,13 +193,32 @@ uint64_t shard_hash_model(const ModelSpec *m, long long test_limit)
     return dist_hash(h, v, sizeof v);
 }
 
+/* A streamed set's items stay in their files, and each rank reads only its shares: the hash covers SAMPLE items
+ * spread evenly over the set (a failed read hashes as a mismatch). */
+enum { SAMPLE = 64 };
+static uint64_t hash_sample(uint64_t h, const Dataset *d)
+{
+    int ids[SAMPLE], n = d->count < SAMPLE ? d->count : SAMPLE;
+    size_t bytes = dataset_item_size(d) * (d->dtype == DT_U8 ? 1 : sizeof(float));
+    char err[256];
+    for (int k = 0; k < n; k++)
+        ids[k] = (int)((long long)k * d->count / n);
+    void *buf = n ? malloc((size_t)n * bytes) : NULL;
+    int ok = buf && stream_read(d->stream, ids, n, buf, err, sizeof err) == 0;
+    h = ok ? dist_hash(h, buf, (size_t)n * bytes) : dist_hash(h, &d, sizeof d); /* d: differs between ranks */
+    free(buf);
+    return h;
+}
+
 static uint64_t hash_set(uint64_t h, const Dataset *d)
 {
     int v[6] = {d->count, d->shape.c, d->shape.h, d->shape.w, d->classes, (int)d->dtype};
     size_t px = (size_t)d->count * d->shape.c * d->shape.h * d->shape.w;
     h = dist_hash(h, v, sizeof v);
-    h = dist_hash(h, d->pixels, d->pixels ? px : 0); /* a streamed set: its labels, count and shape only */
+    h = dist_hash(h, d->pixels, d->pixels ? px : 0);
     h = dist_hash(h, d->values, d->values ? px * sizeof *d->values : 0);
+    if (d->stream && d->count > 0)
+        h = hash_sample(h, d);
     return dist_hash(h, d->labels, d->labels ? (size_t)d->count * sizeof *d->labels : 0);
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "data/bundle.h"
+#include "data/stream.h"
 #include "eval.h"
 #include "loss.h"
 #include "optim.h"
@@ -106,11 +107,45 @@ static void run_free(Run *r)
     trace_log_free(r->saved_trace);
 }
 
+/* A shared run streams what it can, so that each rank reads only the items of its shares, and leaves the
+ * statistics of `standard` to shared_data. */
 static int setup_data(Run *r, char *err, size_t errlen)
 {
-    DataPlan p = {.train = 1, .test = 1, .test_limit = r->o->test_limit, .seed = r->m->seed, .stats = 1,
-                  .budget = data_budget(r->o->mem_cap, spec_train_bytes(r->m))};
+    int later = r->d && r->m->data.normalize == NORM_STANDARD;
+    DataPlan p = {.train = 1, .test = 1, .test_limit = r->o->test_limit, .seed = r->m->seed, .stats = !later,
+                  .budget = data_budget(r->o->mem_cap, spec_train_bytes(r->m)), .stream = r->d != NULL};
     return data_bundle_load(&r->m->data, &p, &r->data, err, errlen);
+}
+
+/* Shared runs, collective, reached by every rank whatever its status st: whether every rank loaded its data,
+ * then the statistics of `standard` normalisation, which rank 0 alone computes (reading every training item once)
+ * and hands to the others through a sum to which they add zeros -- the same bits as one process's. */
+static int shared_data(Run *r, int st, char *err, size_t errlen)
+{
+    if (dist_agree(r->d, st < 0, err, errlen) != 0)
+        return -1;
+    if (r->m->data.normalize != NORM_STANDARD)
+        return 0;
+    DataBundle *b = &r->data;
+    double *mean = NULL, *std = NULL, *buf = NULL;
+    int nch = 0;
+    st = is_root(r) ? dataset_stats(&b->train, b->train_rows, b->ntrain, &mean, &std, &nch, err, errlen) : 0;
+    if (dist_agree(r->d, st < 0, err, errlen) != 0)
+        return -1;
+    nch = (int)dist_root_u64(r->d, (uint64_t)nch);
+    buf = calloc(2 * (size_t)nch, sizeof *buf);
+    if (dist_agree(r->d, !buf, err, errlen) != 0) {
+        if (!buf)
+            snprintf(err, errlen, "out of memory for the data's statistics");
+        free(mean), free(std), free(buf);
+        return -1;
+    }
+    for (int k = 0; is_root(r) && k < nch; k++)
+        buf[k] = mean[k], buf[nch + k] = std[k];
+    dist_sum(r->d, buf, 2 * (size_t)nch, "sharing the data's statistics");
+    st = norm_setup(&b->nz, NORM_STANDARD, r->m->data.dtype, r->m->data.shape, nch, buf, buf + nch, err, errlen);
+    free(mean), free(std), free(buf);
+    return dist_agree(r->d, st < 0, err, errlen) != 0 ? -1 : 0;
 }
 
 static int setup_net(Run *r, char *err, size_t errlen)
@@ -750,18 +785,21 @@ static int setup(Run *r, char *err, size_t errlen)
 {
     const TrainOptions *o = r->o;
     Ckpt resume;
-    if (is_root(r) && check_outputs(r, err, errlen) < 0)
-        return -1;
-    if (o->resume) {
-        if (read_resume(o->resume, &resume, err, errlen) < 0)
-            return -1;
-        r->m->seed = resume.seed;
+    int rc = is_root(r) && check_outputs(r, err, errlen) < 0 ? -1 : 0, have_resume = 0;
+    if (rc == 0 && o->resume) {
+        rc = read_resume(o->resume, &resume, err, errlen);
+        if (rc == 0)
+            r->m->seed = resume.seed, have_resume = 1;
     }
-    int rc = setup_data(r, err, errlen) < 0 || setup_net(r, err, errlen) < 0 ||
-                     (o->init && apply_init(r, o->init, err, errlen) < 0) ? -1 : 0;
-    if (o->resume && rc < 0)
+    if (rc == 0)
+        rc = setup_data(r, err, errlen);
+    if (r->d) /* every rank gets here, whatever failed before */
+        rc = shared_data(r, rc, err, errlen);
+    if (rc == 0)
+        rc = setup_net(r, err, errlen) < 0 || (o->init && apply_init(r, o->init, err, errlen) < 0) ? -1 : 0;
+    if (have_resume && rc < 0)
         ckpt_free(&resume);
-    else if (o->resume)
+    else if (have_resume)
         rc = apply_resume(r, o->resume, &resume, err, errlen); /* takes resume */
     if (rc < 0)
         return -1;
@@ -816,6 +854,8 @@ static int shared_setup(Run *r, int st, char *err, size_t errlen)
     return 0;
 }
 
+static long long items_read(const Dataset *d) { return d->stream ? stream_items_read(d->stream) : 0; }
+
 TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t errlen)
 {
     Run r = {.m = m, .o = o, .d = o->dist && dist_size(o->dist) > 1 ? o->dist : NULL};
@@ -832,7 +872,12 @@ TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t err
         st = -1;
     if (st < 0)
         goto done;
+    long long read0[2] = {items_read(&r.data.train), items_read(&r.data.test)}; /* after the setup's reads */
     rc = run_epochs(&r, err, errlen);
+    if (r.data.streamed) {
+        r.prof.streamed = 1, r.prof.ntrain = r.data.train.count, r.prof.ntest = r.data.test.count;
+        r.prof.read_train = items_read(&r.data.train) - read0[0], r.prof.read_test = items_read(&r.data.test) - read0[1];
+    }
     if (r.shard) {
         Comm *c = dist_comm(r.d);
         r.prof.ranks = dist_size(r.d), r.prof.library = dist_library(r.d);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/data/stream.h"
 #include "tests/datagen.h"
 #include "tests/support.h"
 
@@ -73,6 +74,38 @@ Test(data_cifar, records_become_items_in_file_order)
     datagen_load(&ds, DATA_TEST, 0, 0, &d);
     cr_expect(d.count == 2 && d.labels[1] == 0);
     dataset_free(&d);
+    data_spec_clear(&ds);
+}
+
+Test(data_cifar, streamed_records_are_read_from_every_batch_file)
+{
+    write_set();
+    DataSpec ds;
+    Dataset d;
+    char err[512];
+    spec(&ds);
+    datagen_load(&ds, DATA_TRAIN, 7, 1, &d); /* two whole batch files and one record of the third */
+    cr_assert(d.stream && !d.pixels && d.count == 7, "streamed: the pixels stay in the files");
+    int ids[4] = {6, 0, 4, 2};
+    uint8_t *px = malloc(4 * 3072);
+    cr_assert_eq(stream_read(d.stream, ids, 4, px, err, sizeof err), 0, "%s", err);
+    for (int k = 0; k < 4; k++) {
+        int b = 1 + ids[k] / 3, r = ids[k] % 3;
+        cr_expect_eq(d.labels[ids[k]], (b + r) % 10, "label of item %d", ids[k]);
+        for (int c = 0; c < 3; c++)
+            for (int p = 0; p < 1024; p += 341)
+                cr_expect_eq(px[(size_t)k * 3072 + c * 1024 + p], (b * 31 + r * 7 + c * 11 + p) % 256,
+                             "item %d plane %d pixel %d", ids[k], c, p);
+    }
+    ids[0] = 7;
+    cr_expect_eq(stream_read(d.stream, ids, 1, px, err, sizeof err), -1, "item 7 of 7 was read");
+    free(px);
+    dataset_free(&d);
+    /* A bad label is found while the labels are read, as in memory. */
+    uint8_t bad[3073] = {12};
+    support_write_bytes(support_path(dir, "data_batch_2.bin"), bad, sizeof bad, 0);
+    const char *e = datagen_error(&ds, 1);
+    cr_expect(strstr(e, "data_batch_2.bin: record 0 has the label 12"), "%s", e);
     data_spec_clear(&ds);
 }
 

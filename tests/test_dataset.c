@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "runtime/data/dataset.h"
+#include "runtime/data/stream.h"
 #include "tests/support.h"
 
 /* The `standard` statistics of every item of a one-channel set (dataset_stats over all items). */
@@ -74,6 +75,43 @@ Test(dataset, loads_gzipped_and_plain_with_limit)
     cr_expect_eq(tr.pixels[4 * 3 + 1], 255);
     dataset_free(&tr);
     dataset_free(&te);
+}
+
+/* Items 2..4 of a streamed set, read from the file: each 0, 255, 51, 102. */
+static void expect_streamed_items(Dataset *d)
+{
+    int ids[3] = {4, 2, 3};
+    uint8_t px[12];
+    char err[512];
+    cr_assert_eq(stream_read(d->stream, ids, 3, px, err, sizeof err), 0, "%s", err);
+    for (int k = 0; k < 3; k++)
+        cr_expect(px[4 * k] == 0 && px[4 * k + 1] == 255 && px[4 * k + 2] == 51 && px[4 * k + 3] == 102,
+                  "item %d: %d %d %d %d", ids[k], px[4 * k], px[4 * k + 1], px[4 * k + 2], px[4 * k + 3]);
+    ids[0] = 5; /* past the limit */
+    cr_expect_eq(stream_read(d->stream, ids, 1, px, err, sizeof err), -1, "item 5 of 5 was read");
+    cr_expect(strstr(err, "cannot read item 5"), "%s", err);
+}
+
+Test(dataset, plain_files_stream_and_gzipped_ones_load_whole)
+{
+    write_set("train", 10, 10, 0);
+    write_set("t10k", 6, 6, 1);
+    Dataset tr, te;
+    char err[512];
+    cr_assert_eq(dataset_open(dir, 1, 5, 1, shape2, 3, &tr, err, sizeof err), 0, "%s", err);
+    cr_assert(tr.stream && !tr.pixels, "a plain file asked to stream is read per batch");
+    cr_expect(tr.count == 5 && tr.labels[4] == 1, "the labels are in memory, limited");
+    expect_streamed_items(&tr);
+    dataset_free(&tr);
+    cr_assert_eq(dataset_open(dir, 0, 0, 1, shape2, 3, &te, err, sizeof err), 0, "%s", err);
+    cr_expect(!te.stream && te.pixels && te.count == 6, "a gzipped file cannot be read at offsets: loaded whole");
+    dataset_free(&te);
+    /* A plain file of the wrong size is not streamed: the whole read names the damage. */
+    write_set("train", 10, 10, 0);
+    support_copy_file(support_path(dir, "train-images-idx3-ubyte"), support_path(dir, "cut"), 16 + 4 * 9);
+    rename(support_path(dir, "cut"), support_path(dir, "train-images-idx3-ubyte"));
+    cr_assert_eq(dataset_open(dir, 1, 0, 1, shape2, 3, &tr, err, sizeof err), -1, "a cut file was accepted");
+    cr_expect(strstr(err, "train-images-idx3-ubyte: truncated"), "%s", err);
 }
 
 static void expect_load_error(int train, Shape s, int classes, const char *needle, const char *needle2)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "runtime/ckpt.h"
+#include "runtime/data/dataset.h"
 #include "tests/support.h"
 
 static char dir[64], model[128];
@@ -84,7 +85,7 @@ static char *err_text(void) { return support_run_err(dir); }
 
 /* The tests' LeNet-BN (models/lenet_bn.bnn's network) with SGD at lr 0.1 and momentum 0.9 (the seed's lr 1.0 makes
  * two runs whose sums differ in the last bit drift 1e-4 apart within two epochs: docs/distributed.md). */
-static void write_model(const char *path, const char *batchnorm_args)
+static void write_model_on(const char *path, const char *data, const char *batchnorm_args)
 {
     char text[4096], net[2048];
     const char *p = SUPPORT_LENET_BN_NETWORK;
@@ -93,10 +94,15 @@ static void write_model(const char *path, const char *batchnorm_args)
         n += (size_t)snprintf(net + n, sizeof net - n, "%.*sbatchnorm%s\n", (int)(q - p), p, batchnorm_args);
     snprintf(net + n, sizeof net - n, "%s", p);
     snprintf(text, sizeof text,
-             "model lenet_bn\ndata fashion_mnist(batch=128)\noptimizer sgd(lr=0.1, momentum=0.9)\n"
+             "model lenet_bn\ndata %s\noptimizer sgd(lr=0.1, momentum=0.9)\n"
              "loss cross_entropy\nepochs 2\n%s",
-             net);
+             data, net);
     support_write_text(path, text);
+}
+
+static void write_model(const char *path, const char *batchnorm_args)
+{
+    write_model_on(path, "fashion_mnist(batch=128)", batchnorm_args);
 }
 
 /* ---------------------------------------------------------------- comparing runs */
@@ -506,6 +512,55 @@ MPI_TEST(mpi_profile_shows_communication)
               "stderr: %s", e);
     cr_expect_eq(count_lines_with(e, "profile: "), 1, "one profile, rank 0's: %s", e);
     free(e);
+}
+
+/* Fashion-MNIST's first n training and m test items as uncompressed IDX files in dir/plain/, which can be read
+ * at offsets: the ranks stream them. */
+static void write_plain_fashion_mnist(int n, int m)
+{
+    char sub[128], err[512];
+    snprintf(sub, sizeof sub, "%s/plain", dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    for (int train = 0; train < 2; train++) {
+        Dataset d;
+        cr_assert_eq(dataset_load(NULL, train, train ? n : m, (Shape){3, 1, 28, 28}, 10, &d, err, sizeof err), 0,
+                     "%s", err);
+        uint8_t *img = malloc(16 + (size_t)d.count * 784), *lab = malloc(8 + (size_t)d.count);
+        uint32_t hi[4] = {0x803, (uint32_t)d.count, 28, 28}, hl[2] = {0x801, (uint32_t)d.count};
+        for (int k = 0; k < 4; k++)
+            for (int b = 0; b < 4; b++)
+                img[4 * k + b] = (uint8_t)(hi[k] >> (24 - 8 * b)), lab[4 * k + b] = (uint8_t)(hl[k % 2] >> (24 - 8 * b));
+        memcpy(img + 16, d.pixels, (size_t)d.count * 784);
+        for (int i = 0; i < d.count; i++)
+            lab[8 + i] = (uint8_t)d.labels[i];
+        support_write_bytes(support_path(sub, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte"), img,
+                            16 + (size_t)d.count * 784, 0);
+        support_write_bytes(support_path(sub, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte"), lab,
+                            8 + (size_t)d.count, 0);
+        free(img), free(lab);
+        dataset_free(&d);
+    }
+}
+
+/* Uncompressed files are read per batch, each rank only the items of its shares (the profile counts rank 0's
+ * reads: half of every epoch's training items, and 16 of the test set's 32 chunks of 32 images); rank 0 computes the `standard` statistics and hands them over. Still the one process's training, which
+ * holds the same files in memory. */
+MPI_TEST(mpi_each_rank_reads_only_its_shares)
+{
+    char data[256];
+    write_plain_fashion_mnist(6000, 1000);
+    snprintf(data, sizeof data, "fashion_mnist(path=\"%s/plain\", batch=128, normalize=\"standard\")", dir);
+    write_model_on(model, data, "");
+    const char *o = "--threads 1 --quiet";
+    cr_assert_eq(run("train %s %s --out %s", model, o, in_dir("one.h5")), 0);
+    int st = mpirun(2, "train %s %s --profile --out %s", model, o, in_dir("two.h5"));
+    char *e = err_text();
+    cr_assert_eq(st, 0, "%s", e);
+    cr_expect(strstr(e, "data: read from the files per batch; rank 0 read 6000 training items, 0.50 of the 6000 in "
+                        "each of 2 epochs, and 1024 test items, 0.51 of the 1000 in each of 2 evaluations"),
+              "stderr: %s", e);
+    free(e);
+    expect_close_runs(in_dir("one.h5"), in_dir("two.h5"), 1e-4, 0.002);
 }
 
 /* ---------------------------------------------------------------- bad input */

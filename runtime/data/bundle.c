@@ -44,7 +44,7 @@ static int must_stream(const DataSpec *ds, const DataPlan *p, long long limit)
     long long ntr = ds->ntrain < 0 ? 0 : limit > 0 && limit < ds->ntrain ? limit : ds->ntrain;
     long long nte = ds->ntest < 0 ? 0 : p->test_limit > 0 && p->test_limit < ds->ntest ? p->test_limit : ds->ntest;
     double need = items_bytes(ds, (p->train ? ntr : 0) + (p->test && ds->has_test ? nte : 0));
-    return p->budget > 0 && need > p->budget && data_kinds[ds->id]->can_stream;
+    return (p->stream || (p->budget > 0 && need > p->budget)) && data_kinds[ds->id]->can_stream;
 }
 
 static int split(const DataSpec *ds, const DataPlan *p, DataBundle *b, char *err, size_t errlen)
@@ -88,6 +88,7 @@ int data_bundle_load(const DataSpec *ds, const DataPlan *p, DataBundle *b, char 
         rc = ops->load(ds, DATA_TRAIN, limit, b->streamed, &b->train, err, errlen);
     if (rc == 0 && p->test && ds->has_test)
         rc = ops->load(ds, DATA_TEST, p->test_limit, b->streamed, &b->test, err, errlen);
+    b->streamed = b->train.stream || b->test.stream; /* a request: a gzipped file, say, loads whole */
     if (rc == 0 && p->train)
         rc = split(ds, p, b, err, errlen);
     if (rc == 0 && p->train && p->stats)

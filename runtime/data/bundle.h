@@ -1,6 +1,6 @@
 /* Everything a run trains and evaluates on, from a DataSpec: the training items (after limit) split into training
  * and validation positions, the test items, and the normaliser of the training items -- kept in memory, or read
- * from the file per batch when an HDF5 set does not fit the memory budget. */
+ * from the files per batch (stream.h) when the set does not fit the memory budget or the plan asks for it. */
 #ifndef BNNI_DATA_BUNDLE_H
 #define BNNI_DATA_BUNDLE_H
 
@@ -15,7 +15,7 @@ typedef struct DataBundle {
     int ntrain, nval;           /* training and validation positions */
     long long limit;            /* the training items considered (the limit applied; 0: all) */
     Normalizer nz;              /* when DataPlan.stats: over the training positions */
-    int streamed;               /* train and test are read from their file per batch */
+    int streamed;               /* train or test is read from its files per batch */
 } DataBundle;
 
 typedef struct DataPlan {
@@ -25,6 +25,8 @@ typedef struct DataPlan {
     uint64_t seed;         /* chooses the validation items */
     int stats;             /* set up b->nz from the training positions (else the caller brings its own) */
     double budget;         /* bytes the items may take in memory; more, and a kind that can streams (0: no cap) */
+    int stream;            /* stream what can be read at offsets, whatever the budget: a data-parallel run, whose
+                            * ranks each read only the items of their shares */
 } DataPlan;
 
 /* The bytes a run's items may take in memory: the cap (0: the machine's physical memory) less what the model needs

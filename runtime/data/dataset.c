@@ -29,11 +29,17 @@ static void find_file(const char *dir, const char *name, char *path, size_t len)
 int dataset_load(const char *dir, int train, long long limit, Shape shape, int classes, Dataset *out, char *err,
                  size_t errlen)
 {
+    return dataset_open(dir, train, limit, 0, shape, classes, out, err, errlen);
+}
+
+int dataset_open(const char *dir, int train, long long limit, int stream, Shape shape, int classes, Dataset *out,
+                 char *err, size_t errlen)
+{
     char ipath[4096], lpath[4096];
     dir = dir ? dir : DATASET_DEFAULT_DIR;
     find_file(dir, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte", ipath, sizeof ipath);
     find_file(dir, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte", lpath, sizeof lpath);
-    return idx_load_pair(ipath, lpath, limit, shape, classes, out, err, errlen);
+    return idx_load_pair(ipath, lpath, limit, stream, shape, classes, out, err, errlen);
 }
 
 void dataset_free(Dataset *d)

@@ -62,6 +62,9 @@ typedef struct Augment {
  * label against `classes`. Returns 0, or -1 with "FILE: reason" in err. Free with dataset_free. */
 int dataset_load(const char *dir, int train, long long limit, Shape shape, int classes, Dataset *out, char *err,
                  size_t errlen);
+/* The same, with `stream`: uncompressed image files stay on disk, read per batch (kind_idx.h). */
+int dataset_open(const char *dir, int train, long long limit, int stream, Shape shape, int classes, Dataset *out,
+                 char *err, size_t errlen);
 void dataset_free(Dataset *d);
 
 /* The statistics of `standard` normalisation over the items rows[0..n) of d (rows NULL: items 0..n-1), per channel

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #define IDX_MAX_COUNT 100000000u /* items: far above any real data set, far below overflow */
@@ -188,6 +189,22 @@ int idx_read_header(const char *path, IdxKind kind, IdxFile *out, char *err, siz
         return -1;
     gzclose(gz);
     return 0;
+}
+
+long long idx_raw_offset(const char *path, IdxKind kind, IdxFile *out)
+{
+    size_t hlen;
+    char why[512];
+    struct stat st;
+    gzFile gz = open_checked(path, kind, out, &hlen, why, sizeof why);
+    if (!gz)
+        return -1;
+    int plain = gzdirect(gz);
+    gzclose(gz);
+    size_t item = (size_t)out->rows * out->cols * out->chans;
+    if (!plain || stat(path, &st) != 0 || (unsigned long long)st.st_size != hlen + (unsigned long long)out->total * item)
+        return -1;
+    return (long long)hlen;
 }
 
 int idx_read(const char *path, IdxKind kind, long long limit, IdxFile *out, char *err, size_t errlen)

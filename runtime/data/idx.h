@@ -30,6 +30,11 @@ int idx_read(const char *path, IdxKind kind, long long limit, IdxFile *out, char
 int idx_read_header(const char *path, IdxKind kind, IdxFile *out, char *err, size_t errlen);
 void idx_free(IdxFile *f);
 
+/* Where the items of an uncompressed IDX file of `kind` start (its header's length), with its header in *out,
+ * when the file's size matches the header exactly -- what reading items at their offsets needs; else -1 (gzipped,
+ * unreadable or damaged: idx_read then says why). */
+long long idx_raw_offset(const char *path, IdxKind kind, IdxFile *out);
+
 /* Reads an image file for prediction: IDX images (gzipped or not) or one PGM image (told apart by the
  * "P5"/"P2" signature), each of which must be rows x cols. Returns 0 and *out (free with idx_free), or -1 with err. */
 int idx_read_any_images(const char *path, int rows, int cols, IdxFile *out, char *err, size_t errlen);

@@ -3,12 +3,16 @@
  * red, green and blue planes), and batches.meta.txt with the ten class names, one a line (without it, CIFAR-10's
  * own names). The checker only looks at the files' sizes and the names. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kind.h"
+#include "stream.h"
 
 enum { A_PATH, A_COMMON };
 
@@ -119,26 +123,65 @@ static int read_batch(const char *path, long long want, Dataset *d, char *err, s
     return rc;
 }
 
+/* The first n labels of a batch file, read with pread (a byte a record), for a streamed set. */
+static int read_labels(const char *path, long long n, Dataset *d, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+    if (fd < 0)
+        return snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno)), -1;
+    for (long long i = 0; rc == 0 && i < n; i++) {
+        uint8_t label;
+        if (pread(fd, &label, 1, (off_t)(i * RECORD)) != 1)
+            rc = -1, snprintf(err, errlen, "%s: truncated at record %lld (did the file change?)", path, i);
+        else if (label >= 10)
+            rc = -1, snprintf(err, errlen, "%s: record %lld has the label %d, outside [0, 10)", path, i, label);
+        else
+            d->labels[d->count++] = label;
+    }
+    close(fd);
+    return rc;
+}
+
+/* The labels into d, the pixels left in the files (stream.h): a record's pixels start a byte in. */
+static int open_stream(const DataSpec *ds, DataSplit split, int files, const long long *counts, Dataset *d,
+                       char *err, size_t errlen)
+{
+    char paths[NTRAIN_FILES][4096];
+    const char *p[NTRAIN_FILES];
+    long long offsets[NTRAIN_FILES], n[NTRAIN_FILES];
+    int used = 0, rc = 0;
+    for (int k = 0; rc == 0 && k < files; k++) {
+        n[k] = counts[k], offsets[k] = 1, p[k] = batch_path(ds, split, k, paths[k], sizeof paths[k]);
+        used += n[k] > 0;
+        if (n[k] > 0)
+            rc = read_labels(p[k], n[k], d, err, errlen);
+    }
+    return rc < 0 ? -1 : stream_open_records(p, offsets, n, used, RECORD, 0, d, err, errlen);
+}
+
 static int load(const DataSpec *ds, DataSplit split, long long limit, int stream, Dataset *d, char *err,
                 size_t errlen)
 {
-    (void)stream;
     char path[4096];
-    long long total = 0, n;
+    long long total = 0, counts[NTRAIN_FILES];
     int files = split == DATA_TRAIN ? NTRAIN_FILES : 1;
     memset(d, 0, sizeof *d);
     for (int k = 0; k < files; k++) {
-        if ((n = records(batch_path(ds, split, k, path, sizeof path), err, errlen)) < 0)
+        if ((counts[k] = records(batch_path(ds, split, k, path, sizeof path), err, errlen)) < 0)
             return -1;
-        total += n;
+        total += counts[k];
     }
     total = limit > 0 && limit < total ? limit : total;
-    d->pixels = malloc((size_t)total * PIXELS), d->labels = malloc((size_t)total * sizeof *d->labels);
+    for (long long k = 0, left = total; k < files; left -= counts[k], k++) /* the records the limit keeps */
+        counts[k] = counts[k] < left ? counts[k] : left;
+    d->pixels = stream ? NULL : malloc((size_t)total * PIXELS), d->labels = malloc((size_t)total * sizeof *d->labels);
     d->dtype = DT_U8, d->shape = ds->shape, d->classes = 10;
-    int rc = d->pixels && d->labels ? 0 : -1;
+    int rc = (d->pixels || stream) && d->labels ? 0 : -1;
     if (rc < 0)
         snprintf(err, errlen, "%s: out of memory for %lld images", ds->arg[A_PATH].str, total);
-    for (int k = 0; rc == 0 && k < files && d->count < total; k++)
+    else if (stream)
+        rc = open_stream(ds, split, files, counts, d, err, errlen);
+    for (int k = 0; rc == 0 && !stream && k < files && d->count < total; k++)
         rc = read_batch(batch_path(ds, split, k, path, sizeof path), total - d->count, d, err, errlen);
     if (rc < 0)
         dataset_free(d);
@@ -152,4 +195,5 @@ const DataKindOps cifar10_data = {
     .where = A_PATH,
     .probe = probe,
     .load = load,
+    .can_stream = 1,
 };

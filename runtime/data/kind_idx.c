@@ -11,6 +11,7 @@
 #include "../layer.h"
 #include "idx.h"
 #include "kind.h"
+#include "stream.h"
 
 enum { A_TRAIN_IMAGES, A_TRAIN_LABELS, A_TEST_IMAGES, A_TEST_LABELS, A_DIR, A_COMMON };
 
@@ -66,12 +67,43 @@ static int check_pair(const IdxFile *img, const IdxFile *lab, const char *ipath,
     return 0;
 }
 
-int idx_load_pair(const char *ipath, const char *lpath, long long limit, Shape shape, int classes, Dataset *out,
-                  char *err, size_t errlen)
+/* The pair with the images left in their file (idx_load_pair's stream). 1: done; 0: the image file cannot be read
+ * at offsets (gzipped, or not its header's size); -1: err. */
+static int stream_pair(const char *ipath, const char *lpath, long long limit, Shape shape, int classes, Dataset *out,
+                       char *err, size_t errlen)
+{
+    char why[512];
+    IdxFile img, lab;
+    long long off = idx_raw_offset(ipath, IDX_IMAGES, &img);
+    if (off < 0)
+        return 0;
+    if (idx_read(lpath, IDX_LABELS, limit, &lab, why, sizeof why) < 0)
+        return snprintf(err, errlen, "%s: %s", lpath, why), -1;
+    img.count = lab.count;
+    int rc = check_pair(&img, &lab, ipath, lpath, shape, classes, err, errlen);
+    if (rc == 0 && !(out->labels = malloc((size_t)lab.count * sizeof *out->labels + 1)))
+        rc = -1, snprintf(err, errlen, "%s: out of memory for %d labels", lpath, lab.count);
+    for (int i = 0; rc == 0 && i < lab.count; i++)
+        out->labels[i] = lab.data[i];
+    out->count = lab.count, out->dtype = DT_U8, out->shape = shape, out->classes = classes;
+    long long n = lab.count;
+    idx_free(&lab);
+    if (rc == 0)
+        rc = stream_open_records(&ipath, &off, &n, 1, dataset_item_size(out), img.chans > 1, out, err, errlen);
+    if (rc < 0)
+        dataset_free(out);
+    return rc < 0 ? -1 : 1;
+}
+
+int idx_load_pair(const char *ipath, const char *lpath, long long limit, int stream, Shape shape, int classes,
+                  Dataset *out, char *err, size_t errlen)
 {
     char why[512];
     IdxFile img, lab;
     memset(out, 0, sizeof *out);
+    int streamed = stream ? stream_pair(ipath, lpath, limit, shape, classes, out, err, errlen) : 0;
+    if (streamed != 0)
+        return streamed < 0 ? -1 : 0;
     if (idx_read(ipath, IDX_IMAGES, limit, &img, why, sizeof why) < 0)
         return snprintf(err, errlen, "%s: %s", ipath, why), -1;
     if (idx_read(lpath, IDX_LABELS, limit, &lab, why, sizeof why) < 0) {
@@ -172,12 +204,11 @@ static int probe(DataSpec *ds, char *err, size_t errlen)
 static int load(const DataSpec *ds, DataSplit split, long long limit, int stream, Dataset *d, char *err,
                 size_t errlen)
 {
-    (void)stream;
     char ipath[4096], lpath[4096];
     int test = split == DATA_TEST;
     file_of(ds, test ? A_TEST_IMAGES : A_TRAIN_IMAGES, ipath, sizeof ipath);
     file_of(ds, test ? A_TEST_LABELS : A_TRAIN_LABELS, lpath, sizeof lpath);
-    return idx_load_pair(ipath, lpath, limit, ds->shape, ds->classes, d, err, errlen);
+    return idx_load_pair(ipath, lpath, limit, stream, ds->shape, ds->classes, d, err, errlen);
 }
 
 const DataKindOps idx_data = {
@@ -187,4 +218,5 @@ const DataKindOps idx_data = {
     .where = A_DIR,
     .probe = probe,
     .load = load,
+    .can_stream = 1,
 };

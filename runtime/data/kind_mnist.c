@@ -40,8 +40,8 @@ static int probe_mnist(DataSpec *ds, char *err, size_t errlen) { return probe_na
 static int load(const DataSpec *ds, DataSplit split, long long limit, int stream, Dataset *d, char *err,
                 size_t errlen)
 {
-    (void)stream;
-    return dataset_load(ds->arg[A_PATH].str, split == DATA_TRAIN, limit, ds->shape, ds->classes, d, err, errlen);
+    return dataset_open(ds->arg[A_PATH].str, split == DATA_TRAIN, limit, stream, ds->shape, ds->classes, d, err,
+                        errlen);
 }
 
 const DataKindOps fashion_mnist_data = {
@@ -51,6 +51,7 @@ const DataKindOps fashion_mnist_data = {
     .where = A_PATH,
     .probe = probe_fashion,
     .load = load,
+    .can_stream = 1,
 };
 
 const DataKindOps mnist_data = {
@@ -60,4 +61,5 @@ const DataKindOps mnist_data = {
     .where = A_PATH,
     .probe = probe_mnist,
     .load = load,
+    .can_stream = 1,
 };
