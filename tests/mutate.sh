@@ -68,8 +68,8 @@ parse_list() {
             echo "mutate: $LIST: mutant '${desc[i]}' lacks its file, original or replacement" >&2
             exit 2
         fi
-        if [[ ${build[i]} != normal && ${build[i]} != sanitize ]]; then
-            echo "mutate: $LIST: mutant '${desc[i]}': build must be sanitize" >&2
+        if [[ ${build[i]} != normal && ${build[i]} != sanitize && ${build[i]} != mpi ]]; then
+            echo "mutate: $LIST: mutant '${desc[i]}': build must be sanitize or mpi" >&2
             exit 2
         fi
     done
@@ -97,11 +97,13 @@ apply() {
 
 # ---------------------------------------------------------------- building and running
 
-# make in the scratch tree for build kind $1 (normal or sanitize); output in $SCRATCH/build.log.
+# make in the scratch tree for build kind $1 (normal, sanitize, or mpi: the plain build and ./bnni-mpi, for the
+# data-parallel tests); output in $SCRATCH/build.log.
 build_tree() {
     local flags=()
     [[ $1 == sanitize ]] && flags=(SANITIZE=1)
-    (cd "$SCRATCH" && nice make -j2 "${flags[@]}" "$(bin "$1")" "$(bdir "$1")/run_tests") >"$SCRATCH/build.log" 2>&1
+    (cd "$SCRATCH" && nice make -j2 "${flags[@]}" "$(bin "$1")" "$(bdir "$1")/run_tests" &&
+        if [[ $1 == mpi ]]; then nice make -j2 MPI=1 bnni-mpi; fi) >"$SCRATCH/build.log" 2>&1
 }
 
 bdir() { if [[ $1 == sanitize ]]; then echo build-san; else echo build; fi; }
@@ -120,10 +122,12 @@ run_suite() {
     [[ $2 == fail-fast ]] && ff=(--fail-fast)
     rm -rf "$SCRATCH/$d/sanitizer" && mkdir -p "$SCRATCH/$d/sanitizer"
     : >"$SCRATCH/run.log"
-    for filter in "!($SLOW)/*" "@($SLOW)/*"; do
-        (cd "$SCRATCH" && BNNI=./$b OMP_WAIT_POLICY=passive \
+    local filters=("!($SLOW)/*" "@($SLOW)/*") jobs=-j2 mpi=
+    [[ $1 == mpi ]] && filters=("dist/*") jobs=-j1 mpi=./bnni-mpi # each test starts up to 3 ranks
+    for filter in "${filters[@]}"; do
+        (cd "$SCRATCH" && BNNI=./$b BNNI_MPI_BIN=$mpi OMP_WAIT_POLICY=passive \
             LSAN_OPTIONS=suppressions=$SCRATCH/tests/lsan.supp:log_path=$SCRATCH/$d/sanitizer/report \
-            timeout -s KILL "$TIMEOUT" nice "./$d/run_tests" -j2 "${ff[@]}" --filter "$filter") \
+            timeout -s KILL "$TIMEOUT" nice "./$d/run_tests" $jobs "${ff[@]}" --filter "$filter") \
             >>"$SCRATCH/run.log" 2>&1 || rc=1
         if ls "$SCRATCH/$d/sanitizer/report."* >/dev/null 2>&1; then
             echo "[FAIL] sanitizer report: $(grep -m1 -h 'ERROR: ' "$SCRATCH/$d/sanitizer/report."*)" \
@@ -185,7 +189,7 @@ mkdir -p "$SCRATCH/.pristine"
 t0=$SECONDS
 
 # Every build kind the selected mutants need, built and passing unmutated first.
-for kind in normal sanitize; do
+for kind in normal sanitize mpi; do
     need=0
     for i in "${selected[@]}"; do [[ ${build[i]} == "$kind" ]] && need=1; done
     ((need)) || continue
@@ -195,7 +199,7 @@ for kind in normal sanitize; do
         exit 2
     fi
     # The sanitizer suite takes several minutes: unmutated, it only has to build (make test runs it).
-    if [[ $kind == normal ]] && ! run_suite normal all; then
+    if [[ $kind != sanitize ]] && ! run_suite "$kind" all; then
         echo "mutate: the unmutated suite fails ($(first_failure)); fix that first" >&2
         exit 2
     fi
