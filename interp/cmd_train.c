@@ -94,6 +94,8 @@ typedef struct TrainFlags {
     int has_seed, quiet, profile;
     Override *sets; /* --set, in order; owned */
     int nsets;
+    Ckpt resumed;   /* --resume without a model file: the checkpoint read for its model, handed to the trainer */
+    int has_resumed;
 } TrainFlags;
 
 /* Handles one flag that takes a value (argv[*i] is the flag); returns 0, or 2 after a usage error. */
@@ -225,21 +227,22 @@ static int apply_flags(ModelSpec *m, const TrainFlags *f)
 
 /* `bnni train --resume CKPT` without a model file: the model the checkpoint records (its model_source, --set
  * overrides included), so the resumed run trains the network that was trained, on its data where it was trained
- * unless --data says otherwise (co->data_where). Returns 0 and *m, or 1. */
-static int load_resumed_model(const char *ckpt, const CheckOptions *co, ModelSpec **m)
+ * unless --data says otherwise (co->data_where). Returns 0 and *m, the checkpoint in *c for the trainer (read once:
+ * each read runs libhdf5's trial in a child process), or 1. */
+static int load_resumed_model(const char *ckpt, const CheckOptions *co, ModelSpec **m, Ckpt *c)
 {
-    Ckpt c;
     char why[8192], name[4200];
-    if (ckpt_read(ckpt, &c, why, sizeof why) < 0) {
+    if (ckpt_read(ckpt, c, why, sizeof why) < 0) {
         fprintf(stderr, "bnni: error: %s: %s\n", ckpt, why);
         return 1;
     }
     snprintf(name, sizeof name, "%s:model_source", ckpt);
     CheckOptions here = *co;
     if (!here.data_where)
-        here.data_where = c.data_path;
-    int rc = load_model_with(name, c.model_source, &here, m);
-    ckpt_free(&c);
+        here.data_where = c->data_path;
+    int rc = load_model_with(name, c->model_source, &here, m);
+    if (rc != 0)
+        ckpt_free(c);
     return rc;
 }
 
@@ -342,8 +345,11 @@ static int prepare(TrainFlags *f, ModelSpec **m, TraceLog *trace, int argc, char
         rc = 1;
     CheckOptions co = {.mem_cap_bytes = f->mem_cap, .data_where = f->data,
                        .limit_override = f->limit > 0 ? f->limit : 0, .overrides = f->sets, .noverrides = f->nsets};
-    if (rc == 0 && (f->model ? load_model_with(f->model, NULL, &co, m) : load_resumed_model(f->resume, &co, m)) != 0)
+    if (rc == 0 && f->model && load_model_with(f->model, NULL, &co, m) != 0)
         rc = 1;
+    if (rc == 0 && !f->model && load_resumed_model(f->resume, &co, m, &f->resumed) != 0)
+        rc = 1;
+    f->has_resumed = rc == 0 && !f->model;
     override_free_all(f->sets, f->nsets);
     if (rc != 0)
         return rc;
@@ -375,6 +381,8 @@ static int train_command(Dist *d, int argc, char **argv)
     if (dist_agree(d, rc, err, sizeof err) != 0) { /* every rank stops; rank 0 says why if another failed */
         if (root && rc == 0)
             fprintf(stderr, "bnni: error: %s\n", err);
+        if (f.has_resumed)
+            ckpt_free(&f.resumed);
         spec_free(m);
         return rc ? rc : 1;
     }
@@ -382,6 +390,7 @@ static int train_command(Dist *d, int argc, char **argv)
     TrainOptions o = {
         .out = f.out ? f.out : f.resume ? f.resume : m->checkpoint, /* a resumed run goes on in its own file */
         .resume = f.resume,
+        .resumed = f.has_resumed ? &f.resumed : NULL, /* the trainer takes it */
         .init = f.init,
         .metrics = f.metrics,
         .test_limit = f.test_limit > 0 ? f.test_limit : 0, /* 0: all */

@@ -53,7 +53,8 @@ int shard_buckets(const Shard *s);
 int shard_check_same(Dist *d, uint64_t h, const char *what, char *err, size_t errlen);
 
 /* What the ranks must agree on. The model: its source text and every setting that changes the training (epochs,
- * seed, batch, limit, test_limit), not paths. The data: every image and label of both sets. The state: every
+ * seed, batch, limit, test_limit), not paths. The data: every label of both sets, and every image of a set in
+ * memory or 64 spread over a streamed one (hash_sample). The state: every
  * parameter and buffer, the optimizer's state and step count, and the train state (position, order, both RNG
  * streams, sums), not timings. */
 uint64_t shard_hash_model(const ModelSpec *m, long long test_limit);

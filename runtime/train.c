@@ -220,10 +220,14 @@ static int check_resume(const Run *r, const Ckpt *c, char *why, size_t len)
 }
 
 /* --resume, first half: the checkpoint is read before the data, whose validation split its seed chooses. */
-static int read_resume(const char *path, Ckpt *c, char *err, size_t errlen)
+/* --resume, first half: the checkpoint (the caller's, when it read it already: given, taken) with every tensor
+ * finite. */
+static int read_resume(const char *path, Ckpt *given, Ckpt *c, char *err, size_t errlen)
 {
     char why[8192];
-    int rc = ckpt_read(path, c, why, sizeof why);
+    int rc = given ? 0 : ckpt_read(path, c, why, sizeof why);
+    if (given)
+        *c = *given, memset(given, 0, sizeof *given);
     if (rc == 0 && (rc = ckpt_check_finite(c, NULL, why, sizeof why)) < 0)
         ckpt_free(c);
     if (rc < 0)
@@ -787,7 +791,7 @@ static int setup(Run *r, char *err, size_t errlen)
     Ckpt resume;
     int rc = is_root(r) && check_outputs(r, err, errlen) < 0 ? -1 : 0, have_resume = 0;
     if (rc == 0 && o->resume) {
-        rc = read_resume(o->resume, &resume, err, errlen);
+        rc = read_resume(o->resume, o->resumed, &resume, err, errlen);
         if (rc == 0)
             r->m->seed = resume.seed, have_resume = 1;
     }
@@ -888,6 +892,8 @@ TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t err
         prof_print(o->profile_out ? o->profile_out : stderr, &r.prof, r.net, m->data.batch,
                    (r.ts.norder + m->data.batch - 1) / m->data.batch);
 done:
+    if (o->resumed) /* not taken: the run stopped before reading it (else it is zeroed, and this frees nothing) */
+        ckpt_free(o->resumed);
     run_free(&r);
     return (TrainStatus)rc;
 }

@@ -26,6 +26,8 @@ typedef enum TrainStatus {
 typedef struct TrainOptions {
     const char *out;     /* checkpoint written after every epoch (and on an interrupt) */
     const char *resume;  /* continue exactly from this checkpoint, or NULL */
+    Ckpt *resumed;       /* resume's checkpoint when the caller has read it already (ckpt_read), else NULL: train_run
+                          * takes it (frees it, whatever happens) and reads resume no more */
     const char *init;    /* start from this checkpoint's weights and moving statistics, or NULL */
     const char *metrics; /* per-epoch CSV, or NULL */
     long long test_limit; /* evaluate on the first test_limit test images (0: all of them) */
@@ -33,8 +35,8 @@ typedef struct TrainOptions {
     int progress;        /* draw the live progress bar on stderr (the caller checks isatty) */
     FILE *log;           /* the epoch lines (stdout) */
     int profile;         /* time every layer and phase; print the tables (runtime/profile.h) after training */
-    unsigned long long mem_cap; /* bytes the run may use (--mem-cap; 0: physical memory): an HDF5 training set that
-                                 * does not fit beside the model is streamed from its file */
+    unsigned long long mem_cap; /* bytes the run may use (--mem-cap; 0: physical memory): a training set that does
+                                 * not fit beside the model is streamed from its files (data/stream.h) */
     FILE *profile_out;   /* where the profile goes (NULL: stderr) */
     /* --trace: the layers, interval and images to trace (runtime/trace.h; its records unused), or NULL. A resumed
      * checkpoint's trace is continued either way (a request must then match it). */
