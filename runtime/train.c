@@ -487,11 +487,39 @@ static int all_finite(const NetParam *ps, int n)
     return !bad;
 }
 
+/* A non-finite loss (of the whole batch) stops the run, naming the first layer whose output is not finite. */
+static int loss_diverged(Run *r, int epoch, double loss, char *err, size_t errlen)
+{
+    char why[512];
+    const char *where = first_bad_output(r->net);
+    snprintf(why, sizeof why, "the loss is %s%s%s", isnan(loss) ? "nan" : "inf",
+             where ? ", first non-finite output in layer " : "", where ? where : "");
+    return diverged(r, epoch, why, err, errlen);
+}
+
+/* The end of every step, alone or shared, once the gradients are the batch's: the optimizer's update, the
+ * non-finite check of every parameter, and the epoch's running sums (loss_sum: the batch's summed loss). */
+static int update(Run *r, int epoch, double loss_sum, long long correct, int n, char *err, size_t errlen)
+{
+    TrainState *ts = &r->ts;
+    char why[512];
+    double t = lap_start(r);
+    optim_step(r->opt, ts->lr);
+    lap(r, PROF_OPTIM, &t);
+    if (!all_finite(r->ps, r->np) && net_check_finite(r->net, why, sizeof why) < 0)
+        return diverged(r, epoch, why, err, errlen);
+    lap(r, PROF_CHECK, &t);
+    ts->loss_sum += loss_sum;
+    ts->correct += correct;
+    ts->position += n;
+    r->steps++;
+    return TRAIN_OK;
+}
+
 static int train_step(Run *r, int epoch, char *err, size_t errlen)
 {
     TrainState *ts = &r->ts;
     int n = ts->norder - ts->position < ts->batch ? ts->norder - ts->position : ts->batch, correct;
-    char why[512];
     double t = lap_start(r);
     const DataSpec *ds = &r->m->data;
     Augment aug = {ds->flip, ds->crop, r->m->seed, epoch};
@@ -508,26 +536,12 @@ static int train_step(Run *r, int epoch, char *err, size_t errlen)
     t = lap_start(r);
     float loss = loss_cross_entropy(logits, r->labels, &r->dlogits, &correct);
     lap(r, PROF_LOSS, &t);
-    if (!isfinite(loss)) {
-        const char *where = first_bad_output(r->net);
-        snprintf(why, sizeof why, "the loss is %s%s%s", isnan(loss) ? "nan" : "inf",
-                 where ? ", first non-finite output in layer " : "", where ? where : "");
-        return diverged(r, epoch, why, err, errlen);
-    }
+    if (!isfinite(loss))
+        return loss_diverged(r, epoch, loss, err, errlen);
     net_zero_grad(r->net);
     lap(r, PROF_ZERO, &t);
     net_backward(r->net, &r->x, &r->dlogits, NULL);
-    t = lap_start(r);
-    optim_step(r->opt, ts->lr);
-    lap(r, PROF_OPTIM, &t);
-    if (!all_finite(r->ps, r->np) && net_check_finite(r->net, why, sizeof why) < 0)
-        return diverged(r, epoch, why, err, errlen);
-    lap(r, PROF_CHECK, &t);
-    ts->loss_sum += (double)loss * n;
-    ts->correct += correct;
-    ts->position += n;
-    r->steps++;
-    return TRAIN_OK;
+    return update(r, epoch, (double)loss * n, correct, n, err, errlen);
 }
 
 /* A step of a shared run: this rank's share of the batch forward and backward, its loss taken over the whole
@@ -539,7 +553,6 @@ static int shared_step(Run *r, int epoch, char *err, size_t errlen)
     TrainState *ts = &r->ts;
     int n = ts->norder - ts->position < ts->batch ? ts->norder - ts->position : ts->batch, first, count, correct;
     double sum[SHARD_NSCALARS], t = lap_start(r);
-    char why[512];
     const DataSpec *ds = &r->m->data;
     Augment aug = {ds->flip, ds->crop, r->m->seed, epoch};
     shard_slice(r->shard, n, &first, &count);
@@ -567,22 +580,9 @@ static int shared_step(Run *r, int epoch, char *err, size_t errlen)
     shard_end(r->shard, sum);
     lap(r, PROF_COMM, &t);
     r->stop = sum[SHARD_STOP] > 0 ? (sum[SHARD_SIGINT] > 0 ? SIGINT : SIGTERM) : 0;
-    if (!isfinite(sum[SHARD_LOSS])) {
-        const char *where = first_bad_output(r->net);
-        snprintf(why, sizeof why, "the loss is %s%s%s", isnan(sum[SHARD_LOSS]) ? "nan" : "inf",
-                 where ? ", first non-finite output in layer " : "", where ? where : "");
-        return diverged(r, epoch, why, err, errlen);
-    }
-    optim_step(r->opt, ts->lr);
-    lap(r, PROF_OPTIM, &t);
-    if (!all_finite(r->ps, r->np) && net_check_finite(r->net, why, sizeof why) < 0)
-        return diverged(r, epoch, why, err, errlen);
-    lap(r, PROF_CHECK, &t);
-    ts->loss_sum += sum[SHARD_LOSS];
-    ts->correct += (long long)sum[SHARD_CORRECT];
-    ts->position += n;
-    r->steps++;
-    return TRAIN_OK;
+    if (!isfinite(sum[SHARD_LOSS]))
+        return loss_diverged(r, epoch, sum[SHARD_LOSS], err, errlen);
+    return update(r, epoch, sum[SHARD_LOSS], (long long)sum[SHARD_CORRECT], n, err, errlen);
 }
 
 static int interrupted(Run *r, int epoch, char *err, size_t errlen)
