@@ -332,6 +332,52 @@ static int ranks_gone(const pid_t *pids, int n, double seconds)
     return 0;
 }
 
+/* A run under mpirun with `n` ranks (env: environment assignments, args: bnni's), started and waited for until
+ * its first epoch line, and its ranks' pids. */
+typedef struct Job {
+    pid_t pid, ranks[3];
+    int n;
+} Job;
+
+static Job start_job(const char *env, int n, const char *args)
+{
+    Job j = {.pid = start_mpirun(env, n, args), .n = n};
+    cr_assert(n <= 3);
+    cr_assert(wait_for_output("epoch 1/", 120), "no first epoch within 120 s");
+    for (int r = 0; r < n; r++)
+        j.ranks[r] = rank_pid(j.pid, r);
+    for (int r = 0; r < n; r++)
+        cr_assert(j.ranks[r] > 0, "rank %d not found", r);
+    return j;
+}
+
+/* After `what` happened to the job: mpirun exits within 60 s and its ranks are gone 30 s later (else they are
+ * killed and the test fails: nothing outlives it). Returns mpirun's status. */
+static int end_job(Job *j, const char *what)
+{
+    int st = wait_exit(j->pid, 60, j->ranks, j->n);
+    cr_assert(st != -1, "mpirun did not exit within 60 s of %s", what);
+    cr_expect(ranks_gone(j->ranks, j->n, 30), "ranks still running 30 s after mpirun exited");
+    return st;
+}
+
+/* Rank 0 said exactly once that the run stopped for the signal `name`, and saved a checkpoint of the run's train
+ * state at `ckpt`; its epoch in *epoch. */
+static void expect_stopped(const char *name, const char *ckpt, int *epoch)
+{
+    char *e = err_text(), line[64];
+    snprintf(line, sizeof line, "bnni: interrupted by %s", name);
+    cr_expect(strstr(e, line) && count_lines_with(e, "bnni: ") == 1, "stderr: %s", e);
+    free(e);
+    Ckpt c;
+    char err[1024];
+    cr_assert_eq(ckpt_read(in_dir(ckpt), &c, err, sizeof err), 0, "%s", err);
+    cr_expect(c.has_train_state && (c.epoch >= 1 || c.ts.position > 0), "epoch %d, position %d", c.epoch,
+              c.ts.position);
+    *epoch = c.epoch;
+    ckpt_free(&c);
+}
+
 /* SIGTERM to every rank mid-run (what mpirun forwards, below): every rank finishes the same step, rank 0 saves a
  * resumable checkpoint and says so, and all exit. Resumed with 3 ranks instead of 2, the run ends as one process
  * training without a stop does. The signal goes to the ranks themselves: Open MPI's mpirun passes it on only
@@ -341,23 +387,12 @@ MPI_TEST(mpi_stop_and_resume_with_another_number_of_ranks)
     char args[1024];
     write_model(model, "");
     snprintf(args, sizeof args, "train %s --epochs 4 --limit 6000 --threads 1 --out %s", model, in_dir("s.h5"));
-    pid_t pid = start_mpirun("", 2, args), ranks[2];
-    cr_assert(wait_for_output("epoch 1/4", 120), "no first epoch within 120 s");
-    ranks[0] = rank_pid(pid, 0), ranks[1] = rank_pid(pid, 1);
-    cr_assert(ranks[0] > 0 && ranks[1] > 0, "ranks not found");
-    kill(ranks[0], SIGTERM), kill(ranks[1], SIGTERM);
-    int st = wait_exit(pid, 60, ranks, 2);
-    cr_assert(st != -1, "mpirun did not exit within 60 s of SIGTERM");
-    cr_expect(ranks_gone(ranks, 2, 30), "ranks still running 30 s after mpirun exited");
-    char *e = err_text();
-    cr_expect_neq(st, 0);
-    cr_expect(strstr(e, "bnni: interrupted by SIGTERM") && count_lines_with(e, "bnni: ") == 1, "stderr: %s", e);
-    free(e);
-    Ckpt c;
-    char err[1024];
-    cr_assert_eq(ckpt_read(in_dir("s.h5"), &c, err, sizeof err), 0, "%s", err);
-    cr_expect(c.epoch >= 1 && c.has_train_state, "epoch %d", c.epoch);
-    ckpt_free(&c);
+    Job j = start_job("", 2, args);
+    kill(j.ranks[0], SIGTERM), kill(j.ranks[1], SIGTERM);
+    int epoch;
+    cr_expect_neq(end_job(&j, "SIGTERM"), 0);
+    expect_stopped("SIGTERM", "s.h5", &epoch);
+    cr_expect(epoch >= 1, "epoch %d", epoch);
     cr_assert_eq(mpirun(3, "train %s --epochs 4 --limit 6000 --threads 1 --resume %s --quiet", model, in_dir("s.h5")),
                  0);
     cr_assert_eq(run("train %s --epochs 4 --limit 6000 --threads 1 --quiet --out %s", model, in_dir("one.h5")), 0);
@@ -372,23 +407,12 @@ MPI_TEST(mpi_sigterm_to_mpirun_stops_every_rank)
     char args[1024];
     write_model(model, "");
     snprintf(args, sizeof args, "train %s --epochs 200 --limit 6000 --threads 1 --out %s", model, in_dir("m.h5"));
-    pid_t pid = start_mpirun("", 2, args), ranks[2];
-    cr_assert(wait_for_output("epoch 1/200", 120), "no first epoch within 120 s");
-    ranks[0] = rank_pid(pid, 0), ranks[1] = rank_pid(pid, 1);
-    cr_assert(ranks[0] > 0 && ranks[1] > 0, "ranks not found");
-    kill(pid, SIGTERM);
-    int st = wait_exit(pid, 60, ranks, 2);
-    cr_assert(st != -1, "mpirun did not exit within 60 s of SIGTERM");
-    cr_expect(ranks_gone(ranks, 2, 30), "ranks still running 30 s after mpirun exited");
-    char *e = err_text();
-    cr_expect_neq(st, 0);
-    cr_expect(strstr(e, "bnni: interrupted by SIGTERM") && count_lines_with(e, "bnni: ") == 1, "stderr: %s", e);
-    free(e);
-    Ckpt c;
-    char err[1024];
-    cr_assert_eq(ckpt_read(in_dir("m.h5"), &c, err, sizeof err), 0, "%s", err);
-    cr_expect(c.epoch >= 1 && c.epoch < 200 && c.has_train_state, "epoch %d", c.epoch);
-    ckpt_free(&c);
+    Job j = start_job("", 2, args);
+    kill(j.pid, SIGTERM);
+    int epoch;
+    cr_expect_neq(end_job(&j, "SIGTERM"), 0);
+    expect_stopped("SIGTERM", "m.h5", &epoch);
+    cr_expect(epoch >= 1 && epoch < 200, "epoch %d", epoch);
 }
 
 /* SIGINT to one rank alone (a scheduler, a user at one node): the ranks agree at the next step to stop there,
@@ -399,25 +423,12 @@ MPI_TEST(mpi_a_signal_to_one_rank_stops_all)
     write_model(model, "");
     snprintf(args, sizeof args, "train %s --epochs 200 --limit 3000 --test-limit 1000 --threads 1 --out %s", model,
              in_dir("i.h5"));
-    pid_t pid = start_mpirun("", 3, args), ranks[3];
-    cr_assert(wait_for_output("epoch 1/200", 120), "no first epoch within 120 s");
-    for (int r = 0; r < 3; r++)
-        ranks[r] = rank_pid(pid, r);
-    cr_assert(ranks[2] > 0, "rank 2 not found");
+    Job j = start_job("", 3, args);
     usleep(200000);
-    kill(ranks[2], SIGINT);
-    int st = wait_exit(pid, 60, ranks, 3);
-    cr_assert(st != -1, "mpirun did not exit within 60 s of SIGINT to rank 2");
-    cr_expect(ranks_gone(ranks, 3, 30), "ranks still running 30 s after mpirun exited");
-    char *e = err_text();
+    kill(j.ranks[2], SIGINT);
+    int st = end_job(&j, "SIGINT to rank 2"), epoch;
     cr_expect_eq(st, 130, "mpirun passes on the ranks' status: %d", st);
-    cr_expect(strstr(e, "bnni: interrupted by SIGINT") && count_lines_with(e, "bnni: ") == 1, "stderr: %s", e);
-    free(e);
-    Ckpt c;
-    char err[1024];
-    cr_assert_eq(ckpt_read(in_dir("i.h5"), &c, err, sizeof err), 0, "%s", err);
-    cr_expect(c.has_train_state && (c.epoch >= 1 || c.ts.position > 0));
-    ckpt_free(&c);
+    expect_stopped("SIGINT", "i.h5", &epoch);
 }
 
 /* A rank killed mid-training: mpirun notices, stops the others and says which rank died; nothing hangs, and the
@@ -428,16 +439,9 @@ MPI_TEST(mpi_killed_rank_stops_the_others)
     write_model(model, "");
     snprintf(args, sizeof args, "train %s --epochs 200 --limit 3000 --test-limit 1000 --threads 1 --out %s", model,
              in_dir("k.h5"));
-    pid_t pid = start_mpirun("", 3, args), ranks[3];
-    cr_assert(wait_for_output("epoch 1/200", 120), "no first epoch within 120 s");
-    for (int r = 0; r < 3; r++)
-        ranks[r] = rank_pid(pid, r);
-    cr_assert(ranks[1] > 0, "rank 1 not found");
-    kill(ranks[1], SIGKILL);
-    int st = wait_exit(pid, 60, ranks, 3);
-    cr_assert(st != -1, "mpirun did not exit within 60 s of a rank's death");
-    cr_expect_neq(st, 0);
-    cr_expect(ranks_gone(ranks, 3, 30), "ranks still running 30 s after mpirun exited");
+    Job j = start_job("", 3, args);
+    kill(j.ranks[1], SIGKILL);
+    cr_expect_neq(end_job(&j, "a rank's death"), 0);
     char *e = err_text();
     cr_expect(strstr(e, "rank 1") && strstr(e, "signal 9"), "stderr names neither the rank nor its death: %s", e);
     free(e);
@@ -455,17 +459,11 @@ MPI_TEST(mpi_hung_rank_times_out)
     write_model(model, "");
     snprintf(args, sizeof args, "train %s --epochs 200 --limit 3000 --test-limit 1000 --threads 1 --out %s", model,
              in_dir("h.h5"));
-    pid_t pid = start_mpirun("BNNI_DIST_TIMEOUT=2", 2, args), ranks[2];
-    cr_assert(wait_for_output("epoch 1/200", 120), "no first epoch within 120 s");
-    ranks[0] = rank_pid(pid, 0), ranks[1] = rank_pid(pid, 1);
-    cr_assert(ranks[1] > 0, "rank 1 not found");
+    Job j = start_job("BNNI_DIST_TIMEOUT=2", 2, args);
     double t0 = now();
-    kill(ranks[1], SIGSTOP);
-    int st = wait_exit(pid, 60, ranks, 2);
-    cr_assert(st != -1, "mpirun did not exit within 60 s of a rank's hang");
+    kill(j.ranks[1], SIGSTOP);
+    cr_expect_neq(end_job(&j, "a rank's hang"), 0);
     cr_log_info("exited %.1f s after the hang", now() - t0);
-    cr_expect_neq(st, 0);
-    cr_expect(ranks_gone(ranks, 2, 30), "ranks still running 30 s after mpirun exited");
     char *e = err_text();
     cr_expect(strstr(e, "bnni: error: rank 0: no answer from the other ranks for 2 s"), "stderr: %s", e);
     free(e);
