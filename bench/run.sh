@@ -4,7 +4,8 @@
 # of each target. Environment: BUILD (build dir, default build), BNNI (binary, default ./bnni), REPS (default 3),
 # BENCH_FULL=0 skips the 10-epoch run and the seed runs, BENCH_FULL_TIMEOUT (seconds, default 420), BENCH_SEEDS (10-epoch
 # runs with seeds 1..N for the accuracy's spread, default 10, 0: none), BENCH_STRICT=1 exits 1 on a missed target,
-# BNNI_MPI_BIN (the MPI build, default ./bnni-mpi) and BENCH_DIST=0, which skips the data-parallel runs (bench/dist.sh).
+# BNNI_MPI_BIN (the MPI build, default ./bnni-mpi), BENCH_DIST=0, which skips the data-parallel runs (bench/dist.sh),
+# BENCH_MODELS=0, which skips the per-model runs (bench/models.sh), and MODELS_IMAGES (their epoch, default 10000).
 # shellcheck disable=SC2016,SC2059  # awk programs in single quotes and printf formats in fmt() are meant as written
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -248,6 +249,12 @@ dval() { printf '%s\n' "${D[@]}" | awk -v k="$1" '$1 == k { print $2 }'; }
 
 # 2 MPI ranks x 1 thread against 1 process x 2 threads, LeNet-BN and resnet_small (bench/dist.sh): informational,
 # no target, since on one machine the ranks only show what splitting the batch and the sums cost.
+if [ "$bnni_ok" = 1 ] && [ "${BENCH_MODELS:-1}" = 1 ]; then
+    say "every model against PyTorch, one epoch of ${MODELS_IMAGES:-10000} images each (bench/models.sh; ~15 min) ..."
+    BUILD=$BUILD BNNI=$BNNI REPS=$REPS GFLOPS_1T=$gf1 IMAGES=${MODELS_IMAGES:-10000} bash bench/models.sh \
+        >"$OUT/models.out" 2>"$OUT/models.err" || note "bench/models.sh failed: $(tail -n 1 "$OUT/models.err")"
+fi
+
 if [ "$bnni_ok" = 1 ] && [ "$DIST" = 1 ]; then
     if [ -x "$BNNI_MPI_BIN" ] && command -v mpirun >/dev/null; then
         say "data-parallel: 2 ranks x 1 thread against 1 process x 2 threads (bench/dist.sh) ..."
@@ -315,6 +322,12 @@ case $(dval streamed_equals_memory) in
     *) say "[SKIP] streamed = in memory: not measured" ;;
 esac
 [ -n "$seeds_line" ] && say "[INFO] final test accuracy over seeds 1..$SEEDS: $seeds_line"
+if [ -s "$OUT/models.out" ]; then # every model's table and targets (bench/models.sh)
+    say ""
+    grep -v '^models.sh: .* targets met' "$OUT/models.out"
+    met=$((met + $(grep -c '^\[PASS\]' "$OUT/models.out"))) missed=$((missed + $(grep -c '^\[FAIL\]' "$OUT/models.out")))
+    say ""
+fi
 for t in 1 2; do
     case ${SAME[$t]:-} in
         yes) say "[PASS] determinism: the $REPS runs at ${t}t have identical metrics (timing columns aside)"; met=$((met + 1)) ;;

@@ -1,0 +1,51 @@
+# Helpers the bench scripts share (sourced by bench/models.sh): statistics and arithmetic on the numbers they
+# collect, and reading the files the measured programs write.
+# shellcheck shell=bash disable=SC2016,SC2059  # awk programs in single quotes, printf formats in fmt()
+
+# Median of the numeric arguments ("-" and empty ones ignored); "-" when there are none.
+median() {
+    printf '%s\n' "$@" | grep -E '^[0-9.eE+-]+$' | sort -g |
+        awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2];
+              else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# calc EXPR a b ...: awk arithmetic on $1, $2, ...; "-" if any operand is missing.
+calc() {
+    local expr=$1; shift
+    for x in "$@"; do case $x in '' | -) echo -; return ;; esac; done
+    awk "BEGIN { \$0 = \"$*\"; print $expr }" </dev/null
+}
+
+# The larger of two numbers, "-" when neither is one.
+max2() { printf '%s\n' "$1" "$2" | grep -E '^[0-9.]+$' | sort -g | tail -n 1 | grep . || echo -; }
+
+fmt() { case ${2:-} in '' | -) printf '%s' -;; *) printf "$1" "$2";; esac; }
+
+# The last value of `key value` lines in a file; prints nothing when absent.
+val() { [ -f "$2" ] && awk -v k="$1" '$1 == k { v = $2 } END { if (v != "") print v }' "$2"; }
+
+# The last row's value of a column of a CSV file, looked up by its header name.
+csv_col() {
+    [ -f "$2" ] && awk -F, -v c="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next }
+        k && NF >= k { v = $k } END { if (v != "") print v }' "$2"
+}
+
+# Peak RSS in MB from a `/usr/bin/time -v` report.
+rss_mb() { [ -f "$1" ] && awk -F': ' '/Maximum resident set size/ { printf "%.1f\n", $2 / 1024 }' "$1"; }
+
+# Runs a command under /usr/bin/time -v when available; stdout/stderr/time report go to $1.out/.err/.time.
+timed() {
+    local base=$1; shift
+    rm -f "$base.time"
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -v -o "$base.time" "$@" >"$base.out" 2>"$base.err"
+    else
+        "$@" >"$base.out" 2>"$base.err"
+    fi
+}
+
+# The images/s of a `bnni eval` run (its first output line: "evaluated in S s, N images/s").
+eval_ips() {
+    awk '/images\/s/ { for (i = 2; i <= NF; i++) if ($i ~ /^images\/s/) v = $(i - 1) } END { if (v != "") print v }' \
+        "$@"
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The per-model bench: every model of models/ and bench/resnet20_cifar.bnn (ResNet-20 at 3x32x32, on generated
+# CIFAR-10 batches), each trained for one epoch of IMAGES images with bnni and with the same network in PyTorch
+# (bench/torch_model.py: built from the model's checkpoint, the model's batch and optimizer), at 1 and 2 threads,
+# REPS times each (medians), then evaluated on TEST images. Per model: FLOPs per image (counted by torch_model.py),
+# the share of the sgemm roofline (2 cores x the 1-thread sgemm GFLOP/s of bench/sgemm_probe.c), peak RSS, the
+# 2-thread / 1-thread scaling, and, with one other CPU-bound process running, bnni's default thread count against
+# --threads 1. Prints a table (also $BUILD/bench/models/table.md, for bench/RESULTS.md) and a [PASS] or [FAIL] line
+# per target. Run by `make bench` (bench/run.sh); alone:
+# usage: bench/models.sh [MODEL.bnn ...]
+# Environment: BNNI (default ./bnni), BUILD (default build), REPS (3), IMAGES (10000), TEST (10000), GFLOPS_1T (the
+# probe's 1-thread sgemm GFLOP/s; measured here when unset), BENCH_TORCH=0 (no PyTorch), BENCH_BUSY=0 (no
+# contention runs).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh
+
+BNNI=${BNNI:-./bnni}
+REPS=${REPS:-3}
+IMAGES=${IMAGES:-10000}
+TEST=${TEST:-10000}
+PY=/usr/bin/python3
+OUT=${BUILD:-build}/bench/models
+FMNIST=/usr/share/datasets/fashion-mnist
+case ${1:-} in -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+[ $# -gt 0 ] || set -- models/*.bnn bench/resnet20_cifar.bnn
+[ -x "$BNNI" ] || { echo "models.sh: $BNNI not built (run make)" >&2; exit 1; }
+mkdir -p "$OUT" || exit 1
+torch=${BENCH_TORCH:-1}
+"$PY" -c 'import torch, h5py, numpy' 2>/dev/null || { torch=0; echo "models.sh: PyTorch rows SKIPPED ($PY cannot import torch, h5py and numpy)" >&2; }
+
+# The data of a model: Fashion-MNIST, or CIFAR-10 batches of random bytes (2,000 records a training file).
+data_of() {
+    case $1 in
+    *cifar*)
+        local d=$OUT/cifar
+        [ -f "$d/test_batch.bin" ] || "$PY" - "$d" <<'PY' || return 1
+import os, sys, numpy as np
+d = sys.argv[1]; os.makedirs(d, exist_ok=True); r = np.random.default_rng(1)
+for name, n in [(f"data_batch_{k}.bin", 2000) for k in range(1, 6)] + [("test_batch.bin", 2000)]:
+    rec = r.integers(0, 256, (n, 3073), dtype=np.uint8); rec[:, 0] %= 10; rec.tofile(os.path.join(d, name))
+PY
+        echo "$d" ;;
+    *) echo "$FMNIST" ;;
+    esac
+}
+
+# sgemm's 1-thread GFLOP/s (median of REPS probe runs), unless given.
+if [ -z "${GFLOPS_1T:-}" ]; then
+    blas_pc=/usr/lib/$(gcc -print-multiarch 2>/dev/null)/openblas-pthread/pkgconfig
+    g=()
+    if gcc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -o "$OUT/sgemm_probe" bench/sgemm_probe.c \
+            $(PKG_CONFIG_PATH=$blas_pc pkg-config --cflags --libs openblas) \
+            -Wl,-rpath,"$(PKG_CONFIG_PATH=$blas_pc pkg-config --variable=libdir openblas)" 2>"$OUT/probe.err"; then
+        for r in $(seq "$REPS"); do "$OUT/sgemm_probe" >"$OUT/probe_$r.out" 2>&1 && g+=("$(val sgemm_gflops_1t "$OUT/probe_$r.out")"); done
+    fi
+    GFLOPS_1T=$(median "${g[@]}")
+fi
+roof_gflops=$(calc '2 * $1' "$GFLOPS_1T")
+
+# Medians of REPS bnni runs at `threads` (empty: the default): train img/s, peak RSS, eval img/s.
+bnni_runs() { # name model data threads tag
+    local name=$1 model=$2 data=$3 t=$4 tag=$5 tr=() rs=() ev=() b r
+    for r in $(seq "$REPS"); do
+        b=$OUT/${name}_${tag}_$r
+        rm -f "$b.csv" "$b.h5"
+        timed "$b" "$BNNI" train "$model" --data "$data" --epochs 1 --limit "$IMAGES" --test-limit 100 \
+            ${t:+--threads "$t"} --metrics "$b.csv" --quiet --out "$b.h5" || { echo "- - -"; return; }
+        tr+=("$(csv_col images_per_second "$b.csv")") rs+=("$(rss_mb "$b.time")")
+        [ "$tag" = busy ] || { timed "$b.eval" "$BNNI" eval "$b.h5" --limit "$TEST" ${t:+--threads "$t"} &&
+            ev+=("$(eval_ips "$b.eval.out")"); }
+    done
+    echo "$(median "${tr[@]}") $(median "${rs[@]}") $(median "${ev[@]}")"
+}
+
+torch_runs() { # name model data ckpt threads
+    local tr=() ev=() r b
+    for r in $(seq "$REPS"); do
+        b=$OUT/${1}_torch_${5}t_$r
+        OMP_NUM_THREADS=$5 "$PY" bench/torch_model.py "$2" "$4" "$3" --threads "$5" --images "$IMAGES" \
+            --test-images "$TEST" >"$b.out" 2>"$b.err" || continue
+        tr+=("$(val train_images_per_second "$b.out")") ev+=("$(val eval_images_per_second "$b.out")")
+    done
+    echo "$(median "${tr[@]}") $(median "${ev[@]}")"
+}
+
+declare -A V
+names=()
+for model in "$@"; do
+    name=$(basename "$model" .bnn)
+    data=$(data_of "$model") || { echo "models.sh: no data for $model" >&2; continue; }
+    names+=("$name")
+    desc=$OUT/$name.desc.h5
+    rm -f "$desc"
+    if ! "$BNNI" train "$model" --data "$data" --epochs 1 --limit 256 --test-limit 100 --quiet --out "$desc" \
+            2>"$OUT/$name.desc.err"; then
+        echo "models.sh: $model does not train: $(head -n 1 "$OUT/$name.desc.err")" >&2
+        continue
+    fi
+    "$PY" bench/torch_model.py "$model" "$desc" --flops >"$OUT/$name.flops" 2>&1 # needs torch, not BENCH_TORCH
+    V[$name,fwd]=$(val forward_mflop_per_image "$OUT/$name.flops")
+    V[$name,mflop]=$(val train_mflop_per_image "$OUT/$name.flops")
+    V[$name,conv]=$(grep -q 'conv2d' "$model" && echo 1 || echo 0)
+    for t in 1 2; do
+        read -r V[$name,b$t,train] V[$name,b$t,rss] V[$name,b$t,eval] < <(bnni_runs "$name" "$model" "$data" "$t" "${t}t")
+        if [ "$torch" = 1 ]; then
+            read -r V[$name,t$t,train] V[$name,t$t,eval] < <(torch_runs "$name" "$model" "$data" "$desc" "$t")
+        fi
+    done
+    if [ "${BENCH_BUSY:-1}" = 1 ]; then # one other CPU-bound process for the length of these runs
+        sh -c 'while :; do :; done' &
+        busy=$!
+        read -r V[$name,busy1,train] _ _ < <(bnni_runs "$name" "$model" "$data" 1 busy)
+        read -r V[$name,busyd,train] _ _ < <(bnni_runs "$name" "$model" "$data" "" busy)
+        kill "$busy"; wait "$busy" 2>/dev/null
+    fi
+    echo "models.sh: $name done" >&2
+done
+
+# ---------------------------------------------------------------- the table and the targets
+
+row() {
+    local n=$1 tb eb roof eroof
+    tb=$(max2 "${V[$n,t1,train]:--}" "${V[$n,t2,train]:--}") eb=$(max2 "${V[$n,t1,eval]:--}" "${V[$n,t2,eval]:--}")
+    roof=$(calc '$1 * 1e3 / $2' "$roof_gflops" "${V[$n,mflop]:--}")
+    eroof=$(calc '$1 * 1e3 / $2' "$roof_gflops" "${V[$n,fwd]:--}")
+    V[$n,tbest]=$tb V[$n,ebest]=$eb V[$n,roof]=$roof V[$n,eroof]=$eroof
+    V[$n,share]=$(calc '100 * $1 / $2' "${V[$n,b2,train]:--}" "$roof")
+    V[$n,scale]=$(calc '$1 / $2' "${V[$n,b2,train]:--}" "${V[$n,b1,train]:--}")
+    V[$n,ebnni]=$(max2 "${V[$n,b1,eval]:--}" "${V[$n,b2,eval]:--}")
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$(fmt '%.1f' "${V[$n,mflop]:--}")" \
+        "$(fmt '%.0f' "$tb")" "$(fmt '%.0f' "${V[$n,b1,train]:--}")" "$(fmt '%.0f' "${V[$n,b2,train]:--}")" \
+        "$(fmt '%.2fx' "$(calc '$1 / $2' "${V[$n,b2,train]:--}" "$tb")")" "$(fmt '%.1f%%' "${V[$n,share]}")" \
+        "$(fmt '%.2f' "${V[$n,scale]}")" "$(fmt '%.0f' "$eb")" "$(fmt '%.0f' "${V[$n,ebnni]}")" \
+        "$(fmt '%.2fx' "$(calc '$1 / $2' "${V[$n,ebnni]}" "$eb")")" "$(fmt '%.0f' "${V[$n,b2,rss]:--}")" \
+        "$(fmt '%.2f' "$(calc '$1 / $2' "${V[$n,busyd,train]:--}" "${V[$n,busy1,train]:--}")")"
+}
+{
+    echo "sgemm: $(fmt '%.1f' "$GFLOPS_1T") GFLOP/s on 1 thread; roofline: 2 x that = $(fmt '%.1f' "$roof_gflops") GFLOP/s." \
+        "One epoch of $IMAGES training images, evaluation of $TEST test images; medians of $REPS runs."
+    echo
+    echo "| model | train MFLOP/img | PyTorch best train img/s | bnni 1t | bnni 2t | bnni 2t / PyTorch | roofline share (2t) | scaling 2t/1t | PyTorch best eval img/s | bnni eval img/s | eval / PyTorch | peak RSS MB (2t) | busy: default / 1t |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for n in "${names[@]}"; do row "$n"; done
+} >"$OUT/table.md"
+cat "$OUT/table.md"
+echo
+
+met=0 missed=0
+check() { # description measured op bound
+    if [ "$2" = - ] || [ -z "$2" ] || [ "$4" = - ]; then printf '[SKIP] %s: not measured\n' "$1"; return; fi
+    if [ "$(awk "BEGIN { print ($2 $3 $4) ? 1 : 0 }")" = 1 ]; then printf '[PASS] '; met=$((met + 1));
+    else printf '[FAIL] '; missed=$((missed + 1)); fi
+    printf '%s: %s (needs %s %s)\n' "$1" "$2" "$3" "$4"
+}
+for n in "${names[@]}"; do
+    need=60; [ "${V[$n,conv]}" = 1 ] && need=65
+    check "$n: training at 2 threads, % of the sgemm roofline" "$(fmt '%.1f' "${V[$n,share]}")" '>=' "$need"
+    ratio=$(calc '$1 / $2' "$(max2 "${V[$n,b1,train]:--}" "${V[$n,b2,train]:--}")" "${V[$n,tbest]}")
+    check "$n: training, bnni's best / PyTorch's best" "$(fmt '%.2f' "$ratio")" '>=' "$([ "$n" = lenet_bn ] && echo 5 || echo 1)"
+    check "$n: scaling, 2 threads / 1 thread" "$(fmt '%.2f' "${V[$n,scale]}")" '>=' 1.8
+    ebound=$(calc '($1 * 3 < $2 * 0.6) ? $1 * 3 : $2 * 0.6' "${V[$n,ebest]}" "${V[$n,eroof]}")
+    check "$n: evaluation img/s (3x PyTorch's best or 60 % of the roofline, the lower)" "$(fmt '%.0f' "${V[$n,ebnni]}")" '>=' "$(fmt '%.0f' "$ebound")"
+    check "$n: with one busy process, default threads / --threads 1" "$(fmt '%.2f' "$(calc '$1 / $2' "${V[$n,busyd,train]:--}" "${V[$n,busy1,train]:--}")")" '>=' 1
+    [ "$n" = lenet_bn ] && check "$n: peak RSS, MB" "$(fmt '%.1f' "${V[$n,b2,rss]:--}")" '<=' 120
+done
+echo "models.sh: $met targets met, $missed missed"
