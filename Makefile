@@ -291,7 +291,7 @@ sanitize: deps
 
 # The mutation check (tests/mutate.sh): each deliberate bug of tests/mutants.txt applied to a scratch copy of the
 # tree, built and run against the suite until its first failure; fails unless every one is caught. Not part of
-# `make test`: it takes 20 to 40 minutes. MUTANT=TEXT runs only the mutants whose description contains TEXT.
+# `make test`: it takes 40 to 60 minutes. MUTANT=REGEX runs only the mutants whose description matches REGEX.
 mutate: deps
 	bash tests/mutate.sh
 

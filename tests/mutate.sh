@@ -11,7 +11,7 @@
 # Environment: MUTANTS (the list, default tests/mutants.txt), MUTANT (run only the mutants whose description
 # matches this extended regular expression, e.g. 'resume|trainer'), MUTATE_DIR (the scratch directory, default a new /tmp/bnni-mutate-XXXXXX, removed at the
 # end unless MUTATE_KEEP=1), MUTATE_CHECK=1 (only check that every mutant applies, without building),
-# MUTATE_TIMEOUT (seconds per suite run, default 1800). Takes 20 to 40 minutes for the whole list on 2 cores.
+# MUTATE_TIMEOUT (seconds per suite run, default 1800). Takes 40 to 60 minutes for the whole list on 2 cores.
 set -uo pipefail
 shopt -u patsub_replacement 2>/dev/null # bash 5.2: '&' in a replacement would otherwise mean the matched text
 cd "$(dirname "$0")/.." || exit 1
