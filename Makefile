@@ -246,7 +246,7 @@ train: deps
 # tests/lsan.supp and tests/leakcheck.c say what is suppressed (only BoxFort's leak in the runner); the list of
 # suppressions used is not printed, since it would be a report file of its own.
 run-tests:
-	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/run_tests
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BIN) $(BUILD)/run_tests
 	@rm -rf $(BUILD)/sanitizer && mkdir -p $(BUILD)/sanitizer
 	BNNI=./$(BIN) OMP_WAIT_POLICY=passive \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0:log_path=$(CURDIR)/$(BUILD)/sanitizer/report \
@@ -260,8 +260,8 @@ run-tests:
 # a time: each runs up to three ranks on this machine's cores.
 run-dist-tests:
 	@$(MAKE) --no-print-directory MPI=1 deps
-	@$(MAKE) --no-print-directory MPI=1 bnni-mpi
-	@$(MAKE) --no-print-directory MPI=0 bnni build/run_tests
+	@$(MAKE) --no-print-directory -j$(JOBS) MPI=1 bnni-mpi
+	@$(MAKE) --no-print-directory -j$(JOBS) MPI=0 bnni build/run_tests
 	BNNI=./bnni BNNI_MPI_BIN=./bnni-mpi OMP_WAIT_POLICY=passive ./build/run_tests -j1 --filter 'dist/*'
 
 # The README's test command: three clean parallel builds (build-race); the whole suite; again built for AVX2
@@ -271,6 +271,8 @@ run-dist-tests:
 # suites ran: a CPU without AVX2+FMA cannot run the AVX2 build, and the summary says SKIPPED rather than passing
 # quietly.
 HAS_AVX2 = grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo
+# The suites' builds run in parallel, one job per core (make build-race shows parallel builds are safe).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
 	@$(MAKE) --no-print-directory build-race
 	@$(MAKE) --no-print-directory run-tests
