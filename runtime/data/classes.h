@@ -7,6 +7,10 @@
 
 #include "../spec.h"
 
+/* The most classes a data set may have: the widest dense layer (docs/language.md), so no model could output more.
+ * A whole-number label past it is refused before millions of class names are made for it. */
+#define DATA_MAX_CLASSES 65536
+
 /* The name of class k of the data d describes (d->class_names: from the data, a checkpoint's record or the
  * kind's own, such as Fashion-MNIST's "T-shirt/top"), or its number as text when the data names none (mnist: "0"
  * to "9"). Returns buf or a string d owns. */

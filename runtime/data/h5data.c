@@ -13,12 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "classes.h"
 #include "h5stream.h"
 
 #define MAX_ITEMS (1ll << 30)         /* items of one group: far above real data, far below int overflow */
 #define MAX_DIM 65536                 /* any dimension of an item */
 #define MAX_ITEM_VALUES (1ll << 28)   /* values of one item */
-#define MAX_CLASSES (1 << 20)
 #define READ_CHUNK_BYTES (16ll << 20) /* x is read this many bytes at a time (NHWC and float64 go through a buffer) */
 
 /* ---------------------------------------------------------------- files, groups, attributes */
@@ -249,9 +249,9 @@ static int read_labels(hid_t d, const char *path, const char *group, long long n
                 *maxlabel = v;
         }
     }
-    if (rc == 0 && *maxlabel >= MAX_CLASSES)
+    if (rc == 0 && *maxlabel >= DATA_MAX_CLASSES)
         rc = -1, snprintf(err, errlen, "%s: %s/y holds the label %lld; bnni takes at most %d classes", path, group,
-                          *maxlabel, MAX_CLASSES);
+                          *maxlabel, DATA_MAX_CLASSES);
     if (fsp >= 0)
         H5Sclose(fsp);
     free(buf);
@@ -270,9 +270,9 @@ static int read_class_names(hid_t f, const char *path, H5Meta *m, char *err, siz
     long long n = sp < 0 || H5Sget_simple_extent_ndims(sp) != 1 ? -1 : (long long)H5Sget_simple_extent_npoints(sp);
     int vlen = t >= 0 && H5Tis_variable_str(t) > 0, rc = -1;
     size_t size = t < 0 ? 0 : H5Tget_size(t);
-    if (t < 0 || H5Tget_class(t) != H5T_STRING || n < 1 || n > MAX_CLASSES || (!vlen && (size < 1 || size > 4096))) {
+    if (t < 0 || H5Tget_class(t) != H5T_STRING || n < 1 || n > DATA_MAX_CLASSES || (!vlen && (size < 1 || size > 4096))) {
         snprintf(err, errlen, "%s: the attribute 'classes' must be a list of 1 to %d class names (strings)", path,
-                 MAX_CLASSES);
+                 DATA_MAX_CLASSES);
         goto done;
     }
     hid_t mt = H5Tcopy(H5T_C_S1);

@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "classes.h"
 #include "csvread.h"
 #include "kind.h"
 
 enum { A_TRAIN, A_TEST, A_LABEL, A_HEADER, A_DIR, A_COMMON };
 
-#define MAX_CLASSES (1 << 20)
 
 static const ArgSpec args[] = {
     ARG_STR("train", NULL, NULL), ARG_STR("test", "", NULL), ARG_STR("label", "label", NULL), ARG_BOOL("header", 1),
@@ -54,9 +54,9 @@ static int classes_from(DataSpec *ds, CsvSet *sets, int nsets, const char **path
             else if (v < 0)
                 return snprintf(err, errlen, "%s:%d:%d: label %lld is negative (labels are 0 .. K-1, or names)",
                                 paths[k], sets[k].lines[i], sets[k].label_col + 1, v), -1;
-            else if (v >= MAX_CLASSES)
+            else if (v >= DATA_MAX_CLASSES)
                 return snprintf(err, errlen, "%s:%d:%d: label %lld: bnni takes at most %d classes", paths[k],
-                                sets[k].lines[i], sets[k].label_col + 1, v, MAX_CLASSES), -1;
+                                sets[k].lines[i], sets[k].label_col + 1, v, DATA_MAX_CLASSES), -1;
             else
                 top = v > top ? v : top;
             total++;
@@ -76,14 +76,14 @@ static int classes_from(DataSpec *ds, CsvSet *sets, int nsets, const char **path
     for (int i = 0; i < n; i++)
         if (i == 0 || strcmp(all[i], all[K - 1]) != 0)
             all[K++] = all[i];
-    int rc = K > MAX_CLASSES || !(ds->class_names = calloc((size_t)K, sizeof *ds->class_names)) ? -1 : 0;
+    int rc = K > DATA_MAX_CLASSES || !(ds->class_names = calloc((size_t)K, sizeof *ds->class_names)) ? -1 : 0;
     for (int i = 0; rc == 0 && i < K; i++)
         if (!(ds->class_names[i] = strdup(all[i])))
             rc = -1;
     ds->classes = K;
     free(all);
     if (rc < 0)
-        snprintf(err, errlen, K > MAX_CLASSES ? "%s: more than 1048576 class names" : "%s: out of memory", paths[0]);
+        snprintf(err, errlen, K > DATA_MAX_CLASSES ? "%s: more than 65536 class names" : "%s: out of memory", paths[0]);
     return rc;
 }
 

@@ -12,12 +12,12 @@
 #include <sys/stat.h>
 
 #include "../threads.h"
+#include "classes.h"
 #include "image.h"
 #include "kind.h"
 
 enum { A_PATH, A_SIZE, A_CHANNELS, A_COMMON };
 
-#define MAX_CLASSES 65536
 #define MAX_FILES (1 << 26)
 
 static const ArgSpec args[] = {ARG_STR("path", NULL, NULL), ARG_SHAPE("size", "the images' own size"),
@@ -53,8 +53,8 @@ static int list_dir(const char *dir, int dirs, Names *out, char *err, size_t err
         if (e->d_name[0] == '.' || snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path ||
             stat(path, &st) != 0 || (dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode) || !image_name_ok(e->d_name)))
             continue;
-        if (out->n == (dirs ? MAX_CLASSES : MAX_FILES))
-            rc = -1, snprintf(err, errlen, "%s: more than %d %s", dir, dirs ? MAX_CLASSES : MAX_FILES,
+        if (out->n == (dirs ? DATA_MAX_CLASSES : MAX_FILES))
+            rc = -1, snprintf(err, errlen, "%s: more than %d %s", dir, dirs ? DATA_MAX_CLASSES : MAX_FILES,
                               dirs ? "class folders" : "images");
         else if (out->n == out->cap) {
             int cap = out->cap ? out->cap * 2 : 64;
