@@ -99,6 +99,11 @@ Test(data_cifar, streamed_records_are_read_from_every_batch_file)
     }
     ids[0] = 7;
     cr_expect_eq(stream_read(d.stream, ids, 1, px, err, sizeof err), -1, "item 7 of 7 was read");
+    /* A file cut short under a running training: the message names that file, not the first one. */
+    cr_assert_eq(truncate(support_path(dir, "data_batch_2.bin"), 3073), 0);
+    ids[0] = 4;
+    cr_expect_eq(stream_read(d.stream, ids, 1, px, err, sizeof err), -1, "item 4 was read from a cut file");
+    cr_expect(strstr(err, "data_batch_2.bin: cannot read item 4"), "%s", err);
     free(px);
     dataset_free(&d);
     /* A bad label is found while the labels are read, as in memory. */

@@ -20,6 +20,7 @@ struct DataStream {
      * stride. */
     int nfiles;
     int *fd;
+    char **paths;      /* [nfiles]: file k's path, for messages (NULL: path) */
     long long *offset, *first;
     size_t stride;
     hid_t f, x; /* libhdf5 (nfiles 0) */
@@ -46,7 +47,9 @@ void stream_close(DataStream *s)
         H5Dclose(s->x);
     if (s->f >= 0)
         H5Fclose(s->f);
-    free(s->fd), free(s->offset), free(s->first);
+    for (int k = 0; s->paths && k < s->nfiles; k++)
+        free(s->paths[k]);
+    free(s->fd), free(s->offset), free(s->first), free(s->paths);
     free(s->path), free(s->what);
     free(s);
 }
@@ -88,14 +91,21 @@ static int pread_full(int fd, void *buf, size_t bytes, off_t at)
     return 0;
 }
 
+/* The file of records that holds item i. */
+static int file_of(const DataStream *s, int i)
+{
+    int k = 0;
+    while (k + 1 < s->nfiles && i >= s->first[k + 1])
+        k++;
+    return k;
+}
+
 /* Item i as stored (channels last when nhwc) into buf. */
 static int read_item(DataStream *s, int i, void *buf)
 {
     size_t bytes = s->item * s->esize;
     if (s->nfiles > 0) {
-        int k = 0;
-        while (k + 1 < s->nfiles && i >= s->first[k + 1])
-            k++;
+        int k = file_of(s, i);
         long long at = s->offset[k] + (long long)(i - s->first[k]) * (long long)s->stride;
         return pread_full(s->fd[k], buf, bytes, (off_t)at);
     }
@@ -125,7 +135,9 @@ int stream_read(DataStream *s, const int *items, int n, void *dst, char *err, si
     for (int b = 0; b < n; b++) {
         char *to = (char *)dst + (size_t)b * bytes;
         if (items[b] < 0 || items[b] >= s->count || read_item(s, items[b], turn ? row : to) < 0) {
-            snprintf(err, errlen, "%s: cannot read item %d of %s (did the file change?)", s->path, items[b], s->what);
+            int ok = items[b] >= 0 && items[b] < s->count && s->paths;
+            snprintf(err, errlen, "%s: cannot read item %d of %s (did the file change?)",
+                     ok ? s->paths[file_of(s, items[b])] : s->path, items[b], s->what);
             free(row);
             return -1;
         }
@@ -148,6 +160,13 @@ int stream_open_records(const char *const *paths, const long long *offsets, cons
         return snprintf(err, errlen, "%s: out of memory", paths[0]), -1;
     s->stride = stride, s->nhwc = nhwc;
     s->first[0] = 0;
+    int ok = (s->paths = calloc((size_t)(nfiles > 0 ? nfiles : 1), sizeof *s->paths)) != NULL;
+    for (int k = 0; ok && k < nfiles; k++)
+        ok = (s->paths[k] = strdup(paths[k])) != NULL;
+    if (!ok) {
+        stream_close(s);
+        return snprintf(err, errlen, "%s: out of memory", paths[0]), -1;
+    }
     for (int k = 0; k < nfiles; k++) {
         s->offset[k] = offsets[k], s->first[k + 1] = s->first[k] + counts[k];
         if ((s->fd[k] = open(paths[k], O_RDONLY | O_CLOEXEC)) < 0) {
