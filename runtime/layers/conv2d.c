@@ -3,7 +3,10 @@
  * positions, and the products run on register-blocked kernels, one image at a time. The batch is split across
  * the runtime's threads (threads.h): forward by images; backward by fixed chunks of CONV_CHUNK images, each
  * chunk summing its own weight-gradient partial, the partials then added in chunk order, so the gradients are
- * the same bit for bit whatever the thread count.
+ * the same bit for bit whatever the thread count. An image is unfolded where it is used -- forward into its
+ * thread's slot, backward again with its chunk -- rather than kept from forward to backward: the unfolded batch
+ * is K*K times the input (58 MB for resnet_small's first convolutions), and writing it to memory and reading it
+ * back cost more than unfolding twice from the cache.
  * Weight [O, C, K, K] then bias [O] live in one block (PyTorch's order); their gradients in another. */
 #include <math.h>
 #include <omp.h>
@@ -51,13 +54,12 @@ typedef struct ConvState {
     float *dw, *db; /* the same layout */
     ConvGeom g;
     int *off;       /* (CKK): where each tap's row starts in an unfolded image */
-    float *u;       /* (batch, usize) + CONVK_SLACK: the unfolded inputs of the last forward, reused by backward */
+    float *u;       /* (slots, CONV_CHUNK, usize) + CONVK_SLACK: each thread's unfolded images (forward: one) */
     float *du;      /* (chunks, usize): each chunk's scratch for one image's unfolded input gradient */
     float *part;    /* (chunks, O*CKK + O): each chunk's weight and bias gradient */
     float *wscr;    /* (chunks, convk_wgrad_scratch): each chunk's scratch for the weight gradient */
     int chunks;
-    int unfolded;   /* u holds every image of the last forward (training); an eval forward keeps only one
-                     * image per thread there, in L1, since no backward is coming (backward unfolds again) */
+    int slots;      /* threads u has room for: a larger team is cut to this size (results do not depend on it) */
 } ConvState;
 
 /* init="default" is PyTorch's nn.Conv2d: W ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C*K*K (kaiming_uniform_
@@ -113,7 +115,10 @@ static int conv2d_resize(Layer *l, int batch, char *err, size_t errlen)
     if (layer_alloc_io(l, batch, err, errlen))
         return -1;
     st->chunks = (batch + CONV_CHUNK - 1) / CONV_CHUNK;
-    if (!(st->u = layer_alloc_floats(g->usize * batch + CONVK_SLACK, "the conv2d unfolded input", err, errlen)) ||
+    st->slots = rt_threads() > rt_usable_cores() ? rt_threads() : rt_usable_cores();
+    st->slots = st->slots < st->chunks ? st->slots : st->chunks; /* a thread beyond the chunks has no work */
+    size_t images = (size_t)st->slots * CONV_CHUNK;
+    if (!(st->u = layer_alloc_floats(g->usize * images + CONVK_SLACK, "the conv2d unfolded input", err, errlen)) ||
         !(st->du = layer_alloc_floats(g->usize * st->chunks, "the conv2d unfolded gradient", err, errlen)) ||
         !(st->part = layer_alloc_floats(((size_t)g->O * g->CKK + g->O) * st->chunks, "the conv2d gradient partials",
                                         err, errlen)) ||
@@ -126,22 +131,28 @@ static int conv2d_resize(Layer *l, int batch, char *err, size_t errlen)
     return 0;
 }
 
-/* x is (N, C, H, W), y is (N, O, OH, OW); each thread unfolds and convolves its share of the images. Training
- * keeps every unfolded image for the backward; eval reuses one slot per thread. */
+/* The team for a layer call: the runtime's, cut to the threads u has room for. */
+static int team(const ConvState *st)
+{
+    int T = rt_threads();
+    return T < st->slots ? T : st->slots;
+}
+
+/* x is (N, C, H, W), y is (N, O, OH, OW); each thread unfolds and convolves its share of the images, one at a time
+ * in its slot of u. */
 static void conv2d_layer_forward(Layer *l, const Tensor *x, int train)
 {
     ConvState *st = l->state;
     const ConvGeom *g = &st->g;
     size_t chw = (size_t)g->C * g->H * g->W, ohw = (size_t)g->O * g->NP;
-    int N = x->n, T = rt_threads();
+    int N = x->n;
     layer_set_count(l, N);
-    st->unfolded = train;
-#pragma omp parallel num_threads(T)
+#pragma omp parallel num_threads(team(st))
     {
         int lo, hi, t = omp_get_thread_num();
         rt_split(N, t, omp_get_num_threads(), &lo, &hi);
+        float *u = st->u + (size_t)t * CONV_CHUNK * g->usize;
         for (int n = lo; n < hi; n++) {
-            float *u = st->u + (train ? n : t) * g->usize; /* t < N whenever the share is not empty */
             convk_unfold(g, u, x->data + n * chw);
             convk_forward(g, l->y.data + n * ohw, u, st->off, st->w, st->b);
             if (!train) /* the batchnorm and activation after it, while this image's output is in L1 */
@@ -150,15 +161,18 @@ static void conv2d_layer_forward(Layer *l, const Tensor *x, int train)
     }
 }
 
-/* One chunk of G images from n0: its weight and bias gradient into part (overwritten), and dx when not NULL. */
-static void backward_chunk(ConvState *st, int c, float *dx, const float *dy, int n0, int G)
+/* One chunk of G images from n0, unfolded from x into u: its weight and bias gradient into part (overwritten), and
+ * dx when not NULL. */
+static void backward_chunk(ConvState *st, int c, float *u, float *dx, const float *x, const float *dy, int n0, int G)
 {
     const ConvGeom *g = &st->g;
     size_t chw = (size_t)g->C * g->H * g->W, ohw = (size_t)g->O * g->NP, nw = (size_t)g->O * g->CKK;
     float *part = st->part + c * (nw + g->O), *du = st->du + c * g->usize;
     memset(part, 0, (nw + g->O) * sizeof(float));
-    convk_weight_grad(g, part, st->db ? part + nw : NULL, dy + n0 * ohw, st->u + n0 * g->usize, g->usize, st->off,
-                      G, st->wscr + c * convk_wgrad_scratch(g));
+    for (int i = 0; i < G; i++)
+        convk_unfold(g, u + i * g->usize, x + (n0 + i) * chw);
+    convk_weight_grad(g, part, st->db ? part + nw : NULL, dy + n0 * ohw, u, g->usize, st->off, G,
+                      st->wscr + c * convk_wgrad_scratch(g));
     if (!dx)
         return;
     for (int n = n0; n < n0 + G; n++) {
@@ -168,30 +182,23 @@ static void backward_chunk(ConvState *st, int c, float *dx, const float *dy, int
     }
 }
 
-/* dy is (N, O, OH, OW); reads the unfolded x of the forward. dw, db accumulate the chunks' partials in order. */
+/* dy is (N, O, OH, OW). dw, db accumulate the chunks' partials in order. */
 static void conv2d_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
     ConvState *st = l->state;
     const ConvGeom *g = &st->g;
     size_t nw = (size_t)g->O * g->CKK, np = nw + g->O;
-    int N = x->n, chunks = (N + CONV_CHUNK - 1) / CONV_CHUNK, T = rt_threads();
-    size_t chw = (size_t)g->C * g->H * g->W;
-#pragma omp parallel num_threads(T)
+    int N = x->n, chunks = (N + CONV_CHUNK - 1) / CONV_CHUNK;
+#pragma omp parallel num_threads(team(st))
     {
-        int lo, hi;
-        if (!st->unfolded) { /* after an eval forward */
-            rt_split(N, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-            for (int n = lo; n < hi; n++)
-                convk_unfold(g, st->u + n * g->usize, x->data + n * chw);
-#pragma omp barrier
-        }
-        rt_split(chunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        int lo, hi, t = omp_get_thread_num();
+        float *u = st->u + (size_t)t * CONV_CHUNK * g->usize;
+        rt_split(chunks, t, omp_get_num_threads(), &lo, &hi);
         for (int c = lo; c < hi; c++) {
             int n0 = c * CONV_CHUNK, G = N - n0 < CONV_CHUNK ? N - n0 : CONV_CHUNK;
-            backward_chunk(st, c, dx ? dx->data : NULL, l->dy.data, n0, G);
+            backward_chunk(st, c, u, dx ? dx->data : NULL, x->data, l->dy.data, n0, G);
         }
     }
-    st->unfolded = 1;
     for (int c = 0; c < chunks; c++) {
         const float *part = st->part + c * np;
         for (size_t i = 0; i < nw; i++)
