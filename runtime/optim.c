@@ -5,9 +5,12 @@
 #include "optim.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "threads.h"
 
 struct Optim {
     OptSpec spec;
@@ -16,6 +19,7 @@ struct Optim {
     int nstate;       /* state tensors per trainable parameter: 0 (plain sgd), 1 (momentum) or 2 (adam) */
     float **state;    /* n * nstate arrays, NULL for buffers; owned */
     long long steps;  /* completed steps: torch's "state is empty" on the first, Adam's bias-correction t */
+    size_t total;     /* values of the trainable parameters */
 };
 
 static const char *const state_names[2][2] = {{"momentum_buffer", NULL}, {"exp_avg", "exp_avg_sq"}};
@@ -34,6 +38,7 @@ int optim_create(const OptSpec *spec, NetParam *params, int n, Optim **out, char
     for (int i = 0; i < n; i++) {
         if (!params[i].p.grad)
             continue;
+        o->total += params[i].p.size;
         for (int j = 0; j < o->nstate; j++)
             if (!(o->state[i * 2 + j] = calloc(params[i].p.size ? params[i].p.size : 1, sizeof(float)))) {
                 snprintf(err, errlen, "optimizer state for %s/%s: out of memory", params[i].layer->name,
@@ -87,17 +92,35 @@ static void adam_update(float *restrict p, const float *restrict grad, float *re
     }
 }
 
+/* Every value's update depends on that value alone, so the threads split each tensor (into cache-line multiples)
+ * and the bits do not depend on their number. Each thread then updates about the part of a layer's gradient that
+ * it computed in the backward pass, still in its own cache: one thread alone took 7x longer over mlp_bn's 234,000
+ * values at 2 threads, reading the other core's half. */
+/* The update of parameter i's values [lo, hi). */
+static void update(Optim *o, int i, size_t lo, size_t hi, double lr)
+{
+    Param *p = &o->params[i].p;
+    float **st = o->state + i * 2, *s0 = st[0] ? st[0] + lo : NULL, *s1 = st[1] ? st[1] + lo : NULL;
+    if (o->spec.kind == OPT_ADAM)
+        adam_update(p->value + lo, p->grad + lo, s0, s1, hi - lo, &o->spec, lr, o->steps + 1);
+    else
+        sgd_update(p->value + lo, p->grad + lo, s0, hi - lo, &o->spec, lr, o->steps == 0);
+}
+
 void optim_step(Optim *o, double lr)
 {
-    for (int i = 0; i < o->n; i++) {
-        Param *p = &o->params[i].p;
-        if (!p->grad)
+    int T = o->total >= (size_t)RT_MIN_PARALLEL ? rt_threads() : 1;
+    if (T == 1)
+        for (int i = 0; i < o->n; i++)
+            if (o->params[i].p.grad)
+                update(o, i, 0, o->params[i].p.size, lr);
+#pragma omp parallel num_threads(T) if (T > 1)
+    for (int i = 0; T > 1 && i < o->n; i++) {
+        size_t lo, hi;
+        if (!o->params[i].p.grad)
             continue;
-        float **st = o->state + i * 2;
-        if (o->spec.kind == OPT_ADAM)
-            adam_update(p->value, p->grad, st[0], st[1], p->size, &o->spec, lr, o->steps + 1);
-        else
-            sgd_update(p->value, p->grad, st[0], p->size, &o->spec, lr, o->steps == 0);
+        rt_share(o->params[i].p.size, 16, &lo, &hi);
+        update(o, i, lo, hi, lr);
     }
     o->steps++;
 }
