@@ -13,6 +13,7 @@
 # shellcheck disable=SC2016,SC2059  # awk programs in single quotes and printf formats in fmt() are meant as written
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh # median, calc, fmt
 
 BNNI=${BNNI:-./bnni}
 BNNI_MPI_BIN=${BNNI_MPI_BIN:-./bnni-mpi}
@@ -28,17 +29,6 @@ mkdir -p "$OUT" || exit 1
 MPIRUN=(mpirun -np 2)
 [ "$(id -u)" -eq 0 ] && MPIRUN+=(--allow-run-as-root)
 
-median() {
-    printf '%s\n' "$@" | grep -E '^[0-9.eE+-]+$' | sort -g |
-        awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2];
-              else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-calc() { # calc EXPR a b ...: "-" when an operand is missing
-    local expr=$1; shift
-    for x in "$@"; do case $x in '' | -) echo -; return ;; esac; done
-    awk "BEGIN { \$0 = \"$*\"; print $expr }" </dev/null
-}
-fmt() { case ${2:-} in '' | -) printf '%s' -;; *) printf "$1" "$2";; esac; } # "-" for a missing figure
 csv_ips() { [ -f "$1" ] && awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "images_per_second") k = i; next }
     k { v = $k } END { if (v != "") print v }' "$1"; }
 step_ms() { awk '$1 == "step" { print $2 }' "$1"; }

@@ -4,7 +4,7 @@
 
 # Median of the numeric arguments ("-" and empty ones ignored); "-" when there are none.
 median() {
-    printf '%s\n' "$@" | grep -E '^[0-9.eE+-]+$' | sort -g |
+    printf '%s\n' "$@" | grep -E '^[0-9.eE+-]+$' | grep -v '^-$' | sort -g |
         awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2];
               else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }

@@ -9,6 +9,7 @@
 # shellcheck disable=SC2016,SC2059  # awk programs in single quotes and printf formats in fmt() are meant as written
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh # median, calc, max2, fmt, val, csv_col, rss_mb, timed, eval_ips
 
 BUILD=${BUILD:-build}
 BNNI=${BNNI:-./bnni}
@@ -41,49 +42,10 @@ apt_install() {
     $sudo apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$@" >/dev/null
 }
 
-# The last value of `key value` lines in a file; prints nothing when absent.
-val() { [ -f "$2" ] && awk -v k="$1" '$1 == k { v = $2 } END { if (v != "") print v }' "$2"; }
-
-# The last row's value of a column of a CSV file, looked up by its header name.
-csv_col() {
-    [ -f "$2" ] && awk -F, -v c="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next }
-        k && NF >= k { v = $k } END { if (v != "") print v }' "$2"
-}
-
-# Peak RSS in MB from a `/usr/bin/time -v` report.
-rss_mb() { [ -f "$1" ] && awk -F': ' '/Maximum resident set size/ { printf "%.1f\n", $2 / 1024 }' "$1"; }
-
 # Wall-clock seconds from a `/usr/bin/time -v` report (h:mm:ss or m:ss.ss).
 wall_s() {
     [ -f "$1" ] && awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0;
         for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$1"
-}
-
-# Median of the numeric arguments ("-" and empty ones ignored); "-" when there are none.
-median() {
-    printf '%s\n' "$@" | grep -E '^[0-9.eE+-]+$' | grep -v '^-$' | sort -g |
-        awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2];
-              else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-# calc EXPR a b ...: awk arithmetic on $1, $2, ...; "-" if any operand is missing.
-calc() {
-    local expr=$1; shift
-    for x in "$@"; do case $x in '' | -) echo -; return ;; esac; done
-    awk "BEGIN { \$0 = \"$*\"; print $expr }" </dev/null
-}
-
-fmt() { case ${2:-} in '' | -) printf '%s' -;; *) printf "$1" "$2";; esac; }
-
-# Runs a command under /usr/bin/time -v when available; stdout/stderr/time report go to $1.out/.err/.time.
-timed() {
-    local base=$1; shift
-    rm -f "$base.time"
-    if [ -x "$TIME" ]; then
-        "$TIME" -v -o "$base.time" "$@" >"$base.out" 2>"$base.err"
-    else
-        "$@" >"$base.out" 2>"$base.err"
-    fi
 }
 
 # ---------------------------------------------------------------- setup
@@ -128,8 +90,6 @@ if [ "$have_torch" = 1 ]; then
         R[torch,$t,rss]=$(median "${rs[@]}")
     done
 fi
-# The larger of two values, ignoring missing ones; "-" when both are missing.
-max2() { printf '%s\n' "$1" "$2" | grep -E '^[0-9.]+$' | sort -g | tail -n 1 | grep . || echo -; }
 torch_best_train=$(max2 "${R[torch,1,train]:--}" "${R[torch,2,train]:--}")
 torch_best_eval=$(max2 "${R[torch,1,eval]:--}" "${R[torch,2,eval]:--}")
 
@@ -249,6 +209,7 @@ dval() { printf '%s\n' "${D[@]}" | awk -v k="$1" '$1 == k { print $2 }'; }
 
 # 2 MPI ranks x 1 thread against 1 process x 2 threads, LeNet-BN and resnet_small (bench/dist.sh): informational,
 # no target, since on one machine the ranks only show what splitting the batch and the sums cost.
+rm -f "$OUT/models.out" # a skipped run must not report the last one's
 if [ "$bnni_ok" = 1 ] && [ "${BENCH_MODELS:-1}" = 1 ]; then
     say "every model against PyTorch, one epoch of ${MODELS_IMAGES:-10000} images each (bench/models.sh; ~15 min) ..."
     BUILD=$BUILD BNNI=$BNNI REPS=$REPS GFLOPS_1T=$gf1 IMAGES=${MODELS_IMAGES:-10000} bash bench/models.sh \
