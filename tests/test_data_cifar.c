@@ -109,6 +109,8 @@ Test(data_cifar, streamed_records_are_read_from_every_batch_file)
     /* A bad label is found while the labels are read, as in memory. */
     uint8_t bad[3073] = {12};
     support_write_bytes(support_path(dir, "data_batch_2.bin"), bad, sizeof bad, 0);
+    data_spec_clear(&ds); /* datagen_error probes a spec of its own */
+    spec(&ds);
     const char *e = datagen_error(&ds, 1);
     cr_expect(strstr(e, "data_batch_2.bin: record 0 has the label 12"), "%s", e);
     data_spec_clear(&ds);
