@@ -194,18 +194,19 @@ uint64_t shard_hash_model(const ModelSpec *m, long long test_limit)
 }
 
 /* A streamed set's items stay in their files, and each rank reads only its shares: the hash covers SAMPLE items
- * spread evenly over the set (a failed read hashes as a mismatch). */
+ * spread evenly over the set. A failed read hashes its message: ranks that fail alike agree here, and the first
+ * step's read then stops them all with that message. */
 enum { SAMPLE = 64 };
 static uint64_t hash_sample(uint64_t h, const Dataset *d)
 {
     int ids[SAMPLE], n = d->count < SAMPLE ? d->count : SAMPLE;
     size_t bytes = dataset_item_size(d) * (d->dtype == DT_U8 ? 1 : sizeof(float));
-    char err[256];
+    char err[256] = "out of memory";
     for (int k = 0; k < n; k++)
         ids[k] = (int)((long long)k * d->count / n);
     void *buf = n ? malloc((size_t)n * bytes) : NULL;
     int ok = buf && stream_read(d->stream, ids, n, buf, err, sizeof err) == 0;
-    h = ok ? dist_hash(h, buf, (size_t)n * bytes) : dist_hash(h, &d, sizeof d); /* d: differs between ranks */
+    h = ok ? dist_hash(h, buf, (size_t)n * bytes) : dist_hash(h, err, strlen(err));
     free(buf);
     return h;
 }

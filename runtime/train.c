@@ -219,9 +219,8 @@ static int check_resume(const Run *r, const Ckpt *c, char *why, size_t len)
     return 0;
 }
 
-/* --resume, first half: the checkpoint is read before the data, whose validation split its seed chooses. */
-/* --resume, first half: the checkpoint (the caller's, when it read it already: given, taken) with every tensor
- * finite. */
+/* --resume, first half, before the data (whose validation split its seed chooses): the checkpoint, read here or
+ * the caller's when it read it already (given, taken), with every tensor finite. */
 static int read_resume(const char *path, Ckpt *given, Ckpt *c, char *err, size_t errlen)
 {
     char why[8192];
@@ -880,7 +879,8 @@ TrainStatus train_run(ModelSpec *m, const TrainOptions *o, char *err, size_t err
     rc = run_epochs(&r, err, errlen);
     if (r.data.streamed) {
         r.prof.streamed = 1, r.prof.ntrain = r.data.train.count, r.prof.ntest = r.data.test.count;
-        r.prof.read_train = items_read(&r.data.train) - read0[0], r.prof.read_test = items_read(&r.data.test) - read0[1];
+        r.prof.read_train = items_read(&r.data.train) - read0[0];
+        r.prof.read_test = items_read(&r.data.test) - read0[1];
     }
     if (r.shard) {
         Comm *c = dist_comm(r.d);

@@ -101,7 +101,8 @@ Test(data_csv, every_bad_file_names_its_line_and_column)
     expect_bad("a,b,label\n1,2,0\n1,2\n", NULL, NULL, 1, "bad.csv:3: the row has 2 fields, the header has 3");
     expect_bad("a,b,label\n1,2,-1\n", NULL, NULL, 1, "bad.csv:2:3: label -1 is negative");
     /* A class number no dense layer could output (the fuzzer's 1029052 made a million class names first). */
-    expect_bad("a,b,label\n1,2,0\n1,2,65536\n", NULL, NULL, 1, "bad.csv:3:3: label 65536: bnni takes at most 65536 classes");
+    expect_bad("a,b,label\n1,2,0\n1,2,65536\n", NULL, NULL, 1,
+               "bad.csv:3:3: label 65536: bnni takes at most 65536 classes");
     expect_bad("a,b,kind\n1,2,0\n", NULL, NULL, 1, "the header has no column 'label'");
     expect_bad("1,2,0\n", NULL, "label", 0, "without a header row, label must be a column number");
     expect_bad("1,2,0\n", NULL, "9", 0, "label column 9 does not exist");

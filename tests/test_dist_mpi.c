@@ -512,6 +512,11 @@ MPI_TEST(mpi_profile_shows_communication)
     free(e);
 }
 
+static void put_be32(uint8_t *b, uint32_t v)
+{
+    b[0] = (uint8_t)(v >> 24), b[1] = (uint8_t)(v >> 16), b[2] = (uint8_t)(v >> 8), b[3] = (uint8_t)v;
+}
+
 /* Fashion-MNIST's first n training and m test items as uncompressed IDX files in dir/plain/, which can be read
  * at offsets: the ranks stream them. */
 static void write_plain_fashion_mnist(int n, int m)
@@ -524,10 +529,8 @@ static void write_plain_fashion_mnist(int n, int m)
         cr_assert_eq(dataset_load(NULL, train, train ? n : m, (Shape){3, 1, 28, 28}, 10, &d, err, sizeof err), 0,
                      "%s", err);
         uint8_t *img = malloc(16 + (size_t)d.count * 784), *lab = malloc(8 + (size_t)d.count);
-        uint32_t hi[4] = {0x803, (uint32_t)d.count, 28, 28}, hl[2] = {0x801, (uint32_t)d.count};
-        for (int k = 0; k < 4; k++)
-            for (int b = 0; b < 4; b++)
-                img[4 * k + b] = (uint8_t)(hi[k] >> (24 - 8 * b)), lab[4 * k + b] = (uint8_t)(hl[k % 2] >> (24 - 8 * b));
+        put_be32(img, 0x803), put_be32(img + 4, (uint32_t)d.count), put_be32(img + 8, 28), put_be32(img + 12, 28);
+        put_be32(lab, 0x801), put_be32(lab + 4, (uint32_t)d.count);
         memcpy(img + 16, d.pixels, (size_t)d.count * 784);
         for (int i = 0; i < d.count; i++)
             lab[8 + i] = (uint8_t)d.labels[i];
@@ -541,8 +544,9 @@ static void write_plain_fashion_mnist(int n, int m)
 }
 
 /* Uncompressed files are read per batch, each rank only the items of its shares (the profile counts rank 0's
- * reads: half of every epoch's training items, and 16 of the test set's 32 chunks of 32 images); rank 0 computes the `standard` statistics and hands them over. Still the one process's training, which
- * holds the same files in memory. */
+ * reads: half of every epoch's training items, and 16 of the test set's 32 chunks of 32 images); rank 0 computes
+ * the `standard` statistics and hands them over. Still the one process's training, which holds the same files in
+ * memory. */
 MPI_TEST(mpi_each_rank_reads_only_its_shares)
 {
     char data[256];

@@ -270,7 +270,8 @@ static int read_class_names(hid_t f, const char *path, H5Meta *m, char *err, siz
     long long n = sp < 0 || H5Sget_simple_extent_ndims(sp) != 1 ? -1 : (long long)H5Sget_simple_extent_npoints(sp);
     int vlen = t >= 0 && H5Tis_variable_str(t) > 0, rc = -1;
     size_t size = t < 0 ? 0 : H5Tget_size(t);
-    if (t < 0 || H5Tget_class(t) != H5T_STRING || n < 1 || n > DATA_MAX_CLASSES || (!vlen && (size < 1 || size > 4096))) {
+    if (t < 0 || H5Tget_class(t) != H5T_STRING || n < 1 || n > DATA_MAX_CLASSES ||
+        (!vlen && (size < 1 || size > 4096))) {
         snprintf(err, errlen, "%s: the attribute 'classes' must be a list of 1 to %d class names (strings)", path,
                  DATA_MAX_CLASSES);
         goto done;

@@ -202,7 +202,8 @@ long long idx_raw_offset(const char *path, IdxKind kind, IdxFile *out)
     int plain = gzdirect(gz);
     gzclose(gz);
     size_t item = (size_t)out->rows * out->cols * out->chans;
-    if (!plain || stat(path, &st) != 0 || (unsigned long long)st.st_size != hlen + (unsigned long long)out->total * item)
+    unsigned long long size = hlen + (unsigned long long)out->total * item;
+    if (!plain || stat(path, &st) != 0 || (unsigned long long)st.st_size != size)
         return -1;
     return (long long)hlen;
 }

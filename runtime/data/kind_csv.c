@@ -12,7 +12,6 @@
 
 enum { A_TRAIN, A_TEST, A_LABEL, A_HEADER, A_DIR, A_COMMON };
 
-
 static const ArgSpec args[] = {
     ARG_STR("train", NULL, NULL), ARG_STR("test", "", NULL), ARG_STR("label", "label", NULL), ARG_BOOL("header", 1),
     ARG_STR("dir", "", NULL),     DATA_COMMON_ARGS("standard"),
@@ -83,7 +82,8 @@ static int classes_from(DataSpec *ds, CsvSet *sets, int nsets, const char **path
     ds->classes = K;
     free(all);
     if (rc < 0)
-        snprintf(err, errlen, K > DATA_MAX_CLASSES ? "%s: more than 65536 class names" : "%s: out of memory", paths[0]);
+        snprintf(err, errlen, K > DATA_MAX_CLASSES ? "%s: more than %d class names" : "%s: out of memory", paths[0],
+                 DATA_MAX_CLASSES);
     return rc;
 }
 

@@ -79,7 +79,6 @@ static int stream_pair(const char *ipath, const char *lpath, long long limit, Sh
         return 0;
     if (idx_read(lpath, IDX_LABELS, limit, &lab, why, sizeof why) < 0)
         return snprintf(err, errlen, "%s: %s", lpath, why), -1;
-    img.count = lab.count;
     int rc = check_pair(&img, &lab, ipath, lpath, shape, classes, err, errlen);
     if (rc == 0 && !(out->labels = malloc((size_t)lab.count * sizeof *out->labels + 1)))
         rc = -1, snprintf(err, errlen, "%s: out of memory for %d labels", lpath, lab.count);
