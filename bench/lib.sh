@@ -1,6 +1,7 @@
-# Helpers the bench scripts share (sourced by bench/models.sh): statistics and arithmetic on the numbers they
-# collect, and reading the files the measured programs write.
-# shellcheck shell=bash disable=SC2016,SC2059  # awk programs in single quotes, printf formats in fmt()
+# Helpers the bench scripts share (sourced by run.sh, models.sh and dist.sh): statistics and arithmetic on the
+# numbers they collect, reading the files the measured programs write, the sgemm probe's build, and the targets'
+# [PASS]/[FAIL] lines.
+# shellcheck shell=bash disable=SC2016,SC2046,SC2059  # awk in single quotes, pkg-config's words, fmt()'s formats
 
 # Median of the numeric arguments ("-" and empty ones ignored); "-" when there are none.
 median() {
@@ -48,4 +49,25 @@ timed() {
 eval_ips() {
     awk '/images\/s/ { for (i = 2; i <= NF; i++) if ($i ~ /^images\/s/) v = $(i - 1) } END { if (v != "") print v }' \
         "$@"
+}
+
+# Builds bench/sgemm_probe.c into $1 against the OpenBLAS pthread build bnni links (compiler errors in $2).
+build_probe() {
+    local pc
+    pc=/usr/lib/$(gcc -print-multiarch 2>/dev/null)/openblas-pthread/pkgconfig
+    gcc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -o "$1" bench/sgemm_probe.c \
+        $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs openblas) \
+        -Wl,-rpath,"$(PKG_CONFIG_PATH=$pc pkg-config --variable=libdir openblas)" 2>"$2"
+}
+
+# check DESCRIPTION MEASURED OP BOUND: one [PASS], [FAIL] or [SKIP] line for a target, counted in the caller's
+# met and missed.
+check() {
+    local d=$1 v=$2 op=$3 bound=$4 ok
+    if [ "$v" = - ] || [ -z "$v" ] || [ "$bound" = - ]; then
+        printf '[SKIP] %s: not measured\n' "$d"; return
+    fi
+    ok=$(awk "BEGIN { print ($v $op $bound) ? 1 : 0 }")
+    if [ "$ok" = 1 ]; then printf '[PASS] '; met=$((met + 1)); else printf '[FAIL] '; missed=$((missed + 1)); fi
+    printf '%s: %s (needs %s %s)\n' "$d" "$v" "$op" "$bound"
 }

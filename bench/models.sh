@@ -47,11 +47,8 @@ PY
 
 # sgemm's 1-thread GFLOP/s (median of REPS probe runs), unless given.
 if [ -z "${GFLOPS_1T:-}" ]; then
-    blas_pc=/usr/lib/$(gcc -print-multiarch 2>/dev/null)/openblas-pthread/pkgconfig
     g=()
-    if gcc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -o "$OUT/sgemm_probe" bench/sgemm_probe.c \
-            $(PKG_CONFIG_PATH=$blas_pc pkg-config --cflags --libs openblas) \
-            -Wl,-rpath,"$(PKG_CONFIG_PATH=$blas_pc pkg-config --variable=libdir openblas)" 2>"$OUT/probe.err"; then
+    if build_probe "$OUT/sgemm_probe" "$OUT/probe.err"; then
         for r in $(seq "$REPS"); do "$OUT/sgemm_probe" >"$OUT/probe_$r.out" 2>&1 && g+=("$(val sgemm_gflops_1t "$OUT/probe_$r.out")"); done
     fi
     GFLOPS_1T=$(median "${g[@]}")
@@ -147,12 +144,6 @@ cat "$OUT/table.md"
 echo
 
 met=0 missed=0
-check() { # description measured op bound
-    if [ "$2" = - ] || [ -z "$2" ] || [ "$4" = - ]; then printf '[SKIP] %s: not measured\n' "$1"; return; fi
-    if [ "$(awk "BEGIN { print ($2 $3 $4) ? 1 : 0 }")" = 1 ]; then printf '[PASS] '; met=$((met + 1));
-    else printf '[FAIL] '; missed=$((missed + 1)); fi
-    printf '%s: %s (needs %s %s)\n' "$1" "$2" "$3" "$4"
-}
 for n in "${names[@]}"; do
     need=60; [ "${V[$n,conv]}" = 1 ] && need=65
     check "$n: training at 2 threads, % of the sgemm roofline" "$(fmt '%.1f' "${V[$n,share]}")" '>=' "$need"

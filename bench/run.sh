@@ -99,10 +99,7 @@ probe=$OUT/sgemm_probe
 g1=() g2=() s1=() s2=()
 # shellcheck disable=SC2046
 # The OpenBLAS build bnni links (the Makefile's: pthread, whatever Debian's alternative points to).
-blas_pc=/usr/lib/$(gcc -print-multiarch 2>/dev/null)/openblas-pthread/pkgconfig
-if gcc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -o "$probe" bench/sgemm_probe.c \
-        $(PKG_CONFIG_PATH=$blas_pc pkg-config --cflags --libs openblas) \
-        -Wl,-rpath,"$(PKG_CONFIG_PATH=$blas_pc pkg-config --variable=libdir openblas)" 2>"$OUT/sgemm_build.err"; then
+if build_probe "$probe" "$OUT/sgemm_build.err"; then
     for r in $(seq "$REPS"); do
         b=$OUT/sgemm_$r
         if ! "$probe" >"$b.out" 2>"$b.err"; then note "sgemm probe failed: $(tail -n 1 "$b.err")"; continue; fi
@@ -254,15 +251,6 @@ say "openblas step GEMMs: the im2col GEMMs of one training step, OpenBLAS alone,
 # ---------------------------------------------------------------- targets
 
 met=0 missed=0
-check() { # description, measured, op, bound
-    local d=$1 v=$2 op=$3 bound=$4 ok
-    if [ "$v" = - ] || [ -z "$v" ] || [ "$bound" = - ]; then
-        printf '[SKIP] %s: not measured\n' "$d"; return
-    fi
-    ok=$(awk "BEGIN { print ($v $op $bound) ? 1 : 0 }")
-    if [ "$ok" = 1 ]; then printf '[PASS] '; met=$((met + 1)); else printf '[FAIL] '; missed=$((missed + 1)); fi
-    printf '%s: %s (needs %s %s)\n' "$d" "$v" "$op" "$bound"
-}
 b1=${R[bnni,1,train]:--} b2=${R[bnni,2,train]:--}
 be=$(max2 "${R[bnni,1,eval]:--}" "${R[bnni,2,eval]:--}")
 rss_all=$(printf '%s\n' "${R[bnni,1,rss]:--}" "${R[bnni,2,rss]:--}" "$full_rss" | grep -E '^[0-9.]+$' | sort -g | tail -n 1)
