@@ -238,15 +238,15 @@ Test(trace_run, resume_continues_the_trace_exactly)
 }
 
 /* SIGTERM in the middle of epoch 2, then --resume: the trace ends as the uninterrupted run's does. */
-Test(trace_run, sigterm_mid_epoch_then_resume)
+/* A traced run of 2 epochs stopped by SIGTERM `part` of epoch 1's time after epoch 1's save. Returns 1 when it
+ * exited 143 with a checkpoint of epoch 2's middle, else 0 (logged): on a busy machine the signal can land before
+ * epoch 2's first step or after its last. */
+static int sigterm_mid_epoch_2(const char *ck, const char *err_path, double part)
 {
-    write_mlp();
-    char ck[128], err_path[128];
-    snprintf(ck, sizeof ck, "%s", support_path(dir, "s.h5"));
-    snprintf(err_path, sizeof err_path, "%s", support_path(dir, "spawn-err.txt"));
     const char *args[] = {"train", model, "--epochs", "2", "--limit", "30000", "--test-limit", "300", "--threads", "1",
                           "--trace", "dense_1", "--trace-every", "7", "--out", ck, NULL};
     int fd;
+    unlink(ck);
     pid_t pid = support_spawn(args, &(SupportSpawn){.err_path = err_path}, &fd);
     char buf[4096];
     size_t n = 0;
@@ -258,7 +258,7 @@ Test(trace_run, sigterm_mid_epoch_then_resume)
         if (p && strchr(p, '\n')) {
             while (p > buf && p[-1] != '|')
                 p--;
-            secs = atof(p + 1);
+            secs = atof(p + 1) * part;
             break;
         }
     }
@@ -266,17 +266,37 @@ Test(trace_run, sigterm_mid_epoch_then_resume)
     /* the line comes before epoch 1's save: the stop must land after it, in epoch 2 */
     for (int waited = 0; access(ck, F_OK) != 0 && waited < 60000; waited += 2)
         nanosleep(&(struct timespec){0, 2000000}, NULL);
-    struct timespec pause = {(time_t)(secs / 2), (long)((secs / 2 - (time_t)(secs / 2)) * 1e9)};
+    struct timespec pause = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
     nanosleep(&pause, NULL);
     kill(pid, SIGTERM);
     int st;
     waitpid(pid, &st, 0);
     close(fd);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 143, "status %d", st);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 143) {
+        cr_log_info("the SIGTERM at %.2f of epoch 1's time missed epoch 2 (status %d)", part, st);
+        return 0;
+    }
     Ckpt c = read_ckpt(ck);
-    cr_expect(c.ts.epoch == 1 && c.ts.position > 0, "stopped mid-epoch: epoch %d position %d", c.ts.epoch,
-              c.ts.position);
+    int hit = c.ts.epoch == 1 && c.ts.position > 0;
+    if (!hit)
+        cr_log_info("the SIGTERM at %.2f of epoch 1's time stopped at epoch %d position %d", part, c.ts.epoch,
+                    c.ts.position);
     ckpt_free(&c);
+    return hit;
+}
+
+Test(trace_run, sigterm_mid_epoch_then_resume)
+{
+    write_mlp();
+    char ck[128], err_path[128];
+    snprintf(ck, sizeof ck, "%s", support_path(dir, "s.h5"));
+    snprintf(err_path, sizeof err_path, "%s", support_path(dir, "spawn-err.txt"));
+    /* Half of epoch 1's time lands in epoch 2's middle, unless the machine's speed changed between them. */
+    static const double parts[] = {0.5, 0.8, 0.3, 0.65};
+    int hit = 0;
+    for (size_t k = 0; !hit && k < sizeof parts / sizeof parts[0]; k++)
+        hit = sigterm_mid_epoch_2(ck, err_path, parts[k]);
+    cr_assert(hit, "no SIGTERM stopped the run mid-epoch with status 143 (the log says where they landed)");
     cr_assert_eq(run("train %s --epochs 2 --limit 30000 --test-limit 300 --threads 1 --quiet --resume %s", model, ck),
                  0);
     cr_assert_eq(run("train %s --epochs 2 --limit 30000 --test-limit 300 --threads 1 --quiet --trace dense_1 "
