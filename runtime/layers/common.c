@@ -2,9 +2,12 @@
 #include "common.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../threads.h"
 
 static int alloc_like_out(Tensor *t, const Shape *s, int batch)
 {
@@ -40,6 +43,21 @@ void layer_free_io(Layer *l)
 int layer_resize_io(Layer *l, int batch, char *err, size_t errlen)
 {
     return l->batch == batch && l->y.data ? 0 : layer_alloc_io(l, batch, err, errlen);
+}
+
+void layer_for_images(int n, size_t per, size_t min, LayerRange fn, void *ctx)
+{
+    size_t total = (size_t)n * per;
+    if (total < min || rt_threads() < 2) {
+        fn(ctx, 0, total);
+        return;
+    }
+#pragma omp parallel num_threads(rt_threads())
+    {
+        int lo, hi;
+        rt_split(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        fn(ctx, (size_t)lo * per, (size_t)hi * per);
+    }
 }
 
 int layer_create_none(Layer *l, Rng *init, char *err, size_t errlen)

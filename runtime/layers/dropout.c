@@ -1,9 +1,12 @@
 /* dropout: inverted dropout (kept values scaled by 1/(1-p) in training); identity in eval mode. */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../layer.h"
+#include "../threads.h"
 #include "common.h"
 
 /* dropout(p) */
@@ -59,19 +62,47 @@ static int dropout_resize(Layer *l, int batch, char *err, size_t errlen)
 }
 
 /* Each value is kept with probability 1-p, one draw of r per value in order; kept values are scaled by 1/(1-p)
- * (inverted dropout), so eval needs no rescaling. p = 1 drops everything, as PyTorch does. mask is (n) */
-static void dropout_draw(float *mask, size_t n, float p, Rng *r)
+ * (inverted dropout), so eval needs no rescaling. p = 1 drops everything, as PyTorch does. The draw u = k * 2^-24
+ * (rng_uniform, k its 24 bits) is >= p exactly when k >= ceil(p * 2^24), a power-of-two scaling and so exact in
+ * float: the integer comparison keeps the same values as the float one, without a conversion a value. mask is
+ * (n): 0 or the scale, and y = x * mask as it is drawn. */
+static void dropout_draw(float *restrict mask, float *restrict y, const float *restrict x, size_t n, float p, Rng *r)
 {
     float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    for (size_t i = 0; i < n; i++)
-        mask[i] = rng_uniform(r) >= p ? scale : 0.0f;
+    uint64_t keep = (uint64_t)ceilf(p * 16777216.0f);
+    uint32_t bits;
+    memcpy(&bits, &scale, sizeof bits);
+    Rng s = *r; /* a local copy stays in registers: the stores below cannot alias it */
+    for (size_t i = 0; i < n; i++) {
+        /* the scale's bits or 0.0f's, selected without a branch (a quarter of them would mispredict) */
+        uint32_t m = bits & (0u - (uint32_t)(rng_next(&s) >> 40 >= keep));
+        memcpy(&mask[i], &m, sizeof m);
+        y[i] = x[i] * mask[i];
+    }
+    *r = s;
 }
 
-/* y, x, mask are (n) */
-static void dropout_forward(float *y, const float *x, const float *mask, size_t n)
+/* One call's tensors, for the threads' shares (layer_for_images): out = in * mask, or a copy without a mask. */
+typedef struct DropoutCall {
+    float *out;
+    const float *in, *mask;
+} DropoutCall;
+
+static void apply_range(void *ctx, size_t lo, size_t hi)
 {
-    for (size_t i = 0; i < n; i++)
-        y[i] = x[i] * mask[i];
+    DropoutCall *c = ctx;
+    if (!c->mask) {
+        memcpy(c->out + lo, c->in + lo, (hi - lo) * sizeof(float));
+        return;
+    }
+    for (size_t i = lo; i < hi; i++)
+        c->out[i] = c->in[i] * c->mask[i];
+}
+
+static void apply(const Layer *l, float *out, const float *in, const float *mask, int n)
+{
+    DropoutCall c = {out, in, mask};
+    layer_for_images(n, shape_size(l->spec->in), RT_MIN_PARALLEL, apply_range, &c);
 }
 
 /* Across ranks (comm.h) each rank holds images [first, first + n) of the batch: it passes over the draws of the
@@ -94,25 +125,19 @@ static void dropout_layer_forward(Layer *l, const Tensor *x, int train)
     layer_set_count(l, x->n);
     st->masked = train && st->p > 0.0f;
     if (!st->masked) {
-        memcpy(l->y.data, x->data, n * sizeof(float));
+        apply(l, l->y.data, x->data, NULL, x->n);
         return;
     }
     skip_draws(l, x->n, 1);
-    dropout_draw(st->mask, n, st->p, l->rng);
+    dropout_draw(st->mask, l->y.data, x->data, n, st->p, l->rng);
     skip_draws(l, x->n, 0);
-    dropout_forward(l->y.data, x->data, st->mask, n);
 }
 
 static void dropout_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
     DropoutState *st = l->state;
-    size_t n = tensor_size(x);
-    if (!dx)
-        return;
-    if (st->masked)
-        dropout_forward(dx->data, l->dy.data, st->mask, n); /* dx = dy * mask: the same product */
-    else
-        memcpy(dx->data, l->dy.data, n * sizeof(float));
+    if (dx) /* dx = dy * mask: the same product */
+        apply(l, dx->data, l->dy.data, st->masked ? st->mask : NULL, x->n);
 }
 
 static void dropout_destroy(Layer *l)

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "../threads.h"
 #include "common.h"
 
 static int flatten_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
@@ -13,17 +14,31 @@ static int flatten_out_shape(const LayerSpec *s, Shape in, Shape *out, long long
     return 0;
 }
 
+/* One call's copy, for the threads' shares (layer_for_images). */
+typedef struct FlattenCall {
+    float *to;
+    const float *from;
+} FlattenCall;
+
+static void copy_range(void *ctx, size_t lo, size_t hi)
+{
+    FlattenCall *c = ctx;
+    memcpy(c->to + lo, c->from + lo, (hi - lo) * sizeof(float));
+}
+
 static void flatten_layer_forward(Layer *l, const Tensor *x, int train)
 {
+    FlattenCall c = {l->y.data, x->data};
     (void)train;
     layer_set_count(l, x->n);
-    memcpy(l->y.data, x->data, tensor_size(x) * sizeof(float));
+    layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, copy_range, &c);
 }
 
 static void flatten_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
+    FlattenCall c = {dx ? dx->data : NULL, l->dy.data};
     if (dx)
-        memcpy(dx->data, l->dy.data, tensor_size(x) * sizeof(float));
+        layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, copy_range, &c);
 }
 
 const LayerOps flatten_ops = {

@@ -1,5 +1,6 @@
 /* relu: elementwise activation; the shape passes through unchanged. */
 #include "../layer.h"
+#include "../threads.h"
 #include "common.h"
 
 static int relu_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
@@ -25,17 +26,37 @@ static void relu_backward(float *dx, const float *x, const float *dy, size_t n)
         dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+/* The tensors of one call, for the threads' shares (layer_for_images). */
+typedef struct ReluCall {
+    float *out;
+    const float *x, *dy;
+} ReluCall;
+
+static void forward_range(void *ctx, size_t lo, size_t hi)
+{
+    ReluCall *c = ctx;
+    relu_forward(c->out + lo, c->x + lo, hi - lo);
+}
+
+static void backward_range(void *ctx, size_t lo, size_t hi)
+{
+    ReluCall *c = ctx;
+    relu_backward(c->out + lo, c->x + lo, c->dy + lo, hi - lo);
+}
+
 static void relu_layer_forward(Layer *l, const Tensor *x, int train)
 {
+    ReluCall c = {.out = l->y.data, .x = x->data};
     (void)train;
     layer_set_count(l, x->n);
-    relu_forward(l->y.data, x->data, tensor_size(x));
+    layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, forward_range, &c);
 }
 
 static void relu_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
+    ReluCall c = {.out = dx ? dx->data : NULL, .x = x->data, .dy = l->dy.data};
     if (dx)
-        relu_backward(dx->data, x->data, l->dy.data, tensor_size(x));
+        layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, backward_range, &c);
 }
 
 /* Eval-mode fusion (LayerPost): the same function, in place on the output of the layer before. */

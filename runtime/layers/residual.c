@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "../layer.h"
+#include "../threads.h"
 #include "../net.h"
 #include "common.h"
 
@@ -47,18 +48,30 @@ static int residual_resize(Layer *l, int batch, char *err, size_t errlen)
     return net_resize(l->state, batch, err, errlen);
 }
 
-/* y, a, b are (n): y = a + b */
-static void add(float *y, const float *a, const float *b, size_t n)
+/* y = a + b over one call's tensors, for the threads' shares (layer_for_images). */
+typedef struct AddCall {
+    float *y;
+    const float *a, *b;
+} AddCall;
+
+static void add_range(void *ctx, size_t lo, size_t hi)
 {
-    for (size_t i = 0; i < n; i++)
-        y[i] = a[i] + b[i];
+    AddCall *c = ctx;
+    for (size_t i = lo; i < hi; i++)
+        c->y[i] = c->a[i] + c->b[i];
+}
+
+static void add(float *y, const float *a, const float *b, const Layer *l, int n)
+{
+    AddCall c = {y, a, b};
+    layer_for_images(n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_range, &c);
 }
 
 static void residual_layer_forward(Layer *l, const Tensor *x, int train)
 {
     const Tensor *b = net_forward(l->state, x, train);
     layer_set_count(l, x->n);
-    add(l->y.data, b->data, x->data, tensor_size(x));
+    add(l->y.data, b->data, x->data, l, x->n);
 }
 
 /* The skip passes dy through unchanged, so dx = body's dx + dy; the body's backward runs even when dx is NULL,
@@ -67,7 +80,7 @@ static void residual_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
     net_backward(l->state, x, &l->dy, dx);
     if (dx)
-        add(dx->data, dx->data, l->dy.data, tensor_size(x));
+        add(dx->data, dx->data, l->dy.data, l, x->n);
 }
 
 static Net *residual_body(Layer *l) { return l->state; }

@@ -70,31 +70,39 @@ static void sigmoid_backward(float *dx, const float *y, const float *dy, size_t 
         dx[i] = dy[i] * (1.0f - y[i]) * y[i];
 }
 
-/* Both directions split the elements across the runtime's threads (elementwise: the same result for any count). */
-static void sigmoid_layer_forward(Layer *l, const Tensor *x, int train)
+/* The tensors of one call, for the threads' shares (layer_for_images: elementwise, so the same result for any
+ * count; the forward, an exponential a value, is worth threads from fewer values). */
+typedef struct SigmoidCall {
+    float *out;
+    const float *in, *dy;
+} SigmoidCall;
+
+static void forward_range(void *ctx, size_t lo, size_t hi)
 {
-    size_t n = tensor_size(x);
-    (void)train;
-    layer_set_count(l, x->n);
-#pragma omp parallel num_threads(rt_threads()) if (n >= RT_MIN_PARALLEL / 8)
-    {
-        size_t lo, hi;
-        rt_share(n, 16, &lo, &hi);
-        sigmoid_forward(l->y.data + lo, x->data + lo, hi - lo);
-    }
+    SigmoidCall *c = ctx;
+    sigmoid_forward(c->out + lo, c->in + lo, hi - lo);
 }
 
+static void backward_range(void *ctx, size_t lo, size_t hi)
+{
+    SigmoidCall *c = ctx;
+    sigmoid_backward(c->out + lo, c->in + lo, c->dy + lo, hi - lo);
+}
+
+static void sigmoid_layer_forward(Layer *l, const Tensor *x, int train)
+{
+    SigmoidCall c = {.out = l->y.data, .in = x->data};
+    (void)train;
+    layer_set_count(l, x->n);
+    layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL / 8, forward_range, &c);
+}
+
+/* From the saved output y. */
 static void sigmoid_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
-    size_t n = tensor_size(x);
-    if (!dx)
-        return;
-#pragma omp parallel num_threads(rt_threads()) if (n >= RT_MIN_PARALLEL)
-    {
-        size_t lo, hi;
-        rt_share(n, 16, &lo, &hi);
-        sigmoid_backward(dx->data + lo, l->y.data + lo, l->dy.data + lo, hi - lo);
-    }
+    SigmoidCall c = {.out = dx ? dx->data : NULL, .in = l->y.data, .dy = l->dy.data};
+    if (dx)
+        layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, backward_range, &c);
 }
 
 /* Eval-mode fusion (LayerPost): the same function, in place on the output of the layer before. */
