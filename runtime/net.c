@@ -84,6 +84,21 @@ int net_check_specs(const LayerSpec *s, int n, Shape in, Shape *out, char *err, 
     return 0;
 }
 
+/* Whether layer l, or a layer of its body, holds a trainable parameter. */
+static int trains(Layer *l)
+{
+    Param p[LAYER_MAX_PARAMS];
+    if (l->ops->body) {
+        Net *b = l->ops->body(l);
+        return b->trained < b->n;
+    }
+    int m = l->ops->params ? l->ops->params(l, p) : 0;
+    for (int j = 0; j < m; j++)
+        if (p[j].trainable)
+            return 1;
+    return 0;
+}
+
 int net_init(Net *net, const LayerSpec *specs, int n, Shape in, Rng *init, Rng *stream, char *err, size_t errlen)
 {
     char w[SPEC_NAME_MAX + 32], msg[256];
@@ -91,6 +106,7 @@ int net_init(Net *net, const LayerSpec *specs, int n, Shape in, Rng *init, Rng *
     net->n = 0;
     net->in = net->out = in;
     net->batch = 0;
+    net->trained = 0;
     net->prof = NULL;
     if (n < 0 || (n > 0 && !specs)) {
         snprintf(err, errlen, "a network needs a layer list (got %d layers)", n);
@@ -114,6 +130,8 @@ int net_init(Net *net, const LayerSpec *specs, int n, Shape in, Rng *init, Rng *
             return -1;
         }
     }
+    while (net->trained < n && !trains(&net->layers[net->trained]))
+        net->trained++;
     return 0;
 }
 
@@ -251,7 +269,10 @@ void net_backward(Net *net, const Tensor *x, const Tensor *dout, Tensor *dx)
     for (int i = net->n - 1; i >= 0; i--) {
         Layer *l = &net->layers[i];
         double t0 = net->prof ? now_seconds() : 0.0;
-        l->ops->backward(l, i ? &net->layers[i - 1].y : x, i ? &net->layers[i - 1].dy : dx);
+        if (dx || i >= net->trained) {
+            Tensor *into = i == 0 ? dx : dx || i > net->trained ? &net->layers[i - 1].dy : NULL;
+            l->ops->backward(l, i ? &net->layers[i - 1].y : x, into);
+        }
         if (net->prof)
             net->prof[i].bwd += now_seconds() - t0, net->prof[i].nbwd++;
         if (net->after_backward)

@@ -16,6 +16,7 @@ typedef struct Net {
     int n;
     Shape in, out;
     int batch;     /* current batch size of every buffer; 0 before net_resize */
+    int trained;   /* the first layer holding a trainable parameter (n: none); see net_backward */
     Rng rng;       /* dropout masks; saved in checkpoints for an exact resume */
     LayerTime *prof; /* [n], owned; NULL (the default) unless profiling: then net_forward/net_backward time
                       * every layer call, and otherwise they read no clock */
@@ -53,7 +54,10 @@ const Tensor *net_forward(Net *net, const Tensor *x, int train);
  * each conv2d or dense applying the batchnorm and activation after it (LayerPost), whose outputs stay unwritten.
  * Returns the output (owned by a layer), or NULL when x does not fit. */
 const Tensor *net_infer(Net *net, const Tensor *x);
-/* dout is the gradient w.r.t. the output; writes the input gradient to dx when not NULL. */
+/* dout is the gradient w.r.t. the output; writes the input gradient to dx when not NULL. Without dx, the layers
+ * before the first with a trainable parameter do not run (nobody reads their gradients; a flatten's copy, and the
+ * input gradient of the dense layer after it, were an eighth of an MLP's step), nor does that layer's input
+ * gradient: their dy buffers then hold stale values. after_backward is still called for every layer. */
 void net_backward(Net *net, const Tensor *x, const Tensor *dout, Tensor *dx);
 void net_zero_grad(Net *net);
 /* A second network of the same layers (the same specs, borrowed) with its own buffers and a copy of every
