@@ -90,6 +90,30 @@ Test(dropout, p_zero_is_identity_and_p_one_drops_all)
     drop_close(&d);
 }
 
+/* The mask is the documented float comparison of each draw, u = rng_uniform >= p (the layer compares integers:
+ * the same values), at rates whose threshold p * 2^24 is and is not a whole number, and at the ends. */
+Test(dropout, mask_is_the_float_comparison_of_each_draw)
+{
+    const float ps[] = {0.3f, 0.5f, 0.1f, 1e-7f, 0.99999994f, 0.25f};
+    for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++) {
+        Drop d;
+        size_t n = 200000, wrong = 0;
+        drop_open(&d, ps[k], (Shape){1, 2000, 1, 1}, 100);
+        Rng r = d.rng;
+        float scale = 1.0f / (1.0f - ps[k]);
+        d.l.ops->forward(&d.l, &d.x, 1);
+        for (size_t i = 0; i < n; i++) {
+            float want = d.x.data[i] * (rng_uniform(&r) >= ps[k] ? scale : 0.0f);
+            wrong += memcmp(&want, &d.l.y.data[i], sizeof want) != 0;
+        }
+        cr_expect_eq(wrong, 0, "p = %.9g: %zu of %zu values differ from the float comparison", (double)ps[k], wrong,
+                     n);
+        cr_expect(memcmp(&r, &d.rng, sizeof r) == 0, "p = %.9g: the stream is not one draw a value further",
+                  (double)ps[k]);
+        drop_close(&d);
+    }
+}
+
 /* The mask is a function of the stream state: rewinding gives the same mask, going on gives a new one. */
 Test(dropout, masks_come_from_the_network_stream)
 {

@@ -210,6 +210,55 @@ Test(net, backward_without_dx)
     net_free(net);
 }
 
+/* The layers before the first trainable one have no gradient anyone reads, so net_backward without dx skips them
+ * (net.h): every parameter gradient is still the one a backward with dx gives, bit for bit, and none is zero; the
+ * first trainable layer may sit in a residual body. */
+static void expect_same_grads_without_dx(LayerSpec *specs, int n, Shape in, int np)
+{
+    char err[256];
+    Net *net = make(specs, n, in, 5);
+    NetParam *p;
+    Tensor x, dx, dout;
+    cr_assert(net_resize(net, 3, err, sizeof err) == 0, "%s", err);
+    cr_assert(tensor_alloc(&x, 3, in.c, in.h, in.w) == 0 && tensor_alloc(&dx, 3, in.c, in.h, in.w) == 0 &&
+              tensor_alloc(&dout, 3, 3, 1, 1) == 0);
+    gradcheck_fill_distinct(&x, 6);
+    gradcheck_fill_distinct(&dout, 7);
+    cr_assert_eq(net_params(net, &p), np);
+    float *g[8] = {0};
+    net_forward(net, &x, 1);
+    net_backward(net, &x, &dout, &dx);
+    for (int j = 0; j < np; j++) {
+        cr_assert((g[j] = malloc(p[j].p.size * sizeof(float))) != NULL);
+        memcpy(g[j], p[j].p.grad, p[j].p.size * sizeof(float));
+    }
+    net_zero_grad(net);
+    net_backward(net, &x, &dout, NULL);
+    for (int j = 0; j < np; j++) {
+        float m = 0.0f;
+        for (size_t i = 0; i < p[j].p.size; i++)
+            m = fmaxf(m, fabsf(p[j].p.grad[i]));
+        cr_expect_gt(m, 0.0f, "%s.%s got no gradient without dx", p[j].layer->name, p[j].p.name);
+        cr_expect(memcmp(g[j], p[j].p.grad, p[j].p.size * sizeof(float)) == 0, "%s.%s differs without dx",
+                  p[j].layer->name, p[j].p.name);
+        free(g[j]);
+    }
+    free(p);
+    tensor_free(&x), tensor_free(&dx), tensor_free(&dout);
+    net_free(net);
+}
+
+Test(net, backward_without_dx_skips_only_untrained_layers)
+{
+    LayerSpec specs[] = {ACT(LK_RELU, "r"), ACT(LK_FLATTEN, "f"), DENSE("fc1", 4), ACT(LK_SIGMOID, "s"),
+                         DENSE("fc2", 3)};
+    expect_same_grads_without_dx(specs, 5, (Shape){3, 2, 3, 3}, 4);
+    LayerSpec body[] = {DENSE("inner", 5), ACT(LK_TANH, "t")};
+    LayerSpec nested[] = {ACT(LK_SIGMOID, "s"), L(LK_RESIDUAL, "res", 0, 0, 0, 0), DENSE("out", 3)};
+    nested[1].body = body, nested[1].nbody = 2;
+    expect_same_grads_without_dx(nested, 3, (Shape){1, 5, 1, 1}, 4);
+}
+
 /* Buffers are kept across calls at one batch size; a smaller batch runs in them and matches the full one. */
 Test(net, resize_and_partial_batch)
 {
