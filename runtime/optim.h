@@ -10,8 +10,9 @@ typedef struct Optim Optim;
 /* params: the network's list from net_params (borrowed, must outlive the optimizer); buffers are skipped.
  * Returns 0 and *out (free with optim_free), or -1 with err. */
 int optim_create(const OptSpec *spec, NetParam *params, int n, Optim **out, char *err, size_t errlen);
-/* One update of every trainable parameter from its gradient, at learning rate lr. */
-void optim_step(Optim *o, double lr);
+/* One update of every trainable parameter from its gradient, at learning rate lr. Returns 1 when every updated value
+ * is finite, else 0: each thread checks the values it has just written, while they are still in its cache. */
+int optim_step(Optim *o, double lr);
 long long optim_step_count(const Optim *o);
 void optim_set_step_count(Optim *o, long long steps);
 /* The state tensors of params[i] ("momentum_buffer" for sgd with momentum; "exp_avg", "exp_avg_sq" for adam),

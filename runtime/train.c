@@ -469,13 +469,15 @@ static void lap(Run *r, ProfPhase k, double *t)
     *t = now;
 }
 
-/* Whether every parameter and buffer is finite: one pass over the list with no early exit and no allocation,
- * which the compiler vectorises (an exponent of all ones is Inf or NaN). net_check_finite, which names the first
- * bad value, runs only when this fails. */
-static int all_finite(const NetParam *ps, int n)
+/* Whether every buffer (moving statistics: the optimizer checks the parameters it updates) is finite: one pass
+ * with no early exit and no allocation, which the compiler vectorises (an exponent of all ones is Inf or NaN).
+ * net_check_finite, which names the first bad value, runs only when a check fails. */
+static int buffers_finite(const NetParam *ps, int n)
 {
     uint32_t bad = 0;
     for (int i = 0; i < n; i++) {
+        if (ps[i].p.grad)
+            continue;
         const float *v = ps[i].p.value;
         for (size_t j = 0; j < ps[i].p.size; j++) {
             uint32_t bits;
@@ -503,9 +505,9 @@ static int update(Run *r, int epoch, double loss_sum, long long correct, int n, 
     TrainState *ts = &r->ts;
     char why[512];
     double t = lap_start(r);
-    optim_step(r->opt, ts->lr);
+    int finite = optim_step(r->opt, ts->lr);
     lap(r, PROF_OPTIM, &t);
-    if (!all_finite(r->ps, r->np) && net_check_finite(r->net, why, sizeof why) < 0)
+    if (!(finite && buffers_finite(r->ps, r->np)) && net_check_finite(r->net, why, sizeof why) < 0)
         return diverged(r, epoch, why, err, errlen);
     lap(r, PROF_CHECK, &t);
     ts->loss_sum += loss_sum;

@@ -376,6 +376,20 @@ Test(train, divergence_stops_with_status_3_and_keeps_the_checkpoint)
     free(e);
 }
 
+/* A step whose update overflows the weights while its loss was finite (weight decay of 1e30 at lr 1e30) stops
+ * at that step, naming the first bad value, not one step later at a loss of NaN. At 2 threads, where each thread
+ * checks the values it updated. */
+Test(train, update_to_a_non_finite_weight_stops_at_that_step)
+{
+    write_model("w.bnn", "model boom\ndata fashion_mnist(batch=64)\noptimizer sgd(lr=1.0e30, weight_decay=1.0e30)\n"
+                         "network {\n  input 1x28x28\n  flatten\n  dense(32)\n  relu\n  dense(10)\n}\n");
+    int st = run("train %s --epochs 1 --limit 2000 --threads 2 --out %s", in_dir("w.bnn"), in_dir("w.h5"));
+    char *e = err_text();
+    cr_expect_eq(st, 3, "status %d: %s", st, e);
+    cr_expect(strstr(e, "training diverged at epoch 1, step 1: non-finite value in dense_1/weight[0]"), "%s", e);
+    free(e);
+}
+
 /* The same run diverging after a good epoch: its epoch-1 checkpoint stays as it was, byte for byte. The resume
  * takes the weights and momentum of a sane run and a model file whose lr is 1e30 (the checkpoint's own lr is
  * not used on resume: the model file's is). */
