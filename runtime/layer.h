@@ -38,6 +38,7 @@ struct Net;
 typedef struct LayerPost {
     const float *mean, *rstd, *gamma, *beta; /* [C] each, borrowed from the batchnorm; NULL: no normalisation */
     void (*act)(float *y, size_t n);         /* in place; NULL: none */
+    Tensor *into; /* training fusion (takes_train_post): write act(output) here, the activation's y, not l->y */
 } LayerPost;
 
 static inline float layer_post_norm(float x, float mean, float rstd, float gamma, float beta)
@@ -75,6 +76,12 @@ typedef struct LayerOps {
     int takes_post;
     void (*eval_norm)(Layer *l, LayerPost *post);
     void (*eval_act)(float *y, size_t n);
+    /* Training fusion (net.c): an activation whose backward reads only its own y and dy, never x (grad_from_output),
+     * need not run its forward when the layer before writes the activated values straight into its y: a layer that
+     * can (takes_train_post) does so in forward(train = 1) when l->post.act and l->post.into are set, and leaves
+     * its own y unwritten. One pass over the values instead of two, the same bits. */
+    int takes_train_post;
+    int grad_from_output;
     /* Optional: a layer that runs a sub-network (residual) returns it, so that the net's walks over every
      * parameter, gradient and timing descend into it; NULL in other layers. */
     struct Net *(*body)(Layer *l);
@@ -101,7 +108,8 @@ struct Layer {
     Tensor y;              /* output activation, owned */
     Tensor dy;             /* gradient w.r.t. y, owned; filled by the next layer's backward */
     void *state;           /* the layer kind's private struct, owned */
-    LayerPost post;        /* set by the net around an eval forward of a takes_post layer; zero otherwise */
+    LayerPost post;        /* set by the net around a forward it fuses (takes_post, takes_train_post); else zero */
+    int fused;             /* the last training forward wrote its output into the next layer's y, not into y */
 };
 
 /* The table of every layer kind, indexed by LayerKind. */

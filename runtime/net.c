@@ -219,6 +219,17 @@ static int fits(const Net *net, const Tensor *x, int min_n)
     return net->batch >= 1 && x->n >= min_n && x->n <= net->batch && x->c == in.c && x->h == h_in && x->w == w_in;
 }
 
+/* Training: whether layer i writes its activated output straight into layer i + 1's y (LayerOps.takes_train_post),
+ * which then does not run; sets layer i's post and fused flag either way. */
+static int fuse_train(Net *net, int i)
+{
+    Layer *l = &net->layers[i], *next = i + 1 < net->n ? &net->layers[i + 1] : NULL;
+    l->fused = l->ops->takes_train_post && next && next->ops->grad_from_output && next->ops->eval_act;
+    if (l->fused)
+        l->post = (LayerPost){.act = next->ops->eval_act, .into = &next->y};
+    return l->fused;
+}
+
 const Tensor *net_forward(Net *net, const Tensor *x, int train)
 {
     const Tensor *h = x;
@@ -226,11 +237,18 @@ const Tensor *net_forward(Net *net, const Tensor *x, int train)
         return NULL;
     for (int i = 0; i < net->n; i++) {
         Layer *l = &net->layers[i];
+        int fused = train ? fuse_train(net, i) : (l->fused = 0);
         if (net->prof)
             timed_forward(net, i, h, train);
         else
             l->ops->forward(l, h, train);
-        h = &l->y;
+        l->post = (LayerPost){0};
+        if (fused) { /* the activation's forward, done: only its counts to set */
+            Layer *a = &net->layers[++i];
+            a->y.n = a->dy.n = h->n;
+            a->fused = 0;
+        }
+        h = &net->layers[i].y;
     }
     return h;
 }

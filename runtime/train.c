@@ -432,11 +432,13 @@ static const char *signal_name(int sig, char *buf, size_t len)
     return buf;
 }
 
-/* After a non-finite loss: names the first layer whose output holds a NaN or Inf. */
+/* After a non-finite loss: names the first layer whose output holds a NaN or Inf. A layer fused with the
+ * activation after it (layer.h) left its output in the activation's y: its NaN and Inf show there (an activation
+ * makes none of finite values), so it is named before the activation. */
 static const char *first_bad_output(const Net *net)
 {
     for (int i = 0; i < net->n; i++) {
-        const Tensor *y = &net->layers[i].y;
+        const Tensor *y = &net->layers[i + net->layers[i].fused].y;
         size_t n = y->data ? tensor_size(y) : 0;
         for (size_t j = 0; j < n; j++)
             if (!isfinite(y->data[j]))

@@ -10,6 +10,7 @@
 
 #include "runtime/layer.h"
 #include "runtime/net.h"
+#include "runtime/threads.h"
 #include "tests/gradcheck.h"
 #include "tests/specs.h"
 
@@ -449,6 +450,68 @@ Test(net, eval_fusion_matches_the_unfused_layers)
     free(fused);
     tensor_free(&x);
     net_free(net);
+}
+
+/* Training fusion (layer.h): a batchnorm writes the activation after it (relu, sigmoid, tanh) straight into the
+ * activation's output. The reference is a copy of the network run one layer at a time in training mode with
+ * nothing fused; outputs, every parameter gradient, the input gradient and the moving statistics must agree bit
+ * for bit, at 1 and 2 threads (images split across threads, for the fused activation too). */
+static void expect_training_fusion_exact(int threads)
+{
+    char err[256];
+    LayerSpec s[] = {CONV("c1", 4, 3, 1, 1),   L(LK_BATCHNORM, "b1", 0, 0, 0, 0), ACT(LK_RELU, "r1"),
+                     POOL(LK_MAXPOOL, "p1", 2, 2, 0), CONV("c2", 5, 3, 1, 0), L(LK_BATCHNORM, "b2", 0, 0, 0, 0),
+                     ACT(LK_SIGMOID, "s1"),    ACT(LK_FLATTEN, "f"),              DENSE("d1", 12),
+                     L(LK_BATCHNORM, "b3", 0, 0, 0, 0), ACT(LK_TANH, "t1"), DENSE("d2", 7),
+                     L(LK_BATCHNORM, "b4", 0, 0, 0, 0), ACT(LK_RELU, "r2")};
+    int n = (int)(sizeof s / sizeof s[0]), batch = 40;
+    Net *a = make(s, n, (Shape){3, 2, 20, 20}, 12), *b; /* b1 splits 40 x 4 x 400 values across the threads */
+    Tensor x, dout, dxa, dxb;
+    rt_set_threads(threads);
+    cr_assert(net_resize(a, batch, err, sizeof err) == 0, "%s", err);
+    set_statistics(a);
+    cr_assert(net_clone(a, &b, err, sizeof err) == 0, "%s", err);
+    cr_assert(net_resize(b, batch, err, sizeof err) == 0, "%s", err);
+    cr_assert(tensor_alloc(&x, batch, 2, 20, 20) == 0 && tensor_alloc(&dxa, batch, 2, 20, 20) == 0 &&
+              tensor_alloc(&dxb, batch, 2, 20, 20) == 0 && tensor_alloc(&dout, batch, 7, 1, 1) == 0);
+    gradcheck_fill_distinct(&x, 5);
+    gradcheck_fill_distinct(&dout, 6);
+    const Tensor *ya = net_forward(a, &x, 1), *h = &x;
+    for (int i = 0; i < n; i++) { /* unfused: every layer's own training forward */
+        b->layers[i].ops->forward(&b->layers[i], h, 1);
+        h = &b->layers[i].y;
+    }
+    cr_assert(a->layers[1].fused && a->layers[5].fused && a->layers[9].fused && a->layers[12].fused,
+              "every batchnorm before an activation is fused");
+    for (int i = 0; i < n; i++)
+        if (s[i].kind != LK_BATCHNORM) /* a fused batchnorm's own y is left unwritten */
+            cr_expect(memcmp(a->layers[i].y.data, b->layers[i].y.data, tensor_size(&b->layers[i].y) * 4) == 0,
+                      "output of %s differs", s[i].name);
+    cr_assert(ya == &a->layers[n - 1].y);
+    net_zero_grad(a), net_zero_grad(b);
+    net_backward(a, &x, &dout, &dxa);
+    net_backward(b, &x, &dout, &dxb);
+    cr_expect(memcmp(dxa.data, dxb.data, tensor_size(&x) * sizeof(float)) == 0, "input gradients differ");
+    NetParam *pa, *pb;
+    int np = net_params(a, &pa);
+    cr_assert_eq(net_params(b, &pb), np);
+    for (int j = 0; j < np; j++) {
+        size_t bytes = pa[j].p.size * sizeof(float);
+        cr_expect(memcmp(pa[j].p.value, pb[j].p.value, bytes) == 0, "%s.%s differs", pa[j].layer->name,
+                  pa[j].p.name);
+        cr_expect(!pa[j].p.grad || memcmp(pa[j].p.grad, pb[j].p.grad, bytes) == 0, "%s.%s's gradient differs",
+                  pa[j].layer->name, pa[j].p.name);
+    }
+    free(pa), free(pb);
+    tensor_free(&x), tensor_free(&dout), tensor_free(&dxa), tensor_free(&dxb);
+    net_free(a), net_free(b);
+    rt_set_threads(1);
+}
+
+Test(net, training_fusion_matches_the_unfused_layers)
+{
+    expect_training_fusion_exact(1);
+    expect_training_fusion_exact(2);
 }
 
 /* net_clone: the same values in separate memory, and the same inference outputs. */

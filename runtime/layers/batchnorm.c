@@ -384,6 +384,23 @@ static void stats_chunk(BnLayer *b, const float *x, int N, int k)
     chunk_stats(b->part + k * P, b->part + k * P + P / 2, x, n0, n1, b->C, b->HW, b->L, b->shift);
 }
 
+/* Images [n0, n1) of the output: normalised, and with training fusion (layer.h) activated in place as well, an
+ * image at a time while it is in cache (rows of N x C input all at once: a row is too short to be worth a call). */
+static void output(const Layer *l, const float *x, int n0, int n1)
+{
+    const BnLayer *b = l->state;
+    const LayerPost *p = &l->post;
+    float *y = p->into ? p->into->data : l->y.data;
+    size_t per = (size_t)b->C * b->HW;
+    int step = b->HW == 1 ? n1 - n0 : 1;
+    for (int n = n0; n < n1; n += step) {
+        int m = n + step < n1 ? n + step : n1;
+        normalise(b, y, x, n, m);
+        if (p->act)
+            p->act(y + (size_t)n * per, (size_t)(m - n) * per);
+    }
+}
+
 /* Training normalises with the batch statistics and updates the moving ones; eval normalises with the moving
  * statistics. Chunks' partial sums, then (the master thread, which alone may talk to the other ranks) the
  * statistics, then every thread its images. A rank whose share of the batch is empty (N = 0) only takes part in
@@ -400,7 +417,7 @@ static void batchnorm_forward(Layer *l, const Tensor *x, int train)
         for (int k = 0; train && k < chunks; k++)
             stats_chunk(b, x->data, N, k);
         finish_stats(l, N, train);
-        normalise(b, l->y.data, x->data, 0, N);
+        output(l, x->data, 0, N);
         return;
     }
 #pragma omp parallel num_threads(T)
@@ -414,7 +431,7 @@ static void batchnorm_forward(Layer *l, const Tensor *x, int train)
         finish_stats(l, N, train);
 #pragma omp barrier
         rt_split(N, t, T, &lo, &hi);
-        normalise(b, l->y.data, x->data, lo, hi);
+        output(l, x->data, lo, hi);
     }
 }
 
@@ -562,6 +579,7 @@ const LayerOps batchnorm_ops = {
     .params = batchnorm_params,
     .destroy = batchnorm_destroy,
     .eval_norm = batchnorm_eval_norm,
+    .takes_train_post = 1,
     .eval_affine = batchnorm_eval_affine,
     .sync = batchnorm_sync,
 };

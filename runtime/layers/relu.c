@@ -19,14 +19,16 @@ static void relu_forward(float *y, const float *x, size_t n)
         y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
-/* The gradient at 0 is 0, as in PyTorch. dx, x, dy are (n) */
-static void relu_backward(float *dx, const float *x, const float *dy, size_t n)
+/* The gradient at 0 is 0, as in PyTorch. Taken from the output y: y > 0 exactly where x > 0 (NaN passes through
+ * and compares false either way), so that the forward may be fused into the layer before (layer.h). dx, y, dy
+ * are (n) */
+static void relu_backward(float *dx, const float *y, const float *dy, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-/* The tensors of one call, for the threads' shares (layer_for_images). */
+/* The tensors of one call, for the threads' shares (layer_for_images); x is y in the backward. */
 typedef struct ReluCall {
     float *out;
     const float *x, *dy;
@@ -54,7 +56,7 @@ static void relu_layer_forward(Layer *l, const Tensor *x, int train)
 
 static void relu_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
-    ReluCall c = {.out = dx ? dx->data : NULL, .x = x->data, .dy = l->dy.data};
+    ReluCall c = {.out = dx ? dx->data : NULL, .x = l->y.data, .dy = l->dy.data};
     if (dx)
         layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, backward_range, &c);
 }
@@ -71,4 +73,5 @@ const LayerOps relu_ops = {
     .backward = relu_layer_backward,
     .destroy = layer_free_io,
     .eval_act = relu_inplace,
+    .grad_from_output = 1,
 };

@@ -117,4 +117,5 @@ const LayerOps sigmoid_ops = {
     .backward = sigmoid_layer_backward,
     .destroy = layer_free_io,
     .eval_act = sigmoid_inplace,
+    .grad_from_output = 1,
 };

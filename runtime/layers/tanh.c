@@ -52,4 +52,5 @@ const LayerOps tanh_ops = {
     .backward = tanh_layer_backward,
     .destroy = layer_free_io,
     .eval_act = tanh_inplace,
+    .grad_from_output = 1,
 };
