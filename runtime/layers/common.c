@@ -60,6 +60,40 @@ void layer_for_images(int n, size_t per, size_t min, LayerRange fn, void *ctx)
     }
 }
 
+/* One activation call's tensors and function, for the threads' shares. */
+typedef struct ActCall {
+    LayerActFn f;
+    LayerActGrad g;
+    float *out;
+    const float *in, *dy;
+} ActCall;
+
+static void act_forward_range(void *ctx, size_t lo, size_t hi)
+{
+    ActCall *c = ctx;
+    c->f(c->out + lo, c->in + lo, hi - lo);
+}
+
+static void act_backward_range(void *ctx, size_t lo, size_t hi)
+{
+    ActCall *c = ctx;
+    c->g(c->out + lo, c->in + lo, c->dy + lo, hi - lo);
+}
+
+void layer_act_forward(Layer *l, const Tensor *x, LayerActFn f, size_t min)
+{
+    ActCall c = {.f = f, .out = l->y.data, .in = x->data};
+    layer_set_count(l, x->n);
+    layer_for_images(x->n, shape_size(l->spec->in), min, act_forward_range, &c);
+}
+
+void layer_act_backward(Layer *l, const Tensor *x, Tensor *dx, LayerActGrad g)
+{
+    ActCall c = {.g = g, .out = dx ? dx->data : NULL, .in = l->y.data, .dy = l->dy.data};
+    if (dx)
+        layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, act_backward_range, &c);
+}
+
 int layer_create_none(Layer *l, Rng *init, char *err, size_t errlen)
 {
     (void)l, (void)init, (void)err, (void)errlen;

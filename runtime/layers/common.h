@@ -66,6 +66,14 @@ int layer_fold_rows(const Param *wp, const float *b, const double *scale, const 
 typedef void (*LayerRange)(void *ctx, size_t lo, size_t hi);
 void layer_for_images(int n, size_t per, size_t min, LayerRange fn, void *ctx);
 
+/* An activation's passes, each through layer_for_images: forward y = f(x) from `min` values on (RT_MIN_PARALLEL,
+ * or less for costly functions), and backward dx = g(y, dy) from its own output (LayerOps.grad_from_output) from
+ * RT_MIN_PARALLEL on; dx NULL: nothing to do. */
+typedef void (*LayerActFn)(float *y, const float *x, size_t n);
+typedef void (*LayerActGrad)(float *dx, const float *y, const float *dy, size_t n);
+void layer_act_forward(Layer *l, const Tensor *x, LayerActFn f, size_t min);
+void layer_act_backward(Layer *l, const Tensor *x, Tensor *dx, LayerActGrad g);
+
 /* Values per sample of a shape (c*h*w). */
 static inline size_t shape_size(Shape s) { return (size_t)s.c * s.h * s.w; }
 

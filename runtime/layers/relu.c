@@ -28,38 +28,13 @@ static void relu_backward(float *dx, const float *y, const float *dy, size_t n)
         dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-/* The tensors of one call, for the threads' shares (layer_for_images); x is y in the backward. */
-typedef struct ReluCall {
-    float *out;
-    const float *x, *dy;
-} ReluCall;
-
-static void forward_range(void *ctx, size_t lo, size_t hi)
-{
-    ReluCall *c = ctx;
-    relu_forward(c->out + lo, c->x + lo, hi - lo);
-}
-
-static void backward_range(void *ctx, size_t lo, size_t hi)
-{
-    ReluCall *c = ctx;
-    relu_backward(c->out + lo, c->x + lo, c->dy + lo, hi - lo);
-}
-
 static void relu_layer_forward(Layer *l, const Tensor *x, int train)
 {
-    ReluCall c = {.out = l->y.data, .x = x->data};
     (void)train;
-    layer_set_count(l, x->n);
-    layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, forward_range, &c);
+    layer_act_forward(l, x, relu_forward, RT_MIN_PARALLEL);
 }
 
-static void relu_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
-{
-    ReluCall c = {.out = dx ? dx->data : NULL, .x = l->y.data, .dy = l->dy.data};
-    if (dx)
-        layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, backward_range, &c);
-}
+static void relu_layer_backward(Layer *l, const Tensor *x, Tensor *dx) { layer_act_backward(l, x, dx, relu_backward); }
 
 /* Eval-mode fusion (LayerPost): the same function, in place on the output of the layer before. */
 static void relu_inplace(float *y, size_t n) { relu_forward(y, y, n); }

@@ -70,39 +70,17 @@ static void sigmoid_backward(float *dx, const float *y, const float *dy, size_t 
         dx[i] = dy[i] * (1.0f - y[i]) * y[i];
 }
 
-/* The tensors of one call, for the threads' shares (layer_for_images: elementwise, so the same result for any
- * count; the forward, an exponential a value, is worth threads from fewer values). */
-typedef struct SigmoidCall {
-    float *out;
-    const float *in, *dy;
-} SigmoidCall;
-
-static void forward_range(void *ctx, size_t lo, size_t hi)
-{
-    SigmoidCall *c = ctx;
-    sigmoid_forward(c->out + lo, c->in + lo, hi - lo);
-}
-
-static void backward_range(void *ctx, size_t lo, size_t hi)
-{
-    SigmoidCall *c = ctx;
-    sigmoid_backward(c->out + lo, c->in + lo, c->dy + lo, hi - lo);
-}
-
+/* Elementwise, so the same result at any thread count; the forward, an exponential a value, is worth threads from
+ * fewer values. */
 static void sigmoid_layer_forward(Layer *l, const Tensor *x, int train)
 {
-    SigmoidCall c = {.out = l->y.data, .in = x->data};
     (void)train;
-    layer_set_count(l, x->n);
-    layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL / 8, forward_range, &c);
+    layer_act_forward(l, x, sigmoid_forward, RT_MIN_PARALLEL / 8);
 }
 
-/* From the saved output y. */
 static void sigmoid_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
-    SigmoidCall c = {.out = dx ? dx->data : NULL, .in = l->y.data, .dy = l->dy.data};
-    if (dx)
-        layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, backward_range, &c);
+    layer_act_backward(l, x, dx, sigmoid_backward);
 }
 
 /* Eval-mode fusion (LayerPost): the same function, in place on the output of the layer before. */

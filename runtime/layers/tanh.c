@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "../layer.h"
+#include "../threads.h"
 #include "common.h"
 
 static int tanh_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb, char *err,
@@ -27,18 +28,14 @@ static void tanh_backward(float *dx, const float *y, const float *dy, size_t n)
         dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
+/* Split across the threads as sigmoid is: tanhf is as costly. */
 static void tanh_layer_forward(Layer *l, const Tensor *x, int train)
 {
     (void)train;
-    layer_set_count(l, x->n);
-    tanh_forward(l->y.data, x->data, tensor_size(x));
+    layer_act_forward(l, x, tanh_forward, RT_MIN_PARALLEL / 8);
 }
 
-static void tanh_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
-{
-    if (dx)
-        tanh_backward(dx->data, l->y.data, l->dy.data, tensor_size(x));
-}
+static void tanh_layer_backward(Layer *l, const Tensor *x, Tensor *dx) { layer_act_backward(l, x, dx, tanh_backward); }
 
 /* Eval-mode fusion (LayerPost): the same function, in place on the output of the layer before. */
 static void tanh_inplace(float *y, size_t n) { tanh_forward(y, y, n); }
