@@ -110,6 +110,7 @@ struct Layer {
     void *state;           /* the layer kind's private struct, owned */
     LayerPost post;        /* set by the net around a forward it fuses (takes_post, takes_train_post); else zero */
     int fused;             /* the last training forward wrote its output into the next layer's y, not into y */
+    int inferring;         /* set by net_infer around an eval forward that no backward follows (residual bodies) */
 };
 
 /* The table of every layer kind, indexed by LayerKind. */

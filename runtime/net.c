@@ -17,8 +17,8 @@
  *
  * Inference (net_infer, LayerPost in layer.h): an eval forward after which no backward comes, so a conv2d or
  * dense applies the batchnorm and the activation that follow it to each image's output itself, and the net skips
- * those two layers (net_forward in eval mode runs them, since a backward needs their outputs). A residual body
- * runs unfused. Results are the same bit for bit.
+ * those two layers (net_forward in eval mode runs them, since a backward needs their outputs). A residual layer
+ * runs its body through net_infer too (Layer.inferring). Results are the same bit for bit.
  *
  * Data-parallel runs (comm.h): net_set_comm hands the ranks' Comm to every layer, and a rank whose share of a
  * batch is empty still runs forward and backward over zero images, because its batchnorm layers take part in
@@ -261,11 +261,13 @@ const Tensor *net_infer(Net *net, const Tensor *x)
     for (int i = 0, next; i < net->n; i = next) {
         Layer *l = &net->layers[i];
         next = absorb(net, i); /* absorbed layers write no output: l->y stands for theirs */
+        l->inferring = 1;
         if (net->prof)
             timed_forward(net, i, h, 0);
         else
             l->ops->forward(l, h, 0);
         l->post = (LayerPost){0};
+        l->inferring = 0;
         h = &l->y;
     }
     return h;

@@ -67,9 +67,10 @@ static void add(float *y, const float *a, const float *b, const Layer *l, int n)
     layer_for_images(n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_range, &c);
 }
 
+/* Under net_infer (no backward follows) the body is fused as the top network is; its outputs are not kept. */
 static void residual_layer_forward(Layer *l, const Tensor *x, int train)
 {
-    const Tensor *b = net_forward(l->state, x, train);
+    const Tensor *b = !train && l->inferring ? net_infer(l->state, x) : net_forward(l->state, x, train);
     layer_set_count(l, x->n);
     add(l->y.data, b->data, x->data, l, x->n);
 }
