@@ -64,8 +64,8 @@ bnni_runs() { # name model data threads tag
         timed "$b" "$BNNI" train "$model" --data "$data" --epochs 1 --limit "$IMAGES" --test-limit 100 \
             ${t:+--threads "$t"} --metrics "$b.csv" --quiet --out "$b.h5" || { echo "- - -"; return; }
         tr+=("$(csv_col images_per_second "$b.csv")") rs+=("$(rss_mb "$b.time")")
-        [ "$tag" = busy ] || { timed "$b.eval" "$BNNI" eval "$b.h5" --limit "$TEST" ${t:+--threads "$t"} &&
-            ev+=("$(eval_ips "$b.eval.out")"); }
+        case $tag in busy*) ;; *) timed "$b.eval" "$BNNI" eval "$b.h5" --limit "$TEST" ${t:+--threads "$t"} &&
+            ev+=("$(eval_ips "$b.eval.out")") ;; esac
     done
     echo "$(median "${tr[@]}") $(median "${rs[@]}") $(median "${ev[@]}")"
 }
@@ -107,8 +107,8 @@ for model in "$@"; do
     if [ "${BENCH_BUSY:-1}" = 1 ]; then # one other CPU-bound process for the length of these runs
         sh -c 'while :; do :; done' &
         busy=$!
-        read -r V[$name,busy1,train] _ _ < <(bnni_runs "$name" "$model" "$data" 1 busy)
-        read -r V[$name,busyd,train] _ _ < <(bnni_runs "$name" "$model" "$data" "" busy)
+        read -r V[$name,busy1,train] _ _ < <(bnni_runs "$name" "$model" "$data" 1 busy1)
+        read -r V[$name,busyd,train] _ _ < <(bnni_runs "$name" "$model" "$data" "" busyd)
         kill "$busy"; wait "$busy" 2>/dev/null
     fi
     echo "models.sh: $name done" >&2

@@ -60,38 +60,43 @@ void layer_for_images(int n, size_t per, size_t min, LayerRange fn, void *ctx)
     }
 }
 
-/* One activation call's tensors and function, for the threads' shares. */
-typedef struct ActCall {
+/* One call's arrays and function, for the threads' shares. */
+typedef struct MapCall {
+    LayerMap2 op;
     LayerActFn f;
-    LayerActGrad g;
     float *out;
-    const float *in, *dy;
-} ActCall;
+    const float *a, *b;
+} MapCall;
 
-static void act_forward_range(void *ctx, size_t lo, size_t hi)
+static void map_range(void *ctx, size_t lo, size_t hi)
 {
-    ActCall *c = ctx;
-    c->f(c->out + lo, c->in + lo, hi - lo);
+    MapCall *c = ctx;
+    c->op(c->out + lo, c->a + lo, c->b ? c->b + lo : NULL, hi - lo);
 }
 
-static void act_backward_range(void *ctx, size_t lo, size_t hi)
+void layer_map_images(int n, size_t per, size_t min, LayerMap2 op, float *out, const float *a, const float *b)
 {
-    ActCall *c = ctx;
-    c->g(c->out + lo, c->in + lo, c->dy + lo, hi - lo);
+    MapCall c = {.op = op, .out = out, .a = a, .b = b};
+    layer_for_images(n, per, min, map_range, &c);
+}
+
+static void act_range(void *ctx, size_t lo, size_t hi)
+{
+    MapCall *c = ctx;
+    c->f(c->out + lo, c->a + lo, hi - lo);
 }
 
 void layer_act_forward(Layer *l, const Tensor *x, LayerActFn f, size_t min)
 {
-    ActCall c = {.f = f, .out = l->y.data, .in = x->data};
+    MapCall c = {.f = f, .out = l->y.data, .a = x->data};
     layer_set_count(l, x->n);
-    layer_for_images(x->n, shape_size(l->spec->in), min, act_forward_range, &c);
+    layer_for_images(x->n, shape_size(l->spec->in), min, act_range, &c);
 }
 
 void layer_act_backward(Layer *l, const Tensor *x, Tensor *dx, LayerActGrad g)
 {
-    ActCall c = {.g = g, .out = dx ? dx->data : NULL, .in = l->y.data, .dy = l->dy.data};
     if (dx)
-        layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, act_backward_range, &c);
+        layer_map_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, g, dx->data, l->y.data, l->dy.data);
 }
 
 int layer_create_none(Layer *l, Rng *init, char *err, size_t errlen)

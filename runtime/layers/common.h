@@ -66,6 +66,11 @@ int layer_fold_rows(const Param *wp, const float *b, const double *scale, const 
 typedef void (*LayerRange)(void *ctx, size_t lo, size_t hi);
 void layer_for_images(int n, size_t per, size_t min, LayerRange fn, void *ctx);
 
+/* out = op(a, b), value by value, over n images of `per` values each, split as layer_for_images splits them from
+ * `min` values on (op gets matching ranges of the three arrays; b may be NULL for an op that ignores it). */
+typedef void (*LayerMap2)(float *out, const float *a, const float *b, size_t n);
+void layer_map_images(int n, size_t per, size_t min, LayerMap2 op, float *out, const float *a, const float *b);
+
 /* An activation's passes, each through layer_for_images: forward y = f(x) from `min` values on (RT_MIN_PARALLEL,
  * or less for costly functions), and backward dx = g(y, dy) from its own output (LayerOps.grad_from_output) from
  * RT_MIN_PARALLEL on; dx NULL: nothing to do. */

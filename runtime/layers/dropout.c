@@ -82,27 +82,20 @@ static void dropout_draw(float *restrict mask, float *restrict y, const float *r
     *r = s;
 }
 
-/* One call's tensors, for the threads' shares (layer_for_images): out = in * mask, or a copy without a mask. */
-typedef struct DropoutCall {
-    float *out;
-    const float *in, *mask;
-} DropoutCall;
-
-static void apply_range(void *ctx, size_t lo, size_t hi)
+/* out = in * mask (LayerMap2), or a copy of in where the last forward applied no mask (mask NULL). */
+static void apply_values(float *out, const float *in, const float *mask, size_t n)
 {
-    DropoutCall *c = ctx;
-    if (!c->mask) {
-        memcpy(c->out + lo, c->in + lo, (hi - lo) * sizeof(float));
+    if (!mask) {
+        memcpy(out, in, n * sizeof(float));
         return;
     }
-    for (size_t i = lo; i < hi; i++)
-        c->out[i] = c->in[i] * c->mask[i];
+    for (size_t i = 0; i < n; i++)
+        out[i] = in[i] * mask[i];
 }
 
 static void apply(const Layer *l, float *out, const float *in, const float *mask, int n)
 {
-    DropoutCall c = {out, in, mask};
-    layer_for_images(n, shape_size(l->spec->in), RT_MIN_PARALLEL, apply_range, &c);
+    layer_map_images(n, shape_size(l->spec->in), RT_MIN_PARALLEL, apply_values, out, in, mask);
 }
 
 /* Across ranks (comm.h) each rank holds images [first, first + n) of the batch: it passes over the draws of the

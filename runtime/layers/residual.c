@@ -48,23 +48,16 @@ static int residual_resize(Layer *l, int batch, char *err, size_t errlen)
     return net_resize(l->state, batch, err, errlen);
 }
 
-/* y = a + b over one call's tensors, for the threads' shares (layer_for_images). */
-typedef struct AddCall {
-    float *y;
-    const float *a, *b;
-} AddCall;
-
-static void add_range(void *ctx, size_t lo, size_t hi)
+/* y = a + b value by value (LayerMap2), over images split across the threads. */
+static void add_values(float *y, const float *a, const float *b, size_t n)
 {
-    AddCall *c = ctx;
-    for (size_t i = lo; i < hi; i++)
-        c->y[i] = c->a[i] + c->b[i];
+    for (size_t i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
 }
 
 static void add(float *y, const float *a, const float *b, const Layer *l, int n)
 {
-    AddCall c = {y, a, b};
-    layer_for_images(n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_range, &c);
+    layer_map_images(n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_values, y, a, b);
 }
 
 /* Under net_infer (no backward follows) the body is fused as the top network is; its outputs are not kept. */
