@@ -5,7 +5,6 @@
 #include "optim.h"
 
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,20 +91,8 @@ static void adam_update(float *restrict p, const float *restrict grad, float *re
     }
 }
 
-/* Non-zero when one of v[0..n) is Inf or NaN (an exponent of all ones): no early exit, so it vectorises. */
-static uint32_t nonfinite(const float *v, size_t n)
-{
-    uint32_t bad = 0;
-    for (size_t j = 0; j < n; j++) {
-        uint32_t bits;
-        memcpy(&bits, &v[j], sizeof bits);
-        bad |= (bits & 0x7f800000u) == 0x7f800000u;
-    }
-    return bad;
-}
-
-/* The update of parameter i's values [lo, hi); returns nonfinite() of the new values. */
-static uint32_t update(Optim *o, int i, size_t lo, size_t hi, double lr)
+/* The update of parameter i's values [lo, hi); returns tensor_nonfinite() of the new values. */
+static int update(Optim *o, int i, size_t lo, size_t hi, double lr)
 {
     Param *p = &o->params[i].p;
     float **st = o->state + i * 2, *s0 = st[0] ? st[0] + lo : NULL, *s1 = st[1] ? st[1] + lo : NULL;
@@ -113,7 +100,7 @@ static uint32_t update(Optim *o, int i, size_t lo, size_t hi, double lr)
         adam_update(p->value + lo, p->grad + lo, s0, s1, hi - lo, &o->spec, lr, o->steps + 1);
     else
         sgd_update(p->value + lo, p->grad + lo, s0, hi - lo, &o->spec, lr, o->steps == 0);
-    return nonfinite(p->value + lo, hi - lo);
+    return tensor_nonfinite(p->value + lo, hi - lo);
 }
 
 /* Every value's update depends on that value alone, so the threads split each tensor (into cache-line multiples)
@@ -123,7 +110,7 @@ static uint32_t update(Optim *o, int i, size_t lo, size_t hi, double lr)
 int optim_step(Optim *o, double lr)
 {
     int T = o->total >= (size_t)RT_MIN_PARALLEL ? rt_threads() : 1;
-    uint32_t bad = 0;
+    int bad = 0;
     if (T == 1) {
         for (int i = 0; i < o->n; i++)
             if (o->params[i].p.grad)

@@ -45,3 +45,14 @@ void tensor_free(Tensor *t)
     tensor_zfree(t->data);
     t->data = NULL;
 }
+
+int tensor_nonfinite(const float *v, size_t n)
+{
+    uint32_t bad = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t bits;
+        memcpy(&bits, &v[j], sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    return (int)bad;
+}

@@ -21,5 +21,8 @@ void tensor_free(Tensor *t);
  * tensor_zfree (not free). */
 float *tensor_zalloc(size_t count);
 void tensor_zfree(float *p);
+/* Non-zero when one of v[0..n) is Inf or NaN (an exponent of all ones): one pass with no early exit, which the
+ * compiler vectorises; for the step's divergence checks, which find nothing almost always. */
+int tensor_nonfinite(const float *v, size_t n);
 
 #endif

@@ -471,22 +471,14 @@ static void lap(Run *r, ProfPhase k, double *t)
     *t = now;
 }
 
-/* Whether every buffer (moving statistics: the optimizer checks the parameters it updates) is finite: one pass
- * with no early exit and no allocation, which the compiler vectorises (an exponent of all ones is Inf or NaN).
+/* Whether every buffer (moving statistics: the optimizer checks the parameters it updates) is finite;
  * net_check_finite, which names the first bad value, runs only when a check fails. */
 static int buffers_finite(const NetParam *ps, int n)
 {
-    uint32_t bad = 0;
-    for (int i = 0; i < n; i++) {
-        if (ps[i].p.grad)
-            continue;
-        const float *v = ps[i].p.value;
-        for (size_t j = 0; j < ps[i].p.size; j++) {
-            uint32_t bits;
-            memcpy(&bits, &v[j], sizeof bits);
-            bad |= (bits & 0x7f800000u) == 0x7f800000u;
-        }
-    }
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        if (!ps[i].p.grad)
+            bad |= tensor_nonfinite(ps[i].p.value, ps[i].p.size);
     return !bad;
 }
 

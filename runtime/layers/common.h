@@ -60,9 +60,10 @@ void layer_post_apply(const LayerPost *post, float *y, int n, int C, int HW);
 int layer_fold_rows(const Param *wp, const float *b, const double *scale, const double *shift, Param *out);
 
 /* An elementwise pass over n images of `per` values each: fn(ctx, lo, hi) on value ranges [lo, hi). From `min`
- * values on (RT_MIN_PARALLEL, or less for costly functions) the runtime's threads take whole images each, cut as conv2d, dense, batchnorm and the
- * pooling layers cut a batch (rt_split over the images), so each thread mostly reads what it wrote itself in the
- * layer before, still in its own core's cache; below, the calling thread does all of it. */
+ * values on (RT_MIN_PARALLEL, or less for costly functions) the runtime's threads take whole images each, cut as
+ * conv2d, dense, batchnorm and the pooling layers cut a batch (rt_split over the images), so each thread mostly
+ * reads what it wrote itself in the layer before, still in its own core's cache; below, the calling thread does
+ * all of it. */
 typedef void (*LayerRange)(void *ctx, size_t lo, size_t hi);
 void layer_for_images(int n, size_t per, size_t min, LayerRange fn, void *ctx);
 

@@ -14,31 +14,24 @@ static int flatten_out_shape(const LayerSpec *s, Shape in, Shape *out, long long
     return 0;
 }
 
-/* One call's copy, for the threads' shares (layer_for_images). */
-typedef struct FlattenCall {
-    float *to;
-    const float *from;
-} FlattenCall;
-
-static void copy_range(void *ctx, size_t lo, size_t hi)
+/* out = a (LayerMap2), over images split across the threads as the layers around it split them. */
+static void copy_values(float *out, const float *a, const float *b, size_t n)
 {
-    FlattenCall *c = ctx;
-    memcpy(c->to + lo, c->from + lo, (hi - lo) * sizeof(float));
+    (void)b;
+    memcpy(out, a, n * sizeof(float));
 }
 
 static void flatten_layer_forward(Layer *l, const Tensor *x, int train)
 {
-    FlattenCall c = {l->y.data, x->data};
     (void)train;
     layer_set_count(l, x->n);
-    layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, copy_range, &c);
+    layer_map_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, copy_values, l->y.data, x->data, NULL);
 }
 
 static void flatten_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
-    FlattenCall c = {dx ? dx->data : NULL, l->dy.data};
     if (dx)
-        layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, copy_range, &c);
+        layer_map_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, copy_values, dx->data, l->dy.data, NULL);
 }
 
 const LayerOps flatten_ops = {
