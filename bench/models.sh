@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The per-model bench: every model of models/ and bench/resnet20_cifar.bnn (ResNet-20 at 3x32x32, on generated
-# CIFAR-10 batches), each trained for one epoch of IMAGES images with bnni and with the same network in PyTorch
-# (bench/torch_model.py: built from the model's checkpoint, the model's batch and optimizer), at 1 and 2 threads,
-# REPS times each (medians), then evaluated on TEST images. Per model: FLOPs per image (counted by torch_model.py),
+# CIFAR-10 batches), each timed over one epoch of IMAGES images after a warm-up, with bnni and with the same network
+# in PyTorch (bench/torch_model.py: built from the model's checkpoint, the model's batch and optimizer), at 1 and 2
+# threads, REPS times each (medians), then evaluated on TEST images. Per model: FLOPs per image (counted by torch_model.py),
 # the share of the sgemm roofline (2 cores x the 1-thread sgemm GFLOP/s of bench/sgemm_probe.c), peak RSS, the
 # 2-thread / 1-thread scaling, and, with one other CPU-bound process running, bnni's default thread count against
 # --threads 1. Prints a table (also $BUILD/bench/models/table.md, for bench/RESULTS.md) and a [PASS] or [FAIL] line
@@ -55,13 +55,17 @@ if [ -z "${GFLOPS_1T:-}" ]; then
 fi
 roof_gflops=$(calc '2 * $1' "$GFLOPS_1T")
 
-# Medians of REPS bnni runs at `threads` (empty: the default): train img/s, peak RSS, eval img/s.
-bnni_runs() { # name model data threads tag
-    local name=$1 model=$2 data=$3 t=$4 tag=$5 tr=() rs=() ev=() b r
+# Medians of REPS bnni runs at `threads` (empty: the default): train img/s, peak RSS, eval img/s. Each run trains
+# `epochs` epochs of IMAGES images and the last one is timed (its `images_per_second`): with 2, the first is a
+# warm-up, as PyTorch's is (torch_model.py). A fresh process's first step writes every activation and gradient
+# buffer for the first time, and on a virtual machine whose page faults are costly that one step took 37 ms of
+# LeNet-BN's 0.25 s epoch of 10,000 images at 1 thread (a later step: 2.6 ms).
+bnni_runs() { # name model data threads tag epochs
+    local name=$1 model=$2 data=$3 t=$4 tag=$5 epochs=$6 tr=() rs=() ev=() b r
     for r in $(seq "$REPS"); do
         b=$OUT/${name}_${tag}_$r
         rm -f "$b.csv" "$b.h5"
-        timed "$b" "$BNNI" train "$model" --data "$data" --epochs 1 --limit "$IMAGES" --test-limit 100 \
+        timed "$b" "$BNNI" train "$model" --data "$data" --epochs "$epochs" --limit "$IMAGES" --test-limit 100 \
             ${t:+--threads "$t"} --metrics "$b.csv" --quiet --out "$b.h5" || { echo "- - -"; return; }
         tr+=("$(csv_col images_per_second "$b.csv")") rs+=("$(rss_mb "$b.time")")
         case $tag in busy*) ;; *) timed "$b.eval" "$BNNI" eval "$b.h5" --limit "$TEST" ${t:+--threads "$t"} &&
@@ -99,7 +103,7 @@ for model in "$@"; do
     V[$name,mflop]=$(val train_mflop_per_image "$OUT/$name.flops")
     V[$name,conv]=$(grep -q 'conv2d' "$model" && echo 1 || echo 0)
     for t in 1 2; do
-        read -r V[$name,b$t,train] V[$name,b$t,rss] V[$name,b$t,eval] < <(bnni_runs "$name" "$model" "$data" "$t" "${t}t")
+        read -r V[$name,b$t,train] V[$name,b$t,rss] V[$name,b$t,eval] < <(bnni_runs "$name" "$model" "$data" "$t" "${t}t" 2)
         if [ "$torch" = 1 ]; then
             read -r V[$name,t$t,train] V[$name,t$t,eval] < <(torch_runs "$name" "$model" "$data" "$desc" "$t")
         fi
@@ -107,8 +111,14 @@ for model in "$@"; do
     if [ "${BENCH_BUSY:-1}" = 1 ]; then # one other CPU-bound process for the length of these runs
         sh -c 'while :; do :; done' &
         busy=$!
-        read -r V[$name,busy1,train] _ _ < <(bnni_runs "$name" "$model" "$data" 1 busy1)
-        read -r V[$name,busyd,train] _ _ < <(bnni_runs "$name" "$model" "$data" "" busyd)
+        # One epoch each, the two settings taking turns (1t, default, 1t, ...) so that a drift of the load
+        # falls on both alike.
+        b1=() bd=()
+        for r in $(seq "$REPS"); do
+            b1+=("$(REPS=1 bnni_runs "$name" "$model" "$data" 1 "busy1_$r" 1 | cut -d' ' -f1)")
+            bd+=("$(REPS=1 bnni_runs "$name" "$model" "$data" "" "busyd_$r" 1 | cut -d' ' -f1)")
+        done
+        V[$name,busy1,train]=$(median "${b1[@]}") V[$name,busyd,train]=$(median "${bd[@]}")
         kill "$busy"; wait "$busy" 2>/dev/null
     fi
     echo "models.sh: $name done" >&2
