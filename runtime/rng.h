@@ -33,4 +33,17 @@ static inline float rng_uniform(Rng *r) { return (float)(rng_next(r) >> 40) * (1
 /* Uniform integer in [0, n), unbiased. */
 uint64_t rng_below(Rng *r, uint64_t n);
 
+/* A jump of the stream by d draws: rng_jump(r, j) leaves r where d calls of rng_next would, in 256 steps whatever
+ * d, so that threads (or ranks) can each draw their own stretch of one stream. poly is x^d modulo the generator's
+ * characteristic polynomial (all zero: not computed yet); computing it takes ~0.1 ms, so a caller that jumps by
+ * the same d again keeps it. */
+typedef struct RngJump {
+    uint64_t d, poly[4];
+} RngJump;
+
+void rng_jump_poly(RngJump *j, uint64_t d);
+void rng_jump(Rng *r, const RngJump *j);
+/* rng_jump by d, through *cache: recomputed only when cache holds another distance. */
+void rng_jump_cached(Rng *r, RngJump *cache, uint64_t d);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runtime/layer.h"
+#include "runtime/threads.h"
 #include "tests/gradcheck.h"
 #include "tests/specs.h"
 
@@ -112,6 +113,34 @@ Test(dropout, mask_is_the_float_comparison_of_each_draw)
                   (double)ps[k]);
         drop_close(&d);
     }
+}
+
+/* With the images split across 1, 2 or 3 threads (7 images: uneven shares), every value gets the draw it gets in
+ * order on one stream, the stream ends one draw a value further, and the backward applies the same mask. */
+Test(dropout, threads_draw_the_one_stream_in_order)
+{
+    for (int threads = 1; threads <= 3; threads++) {
+        Drop d;
+        size_t n, wrong = 0, wrong_dx = 0;
+        rt_set_threads(threads);
+        drop_open(&d, 0.3f, (Shape){1, 5000, 1, 1}, 7);
+        n = tensor_size(&d.x);
+        Rng r = d.rng;
+        float scale = 1.0f / (1.0f - 0.3f);
+        d.l.ops->forward(&d.l, &d.x, 1);
+        d.l.ops->backward(&d.l, &d.x, &d.dx);
+        for (size_t i = 0; i < n; i++) {
+            float m = rng_uniform(&r) >= 0.3f ? scale : 0.0f, y = d.x.data[i] * m, dx = d.l.dy.data[i] * m;
+            wrong += memcmp(&y, &d.l.y.data[i], sizeof y) != 0;
+            wrong_dx += memcmp(&dx, &d.dx.data[i], sizeof dx) != 0;
+        }
+        cr_expect_eq(wrong, 0, "%d threads: %zu of %zu values differ from the draws in order", threads, wrong, n);
+        cr_expect_eq(wrong_dx, 0, "%d threads: %zu of %zu gradients differ", threads, wrong_dx, n);
+        cr_expect(memcmp(&r, &d.rng, sizeof r) == 0, "%d threads: the stream is not one draw a value further",
+                  threads);
+        drop_close(&d);
+    }
+    rt_set_threads(0);
 }
 
 /* The mask is a function of the stream state: rewinding gives the same mask, going on gives a new one. */
