@@ -8,6 +8,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #define TENSOR_ALIGN 64
 
@@ -55,4 +58,16 @@ int tensor_nonfinite(const float *v, size_t n)
         bad |= (bits & 0x7f800000u) == 0x7f800000u;
     }
     return (int)bad;
+}
+
+void tensor_hint_huge_pages(void *p, size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + bytes) & ~(huge - 1);
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint: refused, the pages stay 4 KB */
+#else
+    (void)p, (void)bytes;
+#endif
 }

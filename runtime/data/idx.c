@@ -2,6 +2,8 @@
  * the header is checked before any size in it is trusted, and the byte count must match it exactly. */
 #include "idx.h"
 
+#include "../tensor.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -57,6 +59,7 @@ static long long read_body(gzFile gz, size_t want, uint8_t **buf, char *err, siz
             if (!p)
                 return -2;
             *buf = p;
+            tensor_hint_huge_pages(p + len, cap - len); /* the images are read at random, batch by batch */
         }
         long long r = read_full(gz, *buf + len, cap - len, err, errlen);
         if (r < 0)
