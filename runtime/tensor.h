@@ -20,11 +20,11 @@ void tensor_free(Tensor *t);
  * deferred to first write (calloc). Returns NULL when out of memory or count is too large; the caller frees with
  * tensor_zfree (not free). */
 float *tensor_zalloc(size_t count);
+void tensor_zfree(float *p);
 /* Asks the kernel to back the whole 2 MB pages inside [p, p + bytes) with transparent huge pages when they are
  * first written (Linux's madvise MADV_HUGEPAGE; elsewhere, or when refused, nothing happens). For large arrays read
  * at random, such as a data set's images: one TLB entry then covers 2 MB instead of 4 KB. */
 void tensor_hint_huge_pages(void *p, size_t bytes);
-void tensor_zfree(float *p);
 /* Non-zero when one of v[0..n) is Inf or NaN (an exponent of all ones): one pass with no early exit, which the
  * compiler vectorises; for the step's divergence checks, which find nothing almost always. */
 int tensor_nonfinite(const float *v, size_t n);

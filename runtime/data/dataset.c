@@ -278,6 +278,14 @@ static void convert_item(const Normalizer *nz, DataType dt, const void *src, siz
     }
 }
 
+void *dataset_alloc_items(size_t bytes)
+{
+    void *p = malloc(bytes);
+    if (p)
+        tensor_hint_huge_pages(p, bytes);
+    return p;
+}
+
 /* The items of a batch: slot b holds position order[start + b] (order NULL: start + b), which is item rows[p] of d
  * (rows NULL: item p); its values are in d, or in slot b of a staging buffer (streams). */
 typedef struct Source {

@@ -27,6 +27,10 @@ typedef struct Dataset {
     DataStream *stream; /* not NULL: the items stay in their file and are read per batch (stream.c); owned */
 } Dataset;
 
+/* Memory for `bytes` of a data set's items, freed with free(); NULL when out of memory. The items are read at
+ * random, batch by batch, so the whole 2 MB pages inside are asked for as huge pages (tensor_hint_huge_pages). */
+void *dataset_alloc_items(size_t bytes);
+
 /* Values per item. */
 static inline size_t dataset_item_size(const Dataset *d) { return (size_t)d->shape.c * d->shape.h * d->shape.w; }
 

@@ -497,14 +497,12 @@ int h5data_read(const char *path, const char *group, int nhwc, long long limit, 
                           group, xi.n);
     if (rc == 0) {
         out->dtype = dtype, out->shape = shape, out->classes = classes, out->count = (int)n;
-        void *v = malloc((size_t)n * item * esize);
+        void *v = dataset_alloc_items((size_t)n * item * esize);
         *(dtype == DT_U8 ? (void **)&out->pixels : (void **)&out->values) = v;
         if (!v)
             rc = -1, snprintf(err, errlen, "%s: out of memory for %lld items of %s/x", path, n, group);
-        else {
-            tensor_hint_huge_pages(v, (size_t)n * item * esize); /* read at random, batch by batch */
+        else
             rc = read_items(x, &xi, nhwc, n, v, path, group, err, errlen);
-        }
     }
     if (rc == 0)
         rc = load_labels(y, n, classes, out, path, group, err, errlen);

@@ -174,11 +174,10 @@ static int load(const DataSpec *ds, DataSplit split, long long limit, int stream
     total = limit > 0 && limit < total ? limit : total;
     for (long long k = 0, left = total; k < files; left -= counts[k], k++) /* the records the limit keeps */
         counts[k] = counts[k] < left ? counts[k] : left;
-    d->pixels = stream ? NULL : malloc((size_t)total * PIXELS), d->labels = malloc((size_t)total * sizeof *d->labels);
+    d->pixels = stream ? NULL : dataset_alloc_items((size_t)total * PIXELS);
+    d->labels = malloc((size_t)total * sizeof *d->labels);
     d->dtype = DT_U8, d->shape = ds->shape, d->classes = 10;
     int rc = (d->pixels || stream) && d->labels ? 0 : -1;
-    if (d->pixels)
-        tensor_hint_huge_pages(d->pixels, (size_t)total * PIXELS); /* read at random, batch by batch */
     if (rc < 0)
         snprintf(err, errlen, "%s: out of memory for %lld images", ds->arg[A_PATH].str, total);
     else if (stream)

@@ -256,9 +256,7 @@ static int load(const DataSpec *ds, DataSplit split, long long limit, int stream
         return -1;
     d->dtype = DT_U8, d->shape = ds->shape, d->classes = ds->classes, d->count = it.n;
     d->labels = it.labels, it.labels = NULL;
-    int rc = (d->pixels = malloc(size * (size_t)it.n)) ? 0 : -1;
-    if (rc == 0)
-        tensor_hint_huge_pages(d->pixels, size * (size_t)it.n); /* read at random, batch by batch */
+    int rc = (d->pixels = dataset_alloc_items(size * (size_t)it.n)) ? 0 : -1;
     if (rc < 0)
         snprintf(err, errlen, "%s: out of memory for %d images of %zu bytes", dir, it.n, size);
     if (rc == 0)
