@@ -435,14 +435,6 @@ AI void dwt_block(float *dwt, const float *dyt, const float *u, const int *off, 
     M(1, 1) M(1, 2) M(2, 1) M(2, 2) M(3, 1) M(3, 2) M(4, 1) M(4, 2) M(5, 1) M(5, 2) M(6, 1) M(6, 2) M(7, 1)     \
         M(7, 2) M(8, 1) M(8, 2)
 
-/* dyt (NP, OP) = one image's dy (O, NP) transposed; its columns past O stay as they are (zero). In 4x4 blocks
- * (convk_transpose) with AVX2 and AVX-512 alike: AVX-512 gathers of one position of 16 filters took this AMD CPU
- * 0.24 ms a step for cnn_relu_bn's conv2d_1 backward at 2 threads, the blocks 0.16 (conv2d_2 0.96 -> 0.87). */
-static void transpose_dy(const ConvGeom *g, float *dyt, const float *dy, int OP)
-{
-    convk_transpose(dyt, OP, dy, g->NP, g->O, g->NP);
-}
-
 /* The transposed weight gradient: per image, dy (O, NP) transposed into dyt (NP, OP) (zero past O) with its
  * position sums added to dbt (OP); then dwt (CKK, OP) += u^T . dyt; at the end dw and db get dwt and dbt. */
 static void weight_grad_t(const ConvGeom *g, float *dw, float *db, const float *dy, const float *u, size_t ustride,
@@ -453,7 +445,10 @@ static void weight_grad_t(const ConvGeom *g, float *dw, float *db, const float *
     memset(dwt, 0, ((size_t)g->CKK + 1) * OP * sizeof(float));
     memset(dyt, 0, (size_t)NP * OP * sizeof(float));
     for (int i = 0; i < G; i++, dy += (size_t)g->O * NP, u += ustride) {
-        transpose_dy(g, dyt, dy, OP);
+        /* dyt (NP, OP) = dy (O, NP) transposed, its columns past O left zero, in 4x4 blocks: AVX-512 gathers of one
+         * position of 16 filters took this AMD CPU 0.24 ms a step for cnn_relu_bn's conv2d_1 backward at 2
+         * threads, the blocks 0.16 (conv2d_2 0.96 -> 0.87). */
+        convk_transpose(dyt, OP, dy, NP, g->O, NP);
         for (int v = 0; v < nv; v++) {
             SimdF s = simd_load(dbt + VW * v);
             for (int p = 0; p < NP; p++)

@@ -95,12 +95,13 @@ static void dropout_draw(uint8_t *restrict keep, float *restrict y, const float 
                          Rng *r)
 {
     uint64_t k = (uint64_t)ceilf(p * 16777216.0f);
+    float scale = keep_scale(p);
     Rng s = *r; /* a local copy stays in registers: the stores below cannot alias it */
     for (size_t i0 = 0; i0 < n; i0 += DRAW_CHUNK) {
         size_t m = n - i0 < DRAW_CHUNK ? n - i0 : DRAW_CHUNK;
         for (size_t i = 0; i < m; i++)
             keep[i0 + i] = rng_next(&s) >> 40 >= k;
-        apply_kept(y + i0, x + i0, keep + i0, m, keep_scale(p));
+        apply_kept(y + i0, x + i0, keep + i0, m, scale);
     }
     *r = s;
 }
