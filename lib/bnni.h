@@ -10,7 +10,8 @@
  * Threads: separate BnniModel handles may be used from separate threads at the same time. Calls on one handle
  * are serialised by a lock of that handle. Reading a checkpoint (bnni_load) is serialised across the whole process,
  * because Debian's HDF5 library is not thread-safe: do not call HDF5 yourself from another thread while bnni_load
- * runs. How many OpenMP threads one prediction uses is process-wide (bnni_set_threads). */
+ * runs. How many threads one prediction uses is process-wide (bnni_set_threads); a prediction made while another
+ * thread's is using them runs on its caller's thread alone, with the same results. */
 #ifndef BNNI_H
 #define BNNI_H
 

@@ -2,7 +2,8 @@
  * optionally split across the ranks of a data-parallel run; the trainer, the trace and `bnni eval` share it. */
 #include "eval.h"
 
-#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,15 +61,6 @@ static int init_slot(EvalSlot *slot, int t, Net *net, int chunk, char *err, size
     return 0;
 }
 
-/* The next chunk to evaluate, for whichever thread asks. */
-static int next_chunk(int *counter)
-{
-    int c;
-#pragma omp atomic capture
-    c = (*counter)++;
-    return c;
-}
-
 /* Adds a chunk's predictions (each row's first maximum) against its labels into conf[label * K + predicted]. */
 static void count_confusion(const Tensor *logits, const int *labels, int n, long long *conf)
 {
@@ -82,49 +74,70 @@ static void count_confusion(const Tensor *logits, const int *labels, int n, long
     }
 }
 
+/* One evaluation's arguments and results, for the threads' tasks. */
+typedef struct EvalCall {
+    const Dataset *d;
+    const int *rows;
+    int count, chunk, nchunks, c1, K;
+    const Normalizer *nz;
+    EvalSlot *slot;
+    double *sum;
+    long long *conf;
+    atomic_int next, failed;
+    pthread_mutex_t lock; /* err */
+    char *err;
+    size_t errlen;
+} EvalCall;
+
+/* Each other thread builds its replica itself while the first one is already evaluating (a replica's buffers cost
+ * ~2 ms of page faults: a tenth of a 10,000-image evaluation if built first). Chunks go to whichever thread is
+ * free, so a thread that starts late, is descheduled, or could not build its replica (out of memory) holds nothing
+ * up; each chunk's sums have their own slot, so the result does not depend on who took which. */
+static void eval_task(void *ctx, int t, int T)
+{
+    EvalCall *e = ctx;
+    EvalSlot *s = &e->slot[t];
+    char terr[256];
+    (void)T;
+    if (t > 0 && init_slot(s, t, e->slot[0].net, e->chunk, terr, sizeof terr) < 0)
+        return;
+    for (int c; (c = atomic_fetch_add(&e->next, 1)) < e->c1;) {
+        int start = c * e->chunk, n = e->count - start < e->chunk ? e->count - start : e->chunk, right;
+        if (dataset_fill(e->d, e->rows, NULL, start, n, e->nz, NULL, &s->x, s->labels, terr, sizeof terr) < 0) {
+            pthread_mutex_lock(&e->lock);
+            if (!atomic_fetch_add(&e->failed, 1))
+                snprintf(e->err, e->errlen, "%s", terr);
+            pthread_mutex_unlock(&e->lock);
+            continue;
+        }
+        const Tensor *logits = net_infer(s->net, &s->x);
+        e->sum[c] = (double)loss_cross_entropy(logits, s->labels, NULL, &right) * n;
+        e->sum[e->nchunks + c] = right;
+        if (e->conf)
+            count_confusion(logits, s->labels, n, e->conf + (size_t)t * e->K * e->K);
+    }
+}
+
 /* Evaluates chunks [c0, c1) of `chunk` items at positions of rows (NULL: items): sum[c] gets chunk c's loss times
  * its items, sum[nchunks + c] its correctly classified items (a double, so that ranks can add them up with the
  * losses); conf (T x K x K, when not NULL) each thread's confusion counts. Returns 0 or -1 with err. */
 static int eval_chunks(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int chunk,
                        int c0, int c1, double *sum, long long *conf, int T, char *err, size_t errlen)
 {
-    int nchunks = (count + chunk - 1) / chunk, K = net->out.c * net->out.h * net->out.w, counter = c0, failed = 0;
-    EvalSlot *slot = calloc((size_t)T, sizeof *slot);
-    if (!slot) {
+    EvalCall e = {.d = d, .rows = rows, .count = count, .chunk = chunk, .nchunks = (count + chunk - 1) / chunk,
+                  .c1 = c1, .K = net->out.c * net->out.h * net->out.w, .nz = nz, .sum = sum, .conf = conf,
+                  .next = c0, .lock = PTHREAD_MUTEX_INITIALIZER, .err = err, .errlen = errlen};
+    if (!(e.slot = calloc((size_t)T, sizeof *e.slot))) {
         snprintf(err, errlen, "out of memory for the evaluation of %d images", count);
         return -1;
     }
-    if (init_slot(&slot[0], 0, net, chunk, err, errlen) < 0) {
-        free_slots(slot, T);
+    if (init_slot(&e.slot[0], 0, net, chunk, err, errlen) < 0) {
+        free_slots(e.slot, T);
         return -1;
     }
-    /* Each other thread builds its replica itself while the first one is already evaluating (a replica's buffers
-     * cost ~2 ms of page faults: a tenth of a 10,000-image evaluation if built first). Chunks go to whichever
-     * thread is free, so a thread that starts late, is descheduled, or could not build its replica (out of memory)
-     * holds nothing up; each chunk's sums have their own slot, so the result does not depend on who took which. */
-#pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num();
-        EvalSlot *s = &slot[t];
-        char terr[256];
-        if (t == 0 || init_slot(s, t, net, chunk, terr, sizeof terr) == 0)
-            for (int c; (c = next_chunk(&counter)) < c1;) {
-                int start = c * chunk, n = count - start < chunk ? count - start : chunk, right;
-                if (dataset_fill(d, rows, NULL, start, n, nz, NULL, &s->x, s->labels, terr, sizeof terr) < 0) {
-#pragma omp critical(eval_error)
-                    if (!failed++)
-                        snprintf(err, errlen, "%s", terr);
-                    continue;
-                }
-                const Tensor *logits = net_infer(s->net, &s->x);
-                sum[c] = (double)loss_cross_entropy(logits, s->labels, NULL, &right) * n;
-                sum[nchunks + c] = right;
-                if (conf)
-                    count_confusion(logits, s->labels, n, conf + (size_t)t * K * K);
-            }
-    }
-    free_slots(slot, T);
-    return failed ? -1 : 0;
+    rt_run(T, eval_task, &e);
+    free_slots(e.slot, T);
+    return atomic_load(&e.failed) ? -1 : 0;
 }
 
 /* Alone (dist NULL or one rank) or split across the ranks: each evaluates a contiguous share of the chunks, and

@@ -5,6 +5,7 @@
 #include "optim.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,26 +108,34 @@ static int update(Optim *o, int i, size_t lo, size_t hi, double lr)
  * and the bits do not depend on their number. Each thread then updates about the part of a layer's gradient that
  * it computed in the backward pass, still in its own cache: one thread alone took 7x longer over mlp_bn's 234,000
  * values at 2 threads, reading the other core's half. */
+typedef struct StepCall {
+    Optim *o;
+    double lr;
+    atomic_int bad;
+} StepCall;
+
+static void step_task(void *ctx, int t, int T)
+{
+    StepCall *c = ctx;
+    int bad = 0;
+    (void)t, (void)T;
+    for (int i = 0; i < c->o->n; i++) {
+        size_t lo, hi;
+        if (!c->o->params[i].p.grad)
+            continue;
+        rt_share(c->o->params[i].p.size, 16, &lo, &hi);
+        bad |= update(c->o, i, lo, hi, c->lr);
+    }
+    if (bad)
+        atomic_store(&c->bad, 1);
+}
+
 int optim_step(Optim *o, double lr)
 {
-    int T = o->total >= (size_t)RT_MIN_PARALLEL ? rt_threads() : 1;
-    int bad = 0;
-    if (T == 1) {
-        for (int i = 0; i < o->n; i++)
-            if (o->params[i].p.grad)
-                bad |= update(o, i, 0, o->params[i].p.size, lr);
-    } else {
-#pragma omp parallel num_threads(T) reduction(| : bad)
-        for (int i = 0; i < o->n; i++) {
-            size_t lo, hi;
-            if (!o->params[i].p.grad)
-                continue;
-            rt_share(o->params[i].p.size, 16, &lo, &hi);
-            bad |= update(o, i, lo, hi, lr);
-        }
-    }
+    StepCall c = {o, lr, 0};
+    rt_run(o->total >= (size_t)RT_MIN_PARALLEL ? rt_threads() : 1, step_task, &c);
     o->steps++;
-    return !bad;
+    return !atomic_load(&c.bad);
 }
 
 long long optim_step_count(const Optim *o) { return o->steps; }

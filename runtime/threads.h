@@ -1,5 +1,5 @@
-/* The runtime-wide thread count: the layers split each batch across this many OpenMP threads, with
- * single-threaded kernels (and a single-threaded OpenBLAS) inside. Work is partitioned statically and every
+/* The runtime-wide thread count and the team that runs the layers: each batch is split across this many threads,
+ * with single-threaded kernels (and a single-threaded OpenBLAS) inside. Work is partitioned statically and every
  * reduction runs in a fixed order, so one seed and one thread count always give bit-identical results. */
 #ifndef BNNI_THREADS_H
 #define BNNI_THREADS_H
@@ -22,10 +22,29 @@ int rt_team_for(double free, int max);
 /* rt_set_threads without pinning any thread to a CPU, for the C library (lib/bnni.c): the threads there are
  * the host program's, whose placement is its own business. */
 void rt_set_threads_unpinned(int n);
-/* The current thread count (every usable core until rt_set_threads is called); 1 inside a parallel region. */
+/* The current thread count (every usable core until rt_set_threads is called); 1 inside a task or an OpenMP parallel
+ * region, where the layers run on the calling thread alone. */
 int rt_threads(void);
 /* The CPUs this process may run on (what rt_set_threads(0) uses). */
 int rt_usable_cores(void);
+
+/* A team's task: thread t of T runs it, t = 0 being the thread that called rt_run. */
+typedef void (*RtTask)(void *ctx, int t, int T);
+
+/* Runs fn(ctx, t, T) on T threads, t = 0 on the calling thread, and returns when every one has returned. The other
+ * T - 1 are parked workers, woken in well under a microsecond while they spin (a few hundred microseconds after
+ * their last task) and by a futex after that, so a busy machine does not lose a core to them. With T <= 1, from
+ * inside a task, or while another thread of the program is running a team: fn(ctx, 0, 1) on the caller alone,
+ * which every task must allow (results never depend on T). */
+void rt_run(int T, RtTask fn, void *ctx);
+
+/* Inside a task: returns when every thread of its team has called it (the shares written before are then seen). */
+void rt_barrier(void);
+
+/* A range task: thread t of T gets its share [lo, hi) of n items (rt_split). */
+typedef void (*RtRange)(void *ctx, int lo, int hi);
+/* rt_run over rt_split's shares of n items: T threads (T <= 1: fn(ctx, 0, n) on the caller). */
+void rt_for(int n, int T, RtRange fn, void *ctx);
 
 /* The static share [*lo, *hi) of n items for thread t of T: contiguous, sizes differing by at most one. */
 static inline void rt_split(int n, int t, int T, int *lo, int *hi)
@@ -35,11 +54,12 @@ static inline void rt_split(int n, int t, int T, int *lo, int *hi)
     *hi = *lo + q + (t < r);
 }
 
-/* Inside a parallel region: the calling thread's share [*lo, *hi) of n items, cut at multiples of `align` items
+/* Inside a task: the calling thread's share [*lo, *hi) of n items, cut at multiples of `align` items
  * (so that threads write whole cache lines). Every thread's share depends only on n, align and the team size. */
 void rt_share(size_t n, size_t align, size_t *lo, size_t *hi);
 
-/* Below this many float operations a layer runs on one thread: a parallel region costs a few microseconds. */
+/* Below this many float operations a layer runs on one thread: even a cheap team start costs a cache line
+ * crossing between cores each way, and the data the layer reads would have to cross too. */
 #define RT_MIN_PARALLEL 32768
 
 #endif

@@ -6,7 +6,10 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <criterion/criterion.h>
 #include <time.h>
-#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <sched.h>
 #include <math.h>
 #include <stdint.h>
@@ -220,40 +223,144 @@ static int nth_cpu(const cpu_set_t *set, int t)
     return -1;
 }
 
+/* rt_run's task for the pinning test: thread t checks that it may run on the CPU `want` names for it alone
+ * (want->one), or on every allowed CPU. */
+typedef struct PinCheck {
+    const cpu_set_t *allowed;
+    int one;
+    atomic_int bad, ran;
+} PinCheck;
+
+static void check_pin(void *ctx, int t, int T)
+{
+    PinCheck *c = ctx;
+    cpu_set_t mine;
+    (void)T;
+    atomic_fetch_add(&c->ran, 1);
+    if (sched_getaffinity(0, sizeof mine, &mine) != 0 ||
+        (c->one ? CPU_COUNT(&mine) != 1 || !CPU_ISSET(nth_cpu(c->allowed, t), &mine) : !CPU_EQUAL(&mine, c->allowed)))
+        atomic_store(&c->bad, 1);
+}
+
 /* The default team is every CPU the process may run on, each thread pinned to its own; a smaller team lets them go
  * (every thread may again run anywhere the process may). */
 Test(threads, default_team_is_pinned_one_thread_per_allowed_cpu)
 {
     cpu_set_t allowed;
     cr_assert(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
-    int n = CPU_COUNT(&allowed), ok = 1;
+    int n = CPU_COUNT(&allowed);
     rt_set_threads(0);
     cr_assert_eq(rt_threads(), n < 256 ? n : 256, "the default is the %d allowed CPUs", n);
     if (n > 256)
         return;
-#pragma omp parallel num_threads(n)
-    {
-        cpu_set_t mine;
-        int t = omp_get_thread_num();
-        if (sched_getaffinity(0, sizeof mine, &mine) != 0 || CPU_COUNT(&mine) != 1 ||
-            !CPU_ISSET(nth_cpu(&allowed, t), &mine))
-#pragma omp atomic write
-            ok = 0;
-    }
-    cr_expect(ok, "every thread of the default team runs on its own allowed CPU");
+    PinCheck c = {&allowed, 1, 0, 0};
+    rt_run(n, check_pin, &c);
+    cr_expect_eq(atomic_load(&c.ran), n, "every thread of the team ran the task");
+    cr_expect(!atomic_load(&c.bad), "every thread of the default team runs on its own allowed CPU");
     if (n > 1) {
-        ok = 1;
+        PinCheck d = {&allowed, 0, 0, 0};
         rt_set_threads(n - 1);
-#pragma omp parallel num_threads(n - 1)
-        {
-            cpu_set_t mine;
-            if (sched_getaffinity(0, sizeof mine, &mine) != 0 || !CPU_EQUAL(&mine, &allowed))
-#pragma omp atomic write
-                ok = 0;
-        }
-        cr_expect(ok, "a team of %d of %d CPUs is not pinned", n - 1, n);
+        rt_run(n - 1, check_pin, &d);
+        cr_expect(!atomic_load(&d.bad), "a team of %d of %d CPUs is not pinned", n - 1, n);
     }
     rt_set_threads(0);
+}
+
+/* The team (rt_run, rt_barrier): each of T threads runs the task once with its own t; what one thread writes before
+ * a barrier the others read after it; a task started from inside a task, or from a second program thread while
+ * the team is busy, runs alone on its caller; after a fork the child starts a team of its own. */
+typedef struct TeamCheck {
+    int T, rounds;
+    atomic_int calls[8], bad;
+    int slot[8];
+} TeamCheck;
+
+static void nested(void *ctx, int t, int T)
+{
+    TeamCheck *c = ctx;
+    if (t != 0 || T != 1 || rt_threads() != 1)
+        atomic_store(&c->bad, 1);
+}
+
+static void team_task(void *ctx, int t, int T)
+{
+    TeamCheck *c = ctx;
+    if ((c->T && T != c->T) || t < 0 || t >= T)
+        atomic_store(&c->bad, 1);
+    atomic_fetch_add(&c->calls[t], 1);
+    for (int r = 0; r < c->rounds; r++) { /* each round, every thread reads its neighbour's value of the round */
+        c->slot[t] = r * 8 + t;
+        rt_barrier();
+        if (c->slot[(t + 1) % T] != r * 8 + (t + 1) % T)
+            atomic_store(&c->bad, 1);
+        rt_barrier();
+    }
+    rt_run(T, nested, c);
+}
+
+/* Counts the threads that ran and remembers T, for the second caller. */
+typedef struct Count {
+    atomic_int n, T;
+} Count;
+
+static void count_task(void *ctx, int t, int T)
+{
+    Count *c = ctx;
+    (void)t;
+    atomic_fetch_add(&c->n, 1);
+    atomic_store(&c->T, T);
+}
+
+/* Tasks of 3 threads while the main thread runs its own: alone when the team is busy, else the team. Returns
+ * (void *)1 when a call did not run exactly T threads. */
+static void *second_caller(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        Count c = {0, 0};
+        rt_run(3, count_task, &c);
+        if (atomic_load(&c.n) != atomic_load(&c.T))
+            return (void *)1;
+    }
+    return NULL;
+}
+
+Test(threads, team_runs_each_thread_once_and_barriers_order_writes)
+{
+    for (int T = 1; T <= 4; T++)
+        for (int rep = 0; rep < 200; rep++) {
+            TeamCheck c = {.T = T, .rounds = 3};
+            rt_run(T, team_task, &c);
+            cr_assert(!atomic_load(&c.bad), "T %d rep %d: a thread saw a wrong t, T or neighbour's value", T, rep);
+            for (int t = 0; t < T; t++)
+                cr_assert_eq(atomic_load(&c.calls[t]), 1, "T %d rep %d: thread %d ran %d times", T, rep, t,
+                             atomic_load(&c.calls[t]));
+        }
+}
+
+Test(threads, a_second_caller_or_a_fork_runs_alone_or_with_its_own_team)
+{
+    pthread_t other;
+    void *other_bad;
+    cr_assert(pthread_create(&other, NULL, second_caller, NULL) == 0);
+    for (int rep = 0; rep < 2000; rep++) {
+        TeamCheck c = {.T = 0, .rounds = 1};
+        rt_run(2, team_task, &c);
+        int ran = atomic_load(&c.calls[0]) + atomic_load(&c.calls[1]);
+        if (atomic_load(&c.bad) || atomic_load(&c.calls[0]) != 1 || ran < 1)
+            cr_assert_fail("rep %d: the main thread's task went wrong beside a second caller", rep);
+    }
+    pthread_join(other, &other_bad);
+    cr_expect(other_bad == NULL, "every task of the second caller ran on exactly its T threads");
+    pid_t pid = fork();
+    if (pid == 0) {
+        TeamCheck c = {.T = 2, .rounds = 2};
+        rt_run(2, team_task, &c);
+        _exit(atomic_load(&c.bad) || atomic_load(&c.calls[1]) != 1 ? 1 : 0);
+    }
+    int st;
+    cr_assert(pid > 0 && waitpid(pid, &st, 0) == pid);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a team of 2 in a forked child");
 }
 
 /* rt_adapt's rule: the idle cores, rounded to a whole one, at least 1 and at most what the user's machine allows.

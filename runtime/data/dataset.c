@@ -3,7 +3,6 @@
 #include "dataset.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,16 +332,25 @@ static void convert_slots(const Source *s, int lo, int hi, const Normalizer *nz,
 /* Split by images across the runtime's threads as the first layer splits them (threads.h), so that each thread
  * converts the images it will read first; every image is converted alone, so the result is the same for any
  * thread count. */
+typedef struct ConvertCall {
+    const Source *s;
+    const Normalizer *nz;
+    const Augment *aug;
+    Tensor *x;
+    int *labels;
+} ConvertCall;
+
+static void convert_range(void *ctx, int lo, int hi)
+{
+    const ConvertCall *c = ctx;
+    convert_slots(c->s, lo, hi, c->nz, c->aug, c->x, c->labels);
+}
+
 static void convert_batch(const Source *s, int n, const Normalizer *nz, const Augment *aug, Tensor *x, int *labels)
 {
-    size_t total = (size_t)n * dataset_item_size(s->d);
+    ConvertCall c = {s, nz, aug, x, labels};
     x->n = n;
-#pragma omp parallel num_threads(rt_threads()) if (total >= RT_MIN_PARALLEL)
-    {
-        int lo, hi;
-        rt_split(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        convert_slots(s, lo, hi, nz, aug, x, labels);
-    }
+    rt_for(n, (size_t)n * dataset_item_size(s->d) >= RT_MIN_PARALLEL ? rt_threads() : 1, convert_range, &c);
 }
 
 /* Reads the batch's items from d's stream into a staging buffer (caller frees). NULL with err on failure. */

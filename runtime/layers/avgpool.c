@@ -1,5 +1,4 @@
 /* avgpool: pooling over kernel x kernel windows with stride and zero padding, per channel. */
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,49 +146,47 @@ static void avgpool2_backward(float *dx, const float *dy, int NC, int H, int W, 
     }
 }
 
-/* Both directions split the N*C planes across the runtime's threads (each plane is independent). */
-static void avgpool_layer_forward(Layer *l, const Tensor *x, int train)
+/* Both directions split the N*C planes across the runtime's threads (pool_for); these are a thread's planes
+ * [lo, hi). */
+static void forward_planes(void *ctx, int lo, int hi)
 {
-    const LayerSpec *s = l->spec;
-    AvgpoolState *st = l->state;
+    const PoolCall *c = ctx;
+    const LayerSpec *s = c->l->spec;
+    const AvgpoolState *st = c->l->state;
     int K = spec_int(s, POOL_KERNEL), S = spec_int(s, POOL_STRIDE), P = spec_int(s, POOL_PADDING);
     size_t hw = (size_t)s->in.h * s->in.w, ohw = (size_t)s->out.h * s->out.w;
-    int NC = x->n * s->in.c;
+    if (window_is_2x2(s))
+        avgpool2_forward_any(c->out + lo * ohw, c->in + lo * hw, hi - lo, s->in.h, s->in.w, s->out.h, s->out.w);
+    else
+        avgpool_forward(c->out + lo * ohw, c->in + lo * hw, st->lo, st->hi, hi - lo, s->in.h, s->in.w, s->out.h,
+                        s->out.w, K, S, P);
+}
+
+static void backward_planes(void *ctx, int lo, int hi)
+{
+    const PoolCall *c = ctx;
+    const LayerSpec *s = c->l->spec;
+    const AvgpoolState *st = c->l->state;
+    int K = spec_int(s, POOL_KERNEL), S = spec_int(s, POOL_STRIDE), P = spec_int(s, POOL_PADDING);
+    size_t hw = (size_t)s->in.h * s->in.w, ohw = (size_t)s->out.h * s->out.w;
+    if (window_is_2x2(s))
+        avgpool2_backward(c->out + lo * hw, c->in + lo * ohw, hi - lo, s->in.h, s->in.w, s->out.h, s->out.w);
+    else
+        avgpool_backward(c->out + lo * hw, c->in + lo * ohw, st->lo, st->hi, hi - lo, s->in.h, s->in.w, s->out.h,
+                         s->out.w, K, S, P);
+}
+
+static void avgpool_layer_forward(Layer *l, const Tensor *x, int train)
+{
     (void)train;
     layer_set_count(l, x->n);
-#pragma omp parallel num_threads(rt_threads()) if ((size_t)NC * hw >= RT_MIN_PARALLEL)
-    {
-        int lo, hi;
-        rt_split(NC, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        if (window_is_2x2(s))
-            avgpool2_forward_any(l->y.data + lo * ohw, x->data + lo * hw, hi - lo, s->in.h, s->in.w, s->out.h,
-                             s->out.w);
-        else
-            avgpool_forward(l->y.data + lo * ohw, x->data + lo * hw, st->lo, st->hi, hi - lo, s->in.h, s->in.w,
-                            s->out.h, s->out.w, K, S, P);
-    }
+    pool_for(l, x->n, x->data, l->y.data, forward_planes);
 }
 
 static void avgpool_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
-    const LayerSpec *s = l->spec;
-    AvgpoolState *st = l->state;
-    int K = spec_int(s, POOL_KERNEL), S = spec_int(s, POOL_STRIDE), P = spec_int(s, POOL_PADDING);
-    size_t hw = (size_t)s->in.h * s->in.w, ohw = (size_t)s->out.h * s->out.w;
-    int NC = x->n * s->in.c;
-    if (!dx)
-        return;
-#pragma omp parallel num_threads(rt_threads()) if ((size_t)NC * hw >= RT_MIN_PARALLEL)
-    {
-        int lo, hi;
-        rt_split(NC, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        if (window_is_2x2(s))
-            avgpool2_backward(dx->data + lo * hw, l->dy.data + lo * ohw, hi - lo, s->in.h, s->in.w, s->out.h,
-                              s->out.w);
-        else
-            avgpool_backward(dx->data + lo * hw, l->dy.data + lo * ohw, st->lo, st->hi, hi - lo, s->in.h, s->in.w,
-                             s->out.h, s->out.w, K, S, P);
-    }
+    if (dx)
+        pool_for(l, x->n, l->dy.data, dx->data, backward_planes);
 }
 
 const LayerOps avgpool_ops = {

@@ -4,7 +4,6 @@
  * In a data-parallel run (comm.h) the statistics are those of the whole batch across the ranks (sync=true), or
  * each rank's own (sync=false). */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,7 +322,7 @@ static int batchnorm_resize(Layer *l, int batch, char *err, size_t errlen)
     return 0;
 }
 
-/* Threads for a batch of N: one below RT_MIN_PARALLEL values, where a parallel region costs more. */
+/* Threads for a batch of N: one below RT_MIN_PARALLEL values, where a team costs more than it saves. */
 static int team(const BnLayer *b, int N)
 {
     return (size_t)N * b->C * b->HW >= RT_MIN_PARALLEL ? rt_threads() : 1;
@@ -401,38 +400,42 @@ static void output(const Layer *l, const float *x, int n0, int n1)
     }
 }
 
+/* One direction's call, for the threads' tasks. */
+typedef struct BnCall {
+    Layer *l;
+    const Tensor *x;
+    Tensor *dx;
+    int train;
+} BnCall;
+
+/* Chunks' partial sums, then (thread 0, the caller, which alone may talk to the other ranks) the statistics, then
+ * every thread its images. */
+static void forward_task(void *ctx, int t, int T)
+{
+    const BnCall *c = ctx;
+    int N = c->x->n, chunks = (N + BN_CHUNK - 1) / BN_CHUNK, lo, hi;
+    rt_split(chunks, t, T, &lo, &hi);
+    for (int k = lo; c->train && k < hi; k++)
+        stats_chunk(c->l->state, c->x->data, N, k);
+    rt_barrier();
+    if (t == 0)
+        finish_stats(c->l, N, c->train);
+    rt_barrier();
+    rt_split(N, t, T, &lo, &hi);
+    output(c->l, c->x->data, lo, hi);
+}
+
 /* Training normalises with the batch statistics and updates the moving ones; eval normalises with the moving
- * statistics. Chunks' partial sums, then (the master thread, which alone may talk to the other ranks) the
- * statistics, then every thread its images. A rank whose share of the batch is empty (N = 0) only takes part in
- * the ranks' sum. */
+ * statistics. A rank whose share of the batch is empty (N = 0) only takes part in the ranks' sum. */
 static void batchnorm_forward(Layer *l, const Tensor *x, int train)
 {
     BnLayer *b = l->state;
-    int N = x->n, chunks = (N + BN_CHUNK - 1) / BN_CHUNK, T = team(b, N);
+    BnCall c = {l, x, NULL, train};
     b->train = train;
-    layer_set_count(l, N); /* a last, smaller batch runs in the buffers of the full one */
+    layer_set_count(l, x->n); /* a last, smaller batch runs in the buffers of the full one */
     if (train)
-        set_shift(l, x->data, N);
-    if (T == 1) { /* no parallel region: even a team of one costs microseconds at N x C sizes */
-        for (int k = 0; train && k < chunks; k++)
-            stats_chunk(b, x->data, N, k);
-        finish_stats(l, N, train);
-        output(l, x->data, 0, N);
-        return;
-    }
-#pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num(), lo, hi;
-        rt_split(chunks, t, T, &lo, &hi);
-        for (int k = lo; train && k < hi; k++)
-            stats_chunk(b, x->data, N, k);
-#pragma omp barrier
-#pragma omp master
-        finish_stats(l, N, train);
-#pragma omp barrier
-        rt_split(N, t, T, &lo, &hi);
-        output(l, x->data, lo, hi);
-    }
+        set_shift(l, x->data, x->n);
+    rt_run(team(b, x->n), forward_task, &c);
 }
 
 /* Chunk k's partial sums of dy and dy*xhat. */
@@ -465,34 +468,31 @@ static void finish_grads(Layer *l, int N)
         grad_coefs(b, c, b->sums[c], b->sums[C + c], m, &b->ca[c], &b->cb[c], &b->cd[c]);
 }
 
-/* x is the forward's input: xhat is recomputed from it. Chunks' partial sums, then (one thread) the parameter
- * gradients and dx coefficients, then every thread dx of its images. */
+/* Chunks' partial sums, then (thread 0) the parameter gradients and dx coefficients, then every thread dx of its
+ * images. */
+static void backward_task(void *ctx, int t, int T)
+{
+    const BnCall *c = ctx;
+    BnLayer *b = c->l->state;
+    int N = c->x->n, chunks = (N + BN_CHUNK - 1) / BN_CHUNK, lo, hi;
+    rt_split(chunks, t, T, &lo, &hi);
+    for (int k = lo; k < hi; k++)
+        grad_sums_chunk(c->l, c->x->data, N, k);
+    rt_barrier();
+    if (t == 0)
+        finish_grads(c->l, N);
+    rt_barrier();
+    rt_split(N, t, T, &lo, &hi);
+    if (c->dx)
+        input_grad(c->dx->data, c->l->dy.data, c->x->data, lo, hi, b->C, b->HW, b->mean, b->rstd, b->ca, b->cb,
+                   b->cd);
+}
+
+/* x is the forward's input: xhat is recomputed from it (backward_task). */
 static void batchnorm_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
-    BnLayer *b = l->state;
-    int N = x->n, C = b->C, HW = b->HW, chunks = (N + BN_CHUNK - 1) / BN_CHUNK, T = team(b, N);
-    if (T == 1) {
-        for (int k = 0; k < chunks; k++)
-            grad_sums_chunk(l, x->data, N, k);
-        finish_grads(l, N);
-        if (dx)
-            input_grad(dx->data, l->dy.data, x->data, 0, N, C, HW, b->mean, b->rstd, b->ca, b->cb, b->cd);
-        return;
-    }
-#pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num(), lo, hi;
-        rt_split(chunks, t, T, &lo, &hi);
-        for (int k = lo; k < hi; k++)
-            grad_sums_chunk(l, x->data, N, k);
-#pragma omp barrier
-#pragma omp master
-        finish_grads(l, N);
-#pragma omp barrier
-        rt_split(N, t, T, &lo, &hi);
-        if (dx)
-            input_grad(dx->data, l->dy.data, x->data, lo, hi, C, HW, b->mean, b->rstd, b->ca, b->cb, b->cd);
-    }
+    BnCall c = {l, x, dx, 1};
+    rt_run(team(l->state, x->n), backward_task, &c);
 }
 
 /* Eval-mode fusion: the moving statistics as the layer before applies them (LayerPost). */

@@ -2,7 +2,6 @@
 #include "common.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +44,18 @@ int layer_resize_io(Layer *l, int batch, char *err, size_t errlen)
     return l->batch == batch && l->y.data ? 0 : layer_alloc_io(l, batch, err, errlen);
 }
 
+typedef struct ImagesCall {
+    LayerRange fn;
+    void *ctx;
+    size_t per;
+} ImagesCall;
+
+static void images_range(void *ctx, int lo, int hi)
+{
+    ImagesCall *c = ctx;
+    c->fn(c->ctx, (size_t)lo * c->per, (size_t)hi * c->per);
+}
+
 void layer_for_images(int n, size_t per, size_t min, LayerRange fn, void *ctx)
 {
     size_t total = (size_t)n * per;
@@ -52,12 +63,8 @@ void layer_for_images(int n, size_t per, size_t min, LayerRange fn, void *ctx)
         fn(ctx, 0, total);
         return;
     }
-#pragma omp parallel num_threads(rt_threads())
-    {
-        int lo, hi;
-        rt_split(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        fn(ctx, (size_t)lo * per, (size_t)hi * per);
-    }
+    ImagesCall c = {fn, ctx, per};
+    rt_for(n, rt_threads(), images_range, &c);
 }
 
 /* One call's arrays and function, for the threads' shares. */

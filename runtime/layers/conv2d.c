@@ -9,7 +9,6 @@
  * back cost more than unfolding twice from the cache.
  * Weight [O, C, K, K] then bias [O] live in one block (PyTorch's order); their gradients in another. */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,27 +137,39 @@ static int team(const ConvState *st)
     return T < st->slots ? T : st->slots;
 }
 
+/* One direction's call, for the threads' tasks. */
+typedef struct ConvCall {
+    Layer *l;
+    const Tensor *x;
+    Tensor *dx;
+    int train;
+} ConvCall;
+
 /* x is (N, C, H, W), y is (N, O, OH, OW); each thread unfolds and convolves its share of the images, one at a time
  * in its slot of u. */
-static void conv2d_layer_forward(Layer *l, const Tensor *x, int train)
+static void forward_task(void *ctx, int t, int T)
 {
+    const ConvCall *c = ctx;
+    Layer *l = c->l;
     ConvState *st = l->state;
     const ConvGeom *g = &st->g;
     size_t chw = (size_t)g->C * g->H * g->W, ohw = (size_t)g->O * g->NP;
-    int N = x->n;
-    layer_set_count(l, N);
-#pragma omp parallel num_threads(team(st))
-    {
-        int lo, hi, t = omp_get_thread_num();
-        rt_split(N, t, omp_get_num_threads(), &lo, &hi);
-        float *u = st->u + (size_t)t * CONV_CHUNK * g->usize;
-        for (int n = lo; n < hi; n++) {
-            convk_unfold(g, u, x->data + n * chw);
-            convk_forward(g, l->y.data + n * ohw, u, st->off, st->w, st->b);
-            if (!train) /* the batchnorm and activation after it, while this image's output is in L1 */
-                layer_post_apply(&l->post, l->y.data + n * ohw, 1, g->O, g->NP);
-        }
+    float *u = st->u + (size_t)t * CONV_CHUNK * g->usize;
+    int lo, hi;
+    rt_split(c->x->n, t, T, &lo, &hi);
+    for (int n = lo; n < hi; n++) {
+        convk_unfold(g, u, c->x->data + n * chw);
+        convk_forward(g, l->y.data + n * ohw, u, st->off, st->w, st->b);
+        if (!c->train) /* the batchnorm and activation after it, while this image's output is in L1 */
+            layer_post_apply(&l->post, l->y.data + n * ohw, 1, g->O, g->NP);
     }
+}
+
+static void conv2d_layer_forward(Layer *l, const Tensor *x, int train)
+{
+    ConvCall c = {l, x, NULL, train};
+    layer_set_count(l, x->n);
+    rt_run(team(l->state), forward_task, &c);
 }
 
 /* One chunk of G images from n0, unfolded from x into u: its weight and bias gradient into part (overwritten), and
@@ -182,31 +193,37 @@ static void backward_chunk(ConvState *st, int c, float *u, float *dx, const floa
     }
 }
 
-/* dy is (N, O, OH, OW). dw, db accumulate the chunks' partials in order. */
-static void conv2d_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
+/* dy is (N, O, OH, OW). Each thread takes its chunks; then, once all are done, its share of the gradient's
+ * values, into which it adds the chunks' partials in chunk order (dw then db, contiguous in part). */
+static void backward_task(void *ctx, int t, int T)
 {
+    const ConvCall *c = ctx;
+    Layer *l = c->l;
     ConvState *st = l->state;
     const ConvGeom *g = &st->g;
-    size_t nw = (size_t)g->O * g->CKK, np = nw + g->O;
-    int N = x->n, chunks = (N + CONV_CHUNK - 1) / CONV_CHUNK;
-#pragma omp parallel num_threads(team(st))
-    {
-        int lo, hi, t = omp_get_thread_num();
-        float *u = st->u + (size_t)t * CONV_CHUNK * g->usize;
-        rt_split(chunks, t, omp_get_num_threads(), &lo, &hi);
-        for (int c = lo; c < hi; c++) {
-            int n0 = c * CONV_CHUNK, G = N - n0 < CONV_CHUNK ? N - n0 : CONV_CHUNK;
-            backward_chunk(st, c, u, dx ? dx->data : NULL, x->data, l->dy.data, n0, G);
-        }
+    size_t nw = (size_t)g->O * g->CKK, np = nw + g->O, lo, hi;
+    int N = c->x->n, chunks = (N + CONV_CHUNK - 1) / CONV_CHUNK, c0, c1;
+    float *u = st->u + (size_t)t * CONV_CHUNK * g->usize;
+    rt_split(chunks, t, T, &c0, &c1);
+    for (int k = c0; k < c1; k++) {
+        int n0 = k * CONV_CHUNK, G = N - n0 < CONV_CHUNK ? N - n0 : CONV_CHUNK;
+        backward_chunk(st, k, u, c->dx ? c->dx->data : NULL, c->x->data, l->dy.data, n0, G);
     }
-    for (int c = 0; c < chunks; c++) {
-        const float *part = st->part + c * np;
-        for (size_t i = 0; i < nw; i++)
+    rt_barrier();
+    rt_share(st->db ? np : nw, 16, &lo, &hi);
+    for (int k = 0; k < chunks; k++) {
+        const float *part = st->part + k * np;
+        for (size_t i = lo; i < hi && i < nw; i++)
             st->dw[i] += part[i];
-        if (st->db)
-            for (int o = 0; o < g->O; o++)
-                st->db[o] += part[nw + o];
+        for (size_t i = lo > nw ? lo : nw; i < hi; i++)
+            st->db[i - nw] += part[i];
     }
+}
+
+static void conv2d_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
+{
+    ConvCall c = {l, x, dx, 1};
+    rt_run(team(l->state), backward_task, &c);
 }
 
 static int conv2d_params(Layer *l, Param *out)

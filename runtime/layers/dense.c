@@ -7,7 +7,6 @@
  * forms run at a quarter of OpenBLAS's AVX2 speed). */
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,50 +164,79 @@ static int team(int N, int C, int OC)
     return (long long)N * C * OC >= 8 * RT_MIN_PARALLEL ? rt_threads() : 1;
 }
 
-/* This thread's blocks of n items: [*lo, *hi) in items, whole DENSE_BLOCKs (the last may be short). */
-static void blocks(int n, int *lo, int *hi)
+/* Thread t of T's blocks of n items: [*lo, *hi) in items, whole DENSE_BLOCKs (the last may be short). */
+static void blocks(int n, int t, int T, int *lo, int *hi)
 {
     int nb = (n + DENSE_BLOCK - 1) / DENSE_BLOCK;
-    rt_split(nb, omp_get_thread_num(), omp_get_num_threads(), lo, hi);
+    rt_split(nb, t, T, lo, hi);
     *lo *= DENSE_BLOCK, *hi *= DENSE_BLOCK;
     *hi = *hi < n ? *hi : n;
+}
+
+/* One direction's call, for the threads' tasks. */
+typedef struct DenseCall {
+    Layer *l;
+    const Tensor *x;
+    Tensor *dx;
+    int train;
+} DenseCall;
+
+static void forward_task(void *ctx, int t, int T)
+{
+    const DenseCall *c = ctx;
+    Layer *l = c->l;
+    DenseState *st = l->state;
+    int lo, hi;
+    blocks(c->x->n, t, T, &lo, &hi);
+    for (int n0 = lo; n0 < hi; n0 += DENSE_BLOCK)
+        dense_forward_block(st, c->train ? NULL : &l->post, l->y.data, c->x->data, n0 / DENSE_BLOCK,
+                            hi - n0 < DENSE_BLOCK ? hi - n0 : DENSE_BLOCK);
 }
 
 static void dense_layer_forward(Layer *l, const Tensor *x, int train)
 {
     DenseState *st = l->state;
-    int N = x->n, C = st->in, OC = st->out;
-    layer_set_count(l, N);
-#pragma omp parallel num_threads(team(N, C, OC))
-    {
-        int lo, hi;
-        blocks(N, &lo, &hi);
-        for (int n0 = lo; n0 < hi; n0 += DENSE_BLOCK)
-            dense_forward_block(st, train ? NULL : &l->post, l->y.data, x->data, n0 / DENSE_BLOCK,
-                                hi - n0 < DENSE_BLOCK ? hi - n0 : DENSE_BLOCK);
+    DenseCall c = {l, x, NULL, train};
+    layer_set_count(l, x->n);
+    rt_run(team(x->n, st->in, st->out), forward_task, &c);
+}
+
+/* Each thread takes its share of the output units of dw and db (dy's columns), then whole blocks of batch rows of
+ * dx. densek_gemm sums every value in batch order whatever rows it is given, so its units are split in multiples
+ * of its 6-row register block (100 units: 54 and 46; DENSE_BLOCKs of 32 gave 64 and 36); sgemm's products keep
+ * whole DENSE_BLOCKs. */
+static void backward_task(void *ctx, int t, int T)
+{
+    const DenseCall *c = ctx;
+    Layer *l = c->l;
+    DenseState *st = l->state;
+    int N = c->x->n, C = st->in, OC = st->out, lo, hi;
+#if DENSEK_AVAILABLE
+    rt_split((OC + 5) / 6, t, T, &lo, &hi);
+    lo *= 6, hi = hi * 6 < OC ? hi * 6 : OC;
+    if (hi > lo)
+        dense_weight_grad(st->dw + (size_t)lo * C, st->db ? st->db + lo : NULL, l->dy.data + lo, c->x->data, N, C,
+                          hi - lo, OC);
+#else
+    blocks(OC, t, T, &lo, &hi);
+    for (int o0 = lo; o0 < hi; o0 += DENSE_BLOCK) {
+        int ou = hi - o0 < DENSE_BLOCK ? hi - o0 : DENSE_BLOCK;
+        dense_weight_grad(st->dw + (size_t)o0 * C, st->db ? st->db + o0 : NULL, l->dy.data + o0, c->x->data, N, C,
+                          ou, OC);
+    }
+#endif
+    blocks(N, t, T, &lo, &hi);
+    for (int n0 = lo; c->dx && n0 < hi; n0 += DENSE_BLOCK) {
+        int rows = hi - n0 < DENSE_BLOCK ? hi - n0 : DENSE_BLOCK;
+        dense_input_grad(c->dx->data + (size_t)n0 * C, l->dy.data + (size_t)n0 * OC, st->w, rows, C, OC);
     }
 }
 
-/* Each thread takes whole blocks of output units of dw and db (dy's columns), and of batch rows of dx. */
 static void dense_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
     DenseState *st = l->state;
-    int N = x->n, C = st->in, OC = st->out;
-#pragma omp parallel num_threads(team(N, C, OC))
-    {
-        int lo, hi;
-        blocks(OC, &lo, &hi);
-        for (int o0 = lo; o0 < hi; o0 += DENSE_BLOCK) {
-            int ou = hi - o0 < DENSE_BLOCK ? hi - o0 : DENSE_BLOCK;
-            dense_weight_grad(st->dw + (size_t)o0 * C, st->db ? st->db + o0 : NULL, l->dy.data + o0, x->data, N, C,
-                              ou, OC);
-        }
-        blocks(N, &lo, &hi);
-        for (int n0 = lo; dx && n0 < hi; n0 += DENSE_BLOCK) {
-            int rows = hi - n0 < DENSE_BLOCK ? hi - n0 : DENSE_BLOCK;
-            dense_input_grad(dx->data + (size_t)n0 * C, l->dy.data + (size_t)n0 * OC, st->w, rows, C, OC);
-        }
-    }
+    DenseCall c = {l, x, dx, 0};
+    rt_run(team(x->n, st->in, st->out), backward_task, &c);
 }
 
 /* y, dy and the transposed blocks of the forward for `batch` rows. */

@@ -1,6 +1,5 @@
 /* dropout: inverted dropout (kept values scaled by 1/(1-p) in training); identity in eval mode. */
 #include <math.h>
-#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +140,28 @@ static void skip_draws(Layer *l, int n, int before)
     rng_jump_cached(l->rng, &st->skip[before], k);
 }
 
+/* One forward's draws, for the threads' tasks: the stream where they start, and where the last thread's end. */
+typedef struct DrawCall {
+    Layer *l;
+    const Tensor *x;
+    Rng start, end;
+} DrawCall;
+
+static void draw_task(void *ctx, int t, int T)
+{
+    DrawCall *c = ctx;
+    DropoutState *st = c->l->state;
+    size_t per = shape_size(c->l->spec->in);
+    int lo, hi;
+    Rng s = c->start;
+    rt_split(c->x->n, t, T, &lo, &hi);
+    rng_jump_cached(&s, &st->jumps[t], (size_t)lo * per);
+    dropout_draw(st->keep + (size_t)lo * per, c->l->y.data + (size_t)lo * per, c->x->data + (size_t)lo * per,
+                 (size_t)(hi - lo) * per, st->p, &s);
+    if (t == T - 1)
+        c->end = s;
+}
+
 /* The draws split by images across the threads as the layers around it split them: thread t jumps the stream to
  * its first image's first draw (rng.h), so every value gets the draw it gets in order on one thread, and the
  * stream ends where the last thread's share ends. Without memory for the jumps the draws run on one thread. */
@@ -159,19 +180,9 @@ static void draw_images(Layer *l, const Tensor *x)
         dropout_draw(st->keep, l->y.data, x->data, (size_t)x->n * per, st->p, l->rng);
         return;
     }
-    Rng start = *l->rng, end = start;
-#pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads(), lo, hi;
-        Rng s = start;
-        rt_split(x->n, t, nt, &lo, &hi);
-        rng_jump_cached(&s, &st->jumps[t], (size_t)lo * per);
-        dropout_draw(st->keep + (size_t)lo * per, l->y.data + (size_t)lo * per, x->data + (size_t)lo * per,
-                     (size_t)(hi - lo) * per, st->p, &s);
-        if (t == nt - 1)
-            end = s;
-    }
-    *l->rng = end;
+    DrawCall c = {l, x, *l->rng, *l->rng};
+    rt_run(T, draw_task, &c);
+    *l->rng = c.end;
 }
 
 static void dropout_layer_forward(Layer *l, const Tensor *x, int train)

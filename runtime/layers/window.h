@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "../layer.h"
+#include "../threads.h"
 
 /* Output size of a window over a 3-D input: floor((h + 2p - k) / s) + 1 per spatial dimension.
  * Returns 0, or -1 with a reason naming `what` ("kernel", "pooling window") when it does not fit. */
@@ -52,6 +53,23 @@ int pool_configure(LayerSpec *s, int *bad, char *err, size_t errlen);
 /* The shape rule of the pooling layer `layer`: per channel, a window over each plane. */
 int pool_out_shape(const char *layer, const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb,
                    char *err, size_t errlen);
+
+/* One call of a pooling direction, for the threads' shares of the N*C planes (pool_for). */
+typedef struct PoolCall {
+    Layer *l;
+    const float *in;
+    float *out;
+} PoolCall;
+
+/* fn over the N*C planes of a pooling layer's input split across the runtime's threads (each plane is
+ * independent); on one thread below RT_MIN_PARALLEL input values. */
+static inline void pool_for(Layer *l, int n, const float *in, float *out, RtRange fn)
+{
+    const LayerSpec *s = l->spec;
+    int NC = n * s->in.c;
+    PoolCall c = {l, in, out};
+    rt_for(NC, (size_t)NC * s->in.h * s->in.w >= RT_MIN_PARALLEL ? rt_threads() : 1, fn, &c);
+}
 
 /* window_range for every kernel column of a pooling spec: returns lo[0..K) with hi = lo + K in the same
  * allocation (caller frees lo), or NULL when out of memory. */
