@@ -39,6 +39,10 @@ typedef struct LayerPost {
     const float *mean, *rstd, *gamma, *beta; /* [C] each, borrowed from the batchnorm; NULL: no normalisation */
     void (*act)(float *y, size_t n);         /* in place; NULL: none */
     Tensor *into; /* training fusion (takes_train_post): write act(output) here, the activation's y, not l->y */
+    /* training fusion, backward: the activation's act_grad, and its dy. The layer computes its own dy from them
+     * (dy = grad(into's y, act_dy)) rather than read it; NULL: it reads l->dy. */
+    void (*grad)(float *dx, const float *y, const float *dy, size_t n);
+    const Tensor *act_dy;
 } LayerPost;
 
 static inline float layer_post_norm(float x, float mean, float rstd, float gamma, float beta)
@@ -79,9 +83,13 @@ typedef struct LayerOps {
     /* Training fusion (net.c): an activation whose backward reads only its own y and dy, never x (grad_from_output),
      * need not run its forward when the layer before writes the activated values straight into its y: a layer that
      * can (takes_train_post) does so in forward(train = 1) when l->post.act and l->post.into are set, and leaves
-     * its own y unwritten. One pass over the values instead of two, the same bits. */
+     * its own y unwritten. One pass over the values instead of two, the same bits. In the backward that follows,
+     * such a layer is given the activation's act_grad (dx = f'(y) dy, from y) in l->post.grad with the
+     * activation's y and dy, and computes its own dy from them where it reads it, while they are in cache; the
+     * activation's backward does not run. */
     int takes_train_post;
     int grad_from_output;
+    void (*act_grad)(float *dx, const float *y, const float *dy, size_t n);
     /* Optional: a layer that runs a sub-network (residual) returns it, so that the net's walks over every
      * parameter, gradient and timing descend into it; NULL in other layers. */
     struct Net *(*body)(Layer *l);

@@ -230,6 +230,17 @@ static int fuse_train(Net *net, int i)
     return l->fused;
 }
 
+/* Backward: whether layer i is an activation whose forward layer i - 1 did (fuse_train) and whose backward it can
+ * do too (the activation has act_grad); if so, hands it to layer i - 1 through its post. */
+static int fuse_grad(Net *net, int i)
+{
+    Layer *l = &net->layers[i], *prev = i > 0 ? &net->layers[i - 1] : NULL;
+    if (!prev || !prev->fused || !l->ops->act_grad)
+        return 0;
+    prev->post = (LayerPost){.grad = l->ops->act_grad, .into = &l->y, .act_dy = &l->dy};
+    return 1;
+}
+
 const Tensor *net_forward(Net *net, const Tensor *x, int train)
 {
     const Tensor *h = x;
@@ -289,10 +300,13 @@ void net_backward(Net *net, const Tensor *x, const Tensor *dout, Tensor *dx)
     for (int i = net->n - 1; i >= 0; i--) {
         Layer *l = &net->layers[i];
         double t0 = net->prof ? now_seconds() : 0.0;
-        if (dx || i >= net->trained) {
+        if (fuse_grad(net, i)) /* the layer before computes this activation's backward as it reads its own dy */
+            ;
+        else if (dx || i >= net->trained) {
             Tensor *into = i == 0 ? dx : dx || i > net->trained ? &net->layers[i - 1].dy : NULL;
             l->ops->backward(l, i ? &net->layers[i - 1].y : x, into);
         }
+        l->post = (LayerPost){0};
         if (net->prof)
             net->prof[i].bwd += now_seconds() - t0, net->prof[i].nbwd++;
         if (net->after_backward)

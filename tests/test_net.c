@@ -465,8 +465,8 @@ Test(net, eval_fusion_matches_the_unfused_layers)
 }
 
 /* Training fusion (layer.h): a batchnorm writes the activation after it (relu, sigmoid, tanh) straight into the
- * activation's output. The reference is a copy of the network run one layer at a time in training mode with
- * nothing fused; outputs, every parameter gradient, the input gradient and the moving statistics must agree bit
+ * activation's output, and in the backward computes its own dy from the activation's. The reference is a copy of
+ * the network run one layer at a time in training mode with nothing fused (so its backward is not fused either); outputs, every parameter gradient, the input gradient and the moving statistics must agree bit
  * for bit, at 1 and 2 threads (images split across threads, for the fused activation too). */
 static void expect_training_fusion_exact(int threads)
 {

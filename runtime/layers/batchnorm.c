@@ -442,8 +442,11 @@ static void batchnorm_forward(Layer *l, const Tensor *x, int train)
 static void grad_sums_chunk(Layer *l, const float *x, int N, int k)
 {
     BnLayer *b = l->state;
-    size_t P = (size_t)2 * b->C * b->L;
+    size_t P = (size_t)2 * b->C * b->L, per = (size_t)b->C * b->HW;
     int n0 = k * BN_CHUNK, n1 = n0 + BN_CHUNK < N ? n0 + BN_CHUNK : N;
+    if (l->post.grad) /* the activation after it, fused (layer.h): its backward gives this chunk's dy */
+        l->post.grad(l->dy.data + n0 * per, l->post.into->data + n0 * per, l->post.act_dy->data + n0 * per,
+                     (size_t)(n1 - n0) * per);
     chunk_grad_sums(b->part + k * P, b->part + k * P + P / 2, l->dy.data, x, n0, n1, b->C, b->HW, b->L, b->mean,
                     b->rstd);
 }

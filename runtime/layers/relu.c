@@ -49,4 +49,5 @@ const LayerOps relu_ops = {
     .destroy = layer_free_io,
     .eval_act = relu_inplace,
     .grad_from_output = 1,
+    .act_grad = relu_backward,
 };

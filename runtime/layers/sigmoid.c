@@ -96,4 +96,5 @@ const LayerOps sigmoid_ops = {
     .destroy = layer_free_io,
     .eval_act = sigmoid_inplace,
     .grad_from_output = 1,
+    .act_grad = sigmoid_backward,
 };

@@ -50,4 +50,5 @@ const LayerOps tanh_ops = {
     .destroy = layer_free_io,
     .eval_act = tanh_inplace,
     .grad_from_output = 1,
+    .act_grad = tanh_backward,
 };
