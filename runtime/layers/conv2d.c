@@ -146,7 +146,8 @@ typedef struct ConvCall {
 } ConvCall;
 
 /* x is (N, C, H, W), y is (N, O, OH, OW); each thread unfolds and convolves its share of the images, one at a time
- * in its slot of u. */
+ * in its slot of u. With training fusion (layer.h) an image's output goes to the activation's y instead and is
+ * activated there, while it is in L1. */
 static void forward_task(void *ctx, int t, int T)
 {
     const ConvCall *c = ctx;
@@ -154,14 +155,16 @@ static void forward_task(void *ctx, int t, int T)
     ConvState *st = l->state;
     const ConvGeom *g = &st->g;
     size_t chw = (size_t)g->C * g->H * g->W, ohw = (size_t)g->O * g->NP;
-    float *u = st->u + (size_t)t * CONV_CHUNK * g->usize;
+    float *u = st->u + (size_t)t * CONV_CHUNK * g->usize, *y = l->post.into ? l->post.into->data : l->y.data;
     int lo, hi;
     rt_split(c->x->n, t, T, &lo, &hi);
     for (int n = lo; n < hi; n++) {
         convk_unfold(g, u, c->x->data + n * chw);
-        convk_forward(g, l->y.data + n * ohw, u, st->off, st->w, st->b);
+        convk_forward(g, y + n * ohw, u, st->off, st->w, st->b);
         if (!c->train) /* the batchnorm and activation after it, while this image's output is in L1 */
-            layer_post_apply(&l->post, l->y.data + n * ohw, 1, g->O, g->NP);
+            layer_post_apply(&l->post, y + n * ohw, 1, g->O, g->NP);
+        else if (l->post.act)
+            l->post.act(y + n * ohw, ohw);
     }
 }
 
@@ -207,6 +210,9 @@ static void backward_task(void *ctx, int t, int T)
     rt_split(chunks, t, T, &c0, &c1);
     for (int k = c0; k < c1; k++) {
         int n0 = k * CONV_CHUNK, G = N - n0 < CONV_CHUNK ? N - n0 : CONV_CHUNK;
+        size_t at = (size_t)n0 * g->O * g->NP;
+        if (l->post.grad) /* the activation after it, fused (layer.h): its backward gives this chunk's dy */
+            l->post.grad(l->dy.data + at, l->post.into->data + at, l->post.act_dy->data + at, (size_t)G * g->O * g->NP);
         backward_chunk(st, k, u, c->dx ? c->dx->data : NULL, c->x->data, l->dy.data, n0, G);
     }
     rt_barrier();
@@ -273,5 +279,6 @@ const LayerOps conv2d_ops = {
     .params = conv2d_params,
     .destroy = conv2d_destroy,
     .takes_post = 1,
+    .takes_train_post = 1,
     .fold_affine = conv2d_fold_affine,
 };

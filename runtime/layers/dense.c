@@ -170,7 +170,7 @@ static void blocks(int n, int t, int T, int *lo, int *hi)
     int nb = (n + DENSE_BLOCK - 1) / DENSE_BLOCK;
     rt_split(nb, t, T, lo, hi);
     *lo *= DENSE_BLOCK, *hi *= DENSE_BLOCK;
-    *hi = *hi < n ? *hi : n;
+    *lo = *lo < n ? *lo : n, *hi = *hi < n ? *hi : n; /* a thread with no block gets [n, n) */
 }
 
 /* One direction's call, for the threads' tasks. */
@@ -181,15 +181,19 @@ typedef struct DenseCall {
     int train;
 } DenseCall;
 
+/* Eval mode applies the layers it absorbed (l->post); training fusion (layer.h) writes the activation's y, and
+ * activates it. */
 static void forward_task(void *ctx, int t, int T)
 {
     const DenseCall *c = ctx;
     Layer *l = c->l;
     DenseState *st = l->state;
+    LayerPost act = {.act = l->post.act};
     int lo, hi;
     blocks(c->x->n, t, T, &lo, &hi);
     for (int n0 = lo; n0 < hi; n0 += DENSE_BLOCK)
-        dense_forward_block(st, c->train ? NULL : &l->post, l->y.data, c->x->data, n0 / DENSE_BLOCK,
+        dense_forward_block(st, !c->train ? &l->post : l->post.act ? &act : NULL,
+                            l->post.into ? l->post.into->data : l->y.data, c->x->data, n0 / DENSE_BLOCK,
                             hi - n0 < DENSE_BLOCK ? hi - n0 : DENSE_BLOCK);
 }
 
@@ -211,6 +215,12 @@ static void backward_task(void *ctx, int t, int T)
     Layer *l = c->l;
     DenseState *st = l->state;
     int N = c->x->n, C = st->in, OC = st->out, lo, hi;
+    if (l->post.grad) { /* the activation after it, fused (layer.h): its backward gives dy, whose every row dw reads */
+        blocks(N, t, T, &lo, &hi);
+        size_t at = (size_t)lo * OC;
+        l->post.grad(l->dy.data + at, l->post.into->data + at, l->post.act_dy->data + at, (size_t)(hi - lo) * OC);
+        rt_barrier();
+    }
 #if DENSEK_AVAILABLE
     rt_split((OC + 5) / 6, t, T, &lo, &hi);
     lo *= 6, hi = hi * 6 < OC ? hi * 6 : OC;
@@ -305,5 +315,6 @@ const LayerOps dense_ops = {
     .params = dense_params,
     .destroy = dense_destroy,
     .takes_post = 1,
+    .takes_train_post = 1,
     .fold_affine = dense_fold_affine,
 };
