@@ -148,45 +148,35 @@ static void avgpool2_backward(float *dx, const float *dy, int NC, int H, int W, 
 
 /* Both directions split the N*C planes across the runtime's threads (pool_for); these are a thread's planes
  * [lo, hi). */
-static void forward_planes(void *ctx, int lo, int hi)
+static void planes(void *ctx, int lo, int hi)
 {
     const PoolCall *c = ctx;
     const LayerSpec *s = c->l->spec;
     const AvgpoolState *st = c->l->state;
-    int K = spec_int(s, POOL_KERNEL), S = spec_int(s, POOL_STRIDE), P = spec_int(s, POOL_PADDING);
-    size_t hw = (size_t)s->in.h * s->in.w, ohw = (size_t)s->out.h * s->out.w;
-    if (window_is_2x2(s))
-        avgpool2_forward_any(c->out + lo * ohw, c->in + lo * hw, hi - lo, s->in.h, s->in.w, s->out.h, s->out.w);
+    int H = s->in.h, W = s->in.w, OH = s->out.h, OW = s->out.w, two = window_is_2x2(s);
+    const float *in = c->in + lo * (c->backward ? c->ohw : c->hw);
+    float *out = c->out + lo * (c->backward ? c->hw : c->ohw);
+    if (c->backward && two)
+        avgpool2_backward(out, in, hi - lo, H, W, OH, OW);
+    else if (c->backward)
+        avgpool_backward(out, in, st->lo, st->hi, hi - lo, H, W, OH, OW, c->K, c->S, c->P);
+    else if (two)
+        avgpool2_forward_any(out, in, hi - lo, H, W, OH, OW);
     else
-        avgpool_forward(c->out + lo * ohw, c->in + lo * hw, st->lo, st->hi, hi - lo, s->in.h, s->in.w, s->out.h,
-                        s->out.w, K, S, P);
-}
-
-static void backward_planes(void *ctx, int lo, int hi)
-{
-    const PoolCall *c = ctx;
-    const LayerSpec *s = c->l->spec;
-    const AvgpoolState *st = c->l->state;
-    int K = spec_int(s, POOL_KERNEL), S = spec_int(s, POOL_STRIDE), P = spec_int(s, POOL_PADDING);
-    size_t hw = (size_t)s->in.h * s->in.w, ohw = (size_t)s->out.h * s->out.w;
-    if (window_is_2x2(s))
-        avgpool2_backward(c->out + lo * hw, c->in + lo * ohw, hi - lo, s->in.h, s->in.w, s->out.h, s->out.w);
-    else
-        avgpool_backward(c->out + lo * hw, c->in + lo * ohw, st->lo, st->hi, hi - lo, s->in.h, s->in.w, s->out.h,
-                         s->out.w, K, S, P);
+        avgpool_forward(out, in, st->lo, st->hi, hi - lo, H, W, OH, OW, c->K, c->S, c->P);
 }
 
 static void avgpool_layer_forward(Layer *l, const Tensor *x, int train)
 {
     (void)train;
     layer_set_count(l, x->n);
-    pool_for(l, x->n, x->data, l->y.data, forward_planes);
+    pool_for(l, x->n, x->data, l->y.data, 0, planes);
 }
 
 static void avgpool_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
     if (dx)
-        pool_for(l, x->n, l->dy.data, dx->data, backward_planes);
+        pool_for(l, x->n, l->dy.data, dx->data, 1, planes);
 }
 
 const LayerOps avgpool_ops = {

@@ -400,19 +400,11 @@ static void output(const Layer *l, const float *x, int n0, int n1)
     }
 }
 
-/* One direction's call, for the threads' tasks. */
-typedef struct BnCall {
-    Layer *l;
-    const Tensor *x;
-    Tensor *dx;
-    int train;
-} BnCall;
-
 /* Chunks' partial sums, then (thread 0, the caller, which alone may talk to the other ranks) the statistics, then
  * every thread its images. */
 static void forward_task(void *ctx, int t, int T)
 {
-    const BnCall *c = ctx;
+    const LayerCall *c = ctx;
     int N = c->x->n, chunks = (N + BN_CHUNK - 1) / BN_CHUNK, lo, hi;
     rt_split(chunks, t, T, &lo, &hi);
     for (int k = lo; c->train && k < hi; k++)
@@ -430,7 +422,7 @@ static void forward_task(void *ctx, int t, int T)
 static void batchnorm_forward(Layer *l, const Tensor *x, int train)
 {
     BnLayer *b = l->state;
-    BnCall c = {l, x, NULL, train};
+    LayerCall c = {l, x, NULL, train};
     b->train = train;
     layer_set_count(l, x->n); /* a last, smaller batch runs in the buffers of the full one */
     if (train)
@@ -475,7 +467,7 @@ static void finish_grads(Layer *l, int N)
  * images. */
 static void backward_task(void *ctx, int t, int T)
 {
-    const BnCall *c = ctx;
+    const LayerCall *c = ctx;
     BnLayer *b = c->l->state;
     int N = c->x->n, chunks = (N + BN_CHUNK - 1) / BN_CHUNK, lo, hi;
     rt_split(chunks, t, T, &lo, &hi);
@@ -494,7 +486,7 @@ static void backward_task(void *ctx, int t, int T)
 /* x is the forward's input: xhat is recomputed from it (backward_task). */
 static void batchnorm_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
-    BnCall c = {l, x, dx, 1};
+    LayerCall c = {l, x, dx, 1};
     rt_run(team(l->state, x->n), backward_task, &c);
 }
 

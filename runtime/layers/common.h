@@ -59,6 +59,14 @@ void layer_post_apply(const LayerPost *post, float *y, int n, int C, int HW);
  * shaped like wp) and out[1] (bias [rows]) with new values. Returns 2, or -1 when out of memory. */
 int layer_fold_rows(const Param *wp, const float *b, const double *scale, const double *shift, Param *out);
 
+/* One forward or backward call of a layer, for its threads' tasks (rt_run's ctx). */
+typedef struct LayerCall {
+    Layer *l;
+    const Tensor *x;
+    Tensor *dx; /* backward: where the input gradient goes, or NULL */
+    int train;  /* forward: training mode */
+} LayerCall;
+
 /* An elementwise pass over n images of `per` values each: fn(ctx, lo, hi) on value ranges [lo, hi). From `min`
  * values on (RT_MIN_PARALLEL, or less for costly functions) the runtime's threads take whole images each, cut as
  * conv2d, dense, batchnorm and the pooling layers cut a batch (rt_split over the images), so each thread mostly

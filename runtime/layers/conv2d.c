@@ -137,20 +137,12 @@ static int team(const ConvState *st)
     return T < st->slots ? T : st->slots;
 }
 
-/* One direction's call, for the threads' tasks. */
-typedef struct ConvCall {
-    Layer *l;
-    const Tensor *x;
-    Tensor *dx;
-    int train;
-} ConvCall;
-
 /* x is (N, C, H, W), y is (N, O, OH, OW); each thread unfolds and convolves its share of the images, one at a time
  * in its slot of u. With training fusion (layer.h) an image's output goes to the activation's y instead and is
  * activated there, while it is in L1. */
 static void forward_task(void *ctx, int t, int T)
 {
-    const ConvCall *c = ctx;
+    const LayerCall *c = ctx;
     Layer *l = c->l;
     ConvState *st = l->state;
     const ConvGeom *g = &st->g;
@@ -170,7 +162,7 @@ static void forward_task(void *ctx, int t, int T)
 
 static void conv2d_layer_forward(Layer *l, const Tensor *x, int train)
 {
-    ConvCall c = {l, x, NULL, train};
+    LayerCall c = {l, x, NULL, train};
     layer_set_count(l, x->n);
     rt_run(team(l->state), forward_task, &c);
 }
@@ -200,7 +192,7 @@ static void backward_chunk(ConvState *st, int c, float *u, float *dx, const floa
  * values, into which it adds the chunks' partials in chunk order (dw then db, contiguous in part). */
 static void backward_task(void *ctx, int t, int T)
 {
-    const ConvCall *c = ctx;
+    const LayerCall *c = ctx;
     Layer *l = c->l;
     ConvState *st = l->state;
     const ConvGeom *g = &st->g;
@@ -228,7 +220,7 @@ static void backward_task(void *ctx, int t, int T)
 
 static void conv2d_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
-    ConvCall c = {l, x, dx, 1};
+    LayerCall c = {l, x, dx, 1};
     rt_run(team(l->state), backward_task, &c);
 }
 

@@ -173,19 +173,11 @@ static void blocks(int n, int t, int T, int *lo, int *hi)
     *lo = *lo < n ? *lo : n, *hi = *hi < n ? *hi : n; /* a thread with no block gets [n, n) */
 }
 
-/* One direction's call, for the threads' tasks. */
-typedef struct DenseCall {
-    Layer *l;
-    const Tensor *x;
-    Tensor *dx;
-    int train;
-} DenseCall;
-
 /* Eval mode applies the layers it absorbed (l->post); training fusion (layer.h) writes the activation's y, and
  * activates it. */
 static void forward_task(void *ctx, int t, int T)
 {
-    const DenseCall *c = ctx;
+    const LayerCall *c = ctx;
     Layer *l = c->l;
     DenseState *st = l->state;
     LayerPost act = {.act = l->post.act};
@@ -200,7 +192,7 @@ static void forward_task(void *ctx, int t, int T)
 static void dense_layer_forward(Layer *l, const Tensor *x, int train)
 {
     DenseState *st = l->state;
-    DenseCall c = {l, x, NULL, train};
+    LayerCall c = {l, x, NULL, train};
     layer_set_count(l, x->n);
     rt_run(team(x->n, st->in, st->out), forward_task, &c);
 }
@@ -211,7 +203,7 @@ static void dense_layer_forward(Layer *l, const Tensor *x, int train)
  * whole DENSE_BLOCKs. */
 static void backward_task(void *ctx, int t, int T)
 {
-    const DenseCall *c = ctx;
+    const LayerCall *c = ctx;
     Layer *l = c->l;
     DenseState *st = l->state;
     int N = c->x->n, C = st->in, OC = st->out, lo, hi;
@@ -245,7 +237,7 @@ static void backward_task(void *ctx, int t, int T)
 static void dense_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
     DenseState *st = l->state;
-    DenseCall c = {l, x, dx, 0};
+    LayerCall c = {l, x, dx, 0};
     rt_run(team(x->n, st->in, st->out), backward_task, &c);
 }
 

@@ -169,41 +169,33 @@ static void maxpool_backward(float *dx, const float *dy, const int *arg, int NC,
 
 /* Both directions split the N*C planes across the runtime's threads (pool_for); these are a thread's planes
  * [lo, hi). */
-static void forward_planes(void *ctx, int lo, int hi)
+static void planes(void *ctx, int lo, int hi)
 {
     const PoolCall *c = ctx;
     const LayerSpec *s = c->l->spec;
     const MaxpoolState *st = c->l->state;
-    int K = spec_int(s, POOL_KERNEL), S = spec_int(s, POOL_STRIDE), P = spec_int(s, POOL_PADDING);
-    size_t hw = (size_t)s->in.h * s->in.w, ohw = (size_t)s->out.h * s->out.w;
-    if (window_is_2x2(s))
-        maxpool2_forward_any(c->out + lo * ohw, st->arg + lo * ohw, c->in + lo * hw, hi - lo, s->in.h, s->in.w,
-                             s->out.h, s->out.w);
+    int H = s->in.h, W = s->in.w, OH = s->out.h, OW = s->out.w;
+    int *arg = st->arg + lo * c->ohw;
+    if (c->backward)
+        maxpool_backward(c->out + lo * c->hw, c->in + lo * c->ohw, arg, hi - lo, H, W, (int)c->ohw);
+    else if (window_is_2x2(s))
+        maxpool2_forward_any(c->out + lo * c->ohw, arg, c->in + lo * c->hw, hi - lo, H, W, OH, OW);
     else
-        maxpool_forward(c->out + lo * ohw, st->arg + lo * ohw, c->in + lo * hw, st->lo, st->hi, hi - lo, s->in.h,
-                        s->in.w, s->out.h, s->out.w, K, S, P);
-}
-
-static void backward_planes(void *ctx, int lo, int hi)
-{
-    const PoolCall *c = ctx;
-    const LayerSpec *s = c->l->spec;
-    const MaxpoolState *st = c->l->state;
-    size_t hw = (size_t)s->in.h * s->in.w, ohw = (size_t)s->out.h * s->out.w;
-    maxpool_backward(c->out + lo * hw, c->in + lo * ohw, st->arg + lo * ohw, hi - lo, s->in.h, s->in.w, (int)ohw);
+        maxpool_forward(c->out + lo * c->ohw, arg, c->in + lo * c->hw, st->lo, st->hi, hi - lo, H, W, OH, OW, c->K,
+                        c->S, c->P);
 }
 
 static void maxpool_layer_forward(Layer *l, const Tensor *x, int train)
 {
     (void)train;
     layer_set_count(l, x->n);
-    pool_for(l, x->n, x->data, l->y.data, forward_planes);
+    pool_for(l, x->n, x->data, l->y.data, 0, planes);
 }
 
 static void maxpool_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
     if (dx)
-        pool_for(l, x->n, l->dy.data, dx->data, backward_planes);
+        pool_for(l, x->n, l->dy.data, dx->data, 1, planes);
 }
 
 static void maxpool_destroy(Layer *l)

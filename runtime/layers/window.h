@@ -54,21 +54,26 @@ int pool_configure(LayerSpec *s, int *bad, char *err, size_t errlen);
 int pool_out_shape(const char *layer, const LayerSpec *s, Shape in, Shape *out, long long *np, long long *nb,
                    char *err, size_t errlen);
 
-/* One call of a pooling direction, for the threads' shares of the N*C planes (pool_for). */
+/* One call of a pooling layer, for the threads' shares of the N*C planes (pool_for), and its geometry. */
 typedef struct PoolCall {
     Layer *l;
     const float *in;
     float *out;
+    int backward;
+    int K, S, P;
+    size_t hw, ohw; /* an input and an output plane's values */
 } PoolCall;
 
 /* fn over the N*C planes of a pooling layer's input split across the runtime's threads (each plane is
- * independent); on one thread below RT_MIN_PARALLEL input values. */
-static inline void pool_for(Layer *l, int n, const float *in, float *out, RtRange fn)
+ * independent); on one thread below RT_MIN_PARALLEL input values. in and out are the direction's own (backward:
+ * dy and dx). */
+static inline void pool_for(Layer *l, int n, const float *in, float *out, int backward, RtRange fn)
 {
     const LayerSpec *s = l->spec;
     int NC = n * s->in.c;
-    PoolCall c = {l, in, out};
-    rt_for(NC, (size_t)NC * s->in.h * s->in.w >= RT_MIN_PARALLEL ? rt_threads() : 1, fn, &c);
+    PoolCall c = {l, in, out, backward, spec_int(s, POOL_KERNEL), spec_int(s, POOL_STRIDE), spec_int(s, POOL_PADDING),
+                  (size_t)s->in.h * s->in.w, (size_t)s->out.h * s->out.w};
+    rt_for(NC, (size_t)NC * c.hw >= RT_MIN_PARALLEL ? rt_threads() : 1, fn, &c);
 }
 
 /* window_range for every kernel column of a pooling spec: returns lo[0..K) with hi = lo + K in the same
