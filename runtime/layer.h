@@ -119,6 +119,8 @@ struct Layer {
     LayerPost post;        /* set by the net around a forward it fuses (takes_post, takes_train_post); else zero */
     int fused;             /* the last training forward wrote its output into the next layer's y, not into y */
     int inferring;         /* set by net_infer around an eval forward that no backward follows (residual bodies) */
+    int first_trained;     /* set by the net: the first layer with parameters, whose training backward gets no dx
+                            * (net_backward); a layer may split its work to suit (a hint: dx is right either way) */
 };
 
 /* The table of every layer kind, indexed by LayerKind. */

@@ -134,6 +134,8 @@ int net_init(Net *net, const LayerSpec *specs, int n, Shape in, Rng *init, Rng *
     }
     while (net->trained < n && !trains(&net->layers[net->trained]))
         net->trained++;
+    if (net->trained < n)
+        net->layers[net->trained].first_trained = 1;
     return 0;
 }
 

@@ -173,6 +173,51 @@ static void blocks(int n, int t, int T, int *lo, int *hi)
     *lo = *lo < n ? *lo : n, *hi = *hi < n ? *hi : n; /* a thread with no block gets [n, n) */
 }
 
+#if DENSEK_AVAILABLE
+/* Thread t of T's output units [*lo, *hi) of OC, in multiples of densek_gemm's and convk_forward's 6-row
+ * register blocks, whose every value is summed in the same order whatever rows a call is given. */
+static void units(int OC, int t, int T, int *lo, int *hi)
+{
+    rt_split((OC + 5) / 6, t, T, lo, hi);
+    *lo *= 6, *hi = *hi * 6 < OC ? *hi * 6 : OC;
+    *lo = *lo < OC ? *lo : OC;
+}
+
+/* The training forward of the first layer with parameters (Layer.first_trained), split by output units: each
+ * thread then reads only its rows of w, which it alone updates in the optimizer and, with no dx to compute, its
+ * backward reads alone too. Split by batch rows, both threads read all of w every step, and the optimizer's
+ * writes must take back the lines the other core read: mlp_bn's dense_1 holds 200,704 of its 234,752 weights.
+ * Each thread transposes its blocks of rows of x, then (after a barrier) multiplies its units for every block and
+ * writes its columns of y (or of the activation's y, activated: training fusion). */
+static void forward_by_units(const LayerCall *c, int t, int T)
+{
+    Layer *l = c->l;
+    DenseState *st = l->state;
+    int N = c->x->n, C = st->in, OC = st->out, nb = (N + DENSE_BLOCK - 1) / DENSE_BLOCK, lo, hi, u0, u1;
+    float *y = l->post.into ? l->post.into->data : l->y.data;
+    ConvGeom g = st->g;
+    rt_split(nb, t, T, &lo, &hi);
+    for (int k = lo; k < hi; k++) {
+        int rows = N - k * DENSE_BLOCK < DENSE_BLOCK ? N - k * DENSE_BLOCK : DENSE_BLOCK;
+        convk_transpose(st->xt + (size_t)k * C * DENSE_BLOCK, DENSE_BLOCK, c->x->data + (size_t)k * DENSE_BLOCK * C, C,
+                        rows, C);
+    }
+    rt_barrier();
+    units(OC, t, T, &u0, &u1);
+    g.O = u1 - u0;
+    for (int k = 0; k < nb && u1 > u0; k++) {
+        int rows = N - k * DENSE_BLOCK < DENSE_BLOCK ? N - k * DENSE_BLOCK : DENSE_BLOCK;
+        float *yt = st->yt + (size_t)k * OC * DENSE_BLOCK + (size_t)u0 * rows;
+        g.OW = g.NP = rows;
+        convk_forward(&g, yt, st->xt + (size_t)k * C * DENSE_BLOCK, st->off, st->w + (size_t)u0 * C,
+                      st->b ? st->b + u0 : NULL);
+        if (l->post.act)
+            l->post.act(yt, (size_t)(u1 - u0) * rows);
+        convk_transpose(y + (size_t)k * DENSE_BLOCK * OC + u0, OC, yt, rows, u1 - u0, rows);
+    }
+}
+#endif
+
 /* Eval mode applies the layers it absorbed (l->post); training fusion (layer.h) writes the activation's y, and
  * activates it. */
 static void forward_task(void *ctx, int t, int T)
@@ -182,6 +227,12 @@ static void forward_task(void *ctx, int t, int T)
     DenseState *st = l->state;
     LayerPost act = {.act = l->post.act};
     int lo, hi;
+#if DENSEK_AVAILABLE
+    if (T > 1 && c->train && l->first_trained) {
+        forward_by_units(c, t, T);
+        return;
+    }
+#endif
     blocks(c->x->n, t, T, &lo, &hi);
     for (int n0 = lo; n0 < hi; n0 += DENSE_BLOCK)
         dense_forward_block(st, !c->train ? &l->post : l->post.act ? &act : NULL,
@@ -214,8 +265,7 @@ static void backward_task(void *ctx, int t, int T)
         rt_barrier();
     }
 #if DENSEK_AVAILABLE
-    rt_split((OC + 5) / 6, t, T, &lo, &hi);
-    lo *= 6, hi = hi * 6 < OC ? hi * 6 : OC;
+    units(OC, t, T, &lo, &hi);
     if (hi > lo)
         dense_weight_grad(st->dw + (size_t)lo * C, st->db ? st->db + lo : NULL, l->dy.data + lo, c->x->data, N, C,
                           hi - lo, OC);
