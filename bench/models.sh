@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The per-model bench: every model of models/ and bench/resnet20_cifar.bnn (ResNet-20 at 3x32x32, on generated
-# CIFAR-10 batches), each timed over one epoch of IMAGES images after a warm-up, with bnni and with the same network
+# CIFAR-10 batches), each timed over epochs of IMAGES images after a warm-up, with bnni and with the same network
 # in PyTorch (bench/torch_model.py: built from the model's checkpoint, the model's batch and optimizer), at 1 and 2
 # threads, REPS times each (medians; models under 10 MFLOP an image over three epochs), then evaluated on TEST
 # images. Per model: FLOPs per image (counted by torch_model.py),
@@ -159,7 +159,8 @@ row() {
 }
 {
     echo "sgemm: $(fmt '%.1f' "$GFLOPS_1T") GFLOP/s on 1 thread; roofline: 2 x that = $(fmt '%.1f' "$roof_gflops") GFLOP/s." \
-        "One epoch of $IMAGES training images, evaluation of $TEST test images; medians of $REPS runs."
+        "Training timed over one epoch of $IMAGES images after a warm-up (three epochs for models under 10 MFLOP" \
+        "an image), evaluation of $TEST test images; medians of $REPS runs."
     echo
     echo "| model | train MFLOP/img | PyTorch best train img/s | bnni 1t | bnni 2t | bnni 2t / PyTorch | roofline share (2t) | scaling 2t/1t | PyTorch best eval img/s | bnni eval img/s | eval / PyTorch | peak RSS MB (2t) | busy: default / 1t |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
