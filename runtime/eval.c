@@ -2,7 +2,6 @@
  * optionally split across the ranks of a data-parallel run; the trainer, the trace and `bnni eval` share it. */
 #include "eval.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,8 +82,7 @@ typedef struct EvalCall {
     EvalSlot *slot;
     double *sum;
     long long *conf;
-    atomic_int next, failed;
-    pthread_mutex_t lock; /* err */
+    atomic_int next, failed; /* the first thread to fail (failed was 0) writes err */
     char *err;
     size_t errlen;
 } EvalCall;
@@ -104,10 +102,8 @@ static void eval_task(void *ctx, int t, int T)
     for (int c; (c = atomic_fetch_add(&e->next, 1)) < e->c1;) {
         int start = c * e->chunk, n = e->count - start < e->chunk ? e->count - start : e->chunk, right;
         if (dataset_fill(e->d, e->rows, NULL, start, n, e->nz, NULL, &s->x, s->labels, terr, sizeof terr) < 0) {
-            pthread_mutex_lock(&e->lock);
             if (!atomic_fetch_add(&e->failed, 1))
                 snprintf(e->err, e->errlen, "%s", terr);
-            pthread_mutex_unlock(&e->lock);
             continue;
         }
         const Tensor *logits = net_infer(s->net, &s->x);
@@ -126,7 +122,7 @@ static int eval_chunks(Net *net, const Dataset *d, const int *rows, int count, c
 {
     EvalCall e = {.d = d, .rows = rows, .count = count, .chunk = chunk, .nchunks = (count + chunk - 1) / chunk,
                   .c1 = c1, .K = net->out.c * net->out.h * net->out.w, .nz = nz, .sum = sum, .conf = conf,
-                  .next = c0, .lock = PTHREAD_MUTEX_INITIALIZER, .err = err, .errlen = errlen};
+                  .next = c0, .err = err, .errlen = errlen};
     if (!(e.slot = calloc((size_t)T, sizeof *e.slot))) {
         snprintf(err, errlen, "out of memory for the evaluation of %d images", count);
         return -1;

@@ -101,7 +101,7 @@ static unsigned wait_while(Signal *s, unsigned old)
         if (since == 0.0) {
             since = now();
         } else if (now() - since >= spin_seconds) {
-            /* seq_cst here and in signal(): either the signaller sees a sleeper or this thread sees the change */
+            /* seq_cst here and in signal_add(): either the signaller sees a sleeper or this thread sees the change */
             atomic_fetch_add(&s->sleepers, 1);
             if (atomic_load(&s->word) == old)
                 futex(&s->word, FUTEX_WAIT, old);

@@ -32,8 +32,8 @@ int rt_usable_cores(void);
 typedef void (*RtTask)(void *ctx, int t, int T);
 
 /* Runs fn(ctx, t, T) on T threads, t = 0 on the calling thread, and returns when every one has returned. The other
- * T - 1 are parked workers, woken in well under a microsecond while they spin (a few hundred microseconds after
- * their last task) and by a futex after that, so a busy machine does not lose a core to them. With T <= 1, from
+ * T - 1 are parked workers, woken in well under a microsecond while they spin (200 microseconds after their last
+ * task) and by a futex after that, so a busy machine does not lose a core to them. With T <= 1, from
  * inside a task, or while another thread of the program is running a team: fn(ctx, 0, 1) on the caller alone,
  * which every task must allow (results never depend on T). */
 void rt_run(int T, RtTask fn, void *ctx);

@@ -329,9 +329,6 @@ static void convert_slots(const Source *s, int lo, int hi, const Normalizer *nz,
     }
 }
 
-/* Split by images across the runtime's threads as the first layer splits them (threads.h), so that each thread
- * converts the images it will read first; every image is converted alone, so the result is the same for any
- * thread count. */
 typedef struct ConvertCall {
     const Source *s;
     const Normalizer *nz;
@@ -346,6 +343,9 @@ static void convert_range(void *ctx, int lo, int hi)
     convert_slots(c->s, lo, hi, c->nz, c->aug, c->x, c->labels);
 }
 
+/* Split by images across the runtime's threads as the first layer splits them (threads.h), so that each thread
+ * converts the images it will read first; every image is converted alone, so the result is the same for any
+ * thread count. */
 static void convert_batch(const Source *s, int n, const Normalizer *nz, const Augment *aug, Tensor *x, int *labels)
 {
     ConvertCall c = {s, nz, aug, x, labels};

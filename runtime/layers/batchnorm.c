@@ -389,7 +389,7 @@ static void output(const Layer *l, const float *x, int n0, int n1)
 {
     const BnLayer *b = l->state;
     const LayerPost *p = &l->post;
-    float *y = p->into ? p->into->data : l->y.data;
+    float *y = layer_out(l);
     size_t per = (size_t)b->C * b->HW;
     int step = b->HW == 1 ? n1 - n0 : 1;
     for (int n = n0; n < n1; n += step) {
@@ -434,11 +434,9 @@ static void batchnorm_forward(Layer *l, const Tensor *x, int train)
 static void grad_sums_chunk(Layer *l, const float *x, int N, int k)
 {
     BnLayer *b = l->state;
-    size_t P = (size_t)2 * b->C * b->L, per = (size_t)b->C * b->HW;
+    size_t P = (size_t)2 * b->C * b->L;
     int n0 = k * BN_CHUNK, n1 = n0 + BN_CHUNK < N ? n0 + BN_CHUNK : N;
-    if (l->post.grad) /* the activation after it, fused (layer.h): its backward gives this chunk's dy */
-        l->post.grad(l->dy.data + n0 * per, l->post.into->data + n0 * per, l->post.act_dy->data + n0 * per,
-                     (size_t)(n1 - n0) * per);
+    layer_fused_grad(l, n0, n1); /* the activation after it, fused: its backward gives this chunk's dy */
     chunk_grad_sums(b->part + k * P, b->part + k * P + P / 2, l->dy.data, x, n0, n1, b->C, b->HW, b->L, b->mean,
                     b->rstd);
 }

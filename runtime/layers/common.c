@@ -67,6 +67,14 @@ void layer_for_images(int n, size_t per, size_t min, LayerRange fn, void *ctx)
     rt_for(n, rt_threads(), images_range, &c);
 }
 
+void layer_fused_grad(Layer *l, int n0, int n1)
+{
+    const LayerPost *p = &l->post;
+    size_t per = shape_size(l->spec->out), at = (size_t)n0 * per;
+    if (p->grad && n1 > n0)
+        p->grad(l->dy.data + at, p->into->data + at, p->act_dy->data + at, (size_t)(n1 - n0) * per);
+}
+
 /* One call's arrays and function, for the threads' shares. */
 typedef struct MapCall {
     LayerMap2 op;

@@ -18,6 +18,14 @@ int layer_create_none(Layer *l, Rng *init, char *err, size_t errlen);
 /* Forward runs on x->n <= l->batch images: records that count in y and dy. */
 static inline void layer_set_count(Layer *l, int n) { l->y.n = l->dy.n = n; }
 
+/* Training fusion (layer.h), forward: where l's forward writes its output, the activation's y when the activation
+ * after it is fused (then activated there), else l->y. */
+static inline float *layer_out(const Layer *l) { return l->post.into ? l->post.into->data : l->y.data; }
+
+/* Training fusion, backward: with the activation after l fused (l->post.grad), l's dy for images [n0, n1) from the
+ * activation's y and dy (its act_grad), just before l reads them; else nothing (l->dy holds them already). */
+void layer_fused_grad(Layer *l, int n0, int n1);
+
 /* A zeroed, 64-byte aligned array of n floats for buffers whose size comes from the model, or NULL with err
  * naming `what`. Caller frees with tensor_zfree(). */
 float *layer_alloc_floats(size_t n, const char *what, char *err, size_t errlen);

@@ -147,7 +147,7 @@ static void forward_task(void *ctx, int t, int T)
     ConvState *st = l->state;
     const ConvGeom *g = &st->g;
     size_t chw = (size_t)g->C * g->H * g->W, ohw = (size_t)g->O * g->NP;
-    float *u = st->u + (size_t)t * CONV_CHUNK * g->usize, *y = l->post.into ? l->post.into->data : l->y.data;
+    float *u = st->u + (size_t)t * CONV_CHUNK * g->usize, *y = layer_out(l);
     int lo, hi;
     rt_split(c->x->n, t, T, &lo, &hi);
     for (int n = lo; n < hi; n++) {
@@ -202,9 +202,7 @@ static void backward_task(void *ctx, int t, int T)
     rt_split(chunks, t, T, &c0, &c1);
     for (int k = c0; k < c1; k++) {
         int n0 = k * CONV_CHUNK, G = N - n0 < CONV_CHUNK ? N - n0 : CONV_CHUNK;
-        size_t at = (size_t)n0 * g->O * g->NP;
-        if (l->post.grad) /* the activation after it, fused (layer.h): its backward gives this chunk's dy */
-            l->post.grad(l->dy.data + at, l->post.into->data + at, l->post.act_dy->data + at, (size_t)G * g->O * g->NP);
+        layer_fused_grad(l, n0, n0 + G); /* the activation after it, fused: its backward gives this chunk's dy */
         backward_chunk(st, k, u, c->dx ? c->dx->data : NULL, c->x->data, l->dy.data, n0, G);
     }
     rt_barrier();

@@ -47,6 +47,12 @@ static int dense_out_shape(const LayerSpec *s, Shape in, Shape *out, long long *
  * thread count, and threads take whole blocks, so results do not depend on the count either. */
 #define DENSE_BLOCK 32
 
+/* The rows of block k of a batch of n (the last may be short). */
+static inline int block_rows(int n, int k)
+{
+    return n - k * DENSE_BLOCK < DENSE_BLOCK ? n - k * DENSE_BLOCK : DENSE_BLOCK;
+}
+
 typedef struct DenseState {
     float *w, *b;   /* (out, in), (out) or NULL; b follows w in one allocation */
     float *dw, *db; /* the same layout */
@@ -93,23 +99,38 @@ static int dense_create(Layer *l, Rng *init, char *err, size_t errlen)
 }
 
 #if DENSEK_AVAILABLE
-/* Block k of the batch, its `rows` <= DENSE_BLOCK rows from row k * DENSE_BLOCK of x (N, C): y (N, OC) = x w^T + b
- * on those rows, computed as y^T = w . x^T + b by convk_forward with the rows as positions. OpenBLAS ran these
+/* Block k of the batch is its `rows` <= DENSE_BLOCK rows from row k * DENSE_BLOCK of x (N, C): y (N, OC) = x w^T + b
+ * on those rows is computed as y^T = w . x^T + b by convk_forward with the rows as positions. OpenBLAS ran these
  * products (32 to 128 rows by a few hundred) at 90-110 GFLOP/s, the conv kernel at 260 on this machine's AVX-512.
- * post (eval-mode fusion) is applied to y^T, one unit per row, before the transpose back. */
+ * This is the first half: block k of x transposed into st->xt (its DENSE_BLOCK row stride is what st->off says). */
+static void transpose_block(const DenseState *st, const float *x, int k, int rows)
+{
+    int C = st->in;
+    convk_transpose(st->xt + (size_t)k * C * DENSE_BLOCK, DENSE_BLOCK, x + (size_t)k * DENSE_BLOCK * C, C, rows, C);
+}
+
+/* The second half, for output units [u0, u1) of block k: their rows of y^T (OC, rows) from st->xt, post applied
+ * (eval-mode fusion, one unit per row; its normalisation only with u0 = 0), then transposed into their columns of
+ * y. convk_forward sums every value in the same order whatever units it is given. */
+static void block_units(const DenseState *st, const LayerPost *post, float *y, int k, int rows, int u0, int u1)
+{
+    int C = st->in, OC = st->out;
+    float *yt = st->yt + (size_t)k * OC * DENSE_BLOCK + (size_t)u0 * rows;
+    ConvGeom g = st->g;
+    g.O = u1 - u0, g.OW = g.NP = rows;
+    convk_forward(&g, yt, st->xt + (size_t)k * C * DENSE_BLOCK, st->off, st->w + (size_t)u0 * C,
+                  st->b ? st->b + u0 : NULL);
+    if (post)
+        layer_post_apply(post, yt, 1, u1 - u0, rows);
+    convk_transpose(y + (size_t)k * DENSE_BLOCK * OC + u0, OC, yt, rows, u1 - u0, rows);
+}
+
+/* Block k, every unit. */
 static void dense_forward_block(const DenseState *st, const LayerPost *post, float *y, const float *x, int k,
                                 int rows)
 {
-    int C = st->in, OC = st->out;
-    size_t n0 = (size_t)k * DENSE_BLOCK;
-    float *xt = st->xt + (size_t)k * C * DENSE_BLOCK, *yt = st->yt + (size_t)k * OC * DENSE_BLOCK;
-    ConvGeom g = st->g;
-    g.OW = g.NP = rows; /* x^T keeps its DENSE_BLOCK row stride (st->off); y^T is (OC, rows) */
-    convk_transpose(xt, DENSE_BLOCK, x + n0 * C, C, rows, C);
-    convk_forward(&g, yt, xt, st->off, st->w, st->b);
-    if (post)
-        layer_post_apply(post, yt, 1, OC, rows);
-    convk_transpose(y + n0 * OC, OC, yt, rows, OC, rows);
+    transpose_block(st, x, k, rows);
+    block_units(st, post, y, k, rows, 0, st->out);
 }
 #else
 /* The same rows with sgemm: y = b, then y += x w^T. */
@@ -193,28 +214,15 @@ static void forward_by_units(const LayerCall *c, int t, int T)
 {
     Layer *l = c->l;
     DenseState *st = l->state;
-    int N = c->x->n, C = st->in, OC = st->out, nb = (N + DENSE_BLOCK - 1) / DENSE_BLOCK, lo, hi, u0, u1;
-    float *y = l->post.into ? l->post.into->data : l->y.data;
-    ConvGeom g = st->g;
+    LayerPost act = {.act = l->post.act};
+    int N = c->x->n, nb = (N + DENSE_BLOCK - 1) / DENSE_BLOCK, lo, hi, u0, u1;
     rt_split(nb, t, T, &lo, &hi);
-    for (int k = lo; k < hi; k++) {
-        int rows = N - k * DENSE_BLOCK < DENSE_BLOCK ? N - k * DENSE_BLOCK : DENSE_BLOCK;
-        convk_transpose(st->xt + (size_t)k * C * DENSE_BLOCK, DENSE_BLOCK, c->x->data + (size_t)k * DENSE_BLOCK * C, C,
-                        rows, C);
-    }
+    for (int k = lo; k < hi; k++)
+        transpose_block(st, c->x->data, k, block_rows(N, k));
     rt_barrier();
-    units(OC, t, T, &u0, &u1);
-    g.O = u1 - u0;
-    for (int k = 0; k < nb && u1 > u0; k++) {
-        int rows = N - k * DENSE_BLOCK < DENSE_BLOCK ? N - k * DENSE_BLOCK : DENSE_BLOCK;
-        float *yt = st->yt + (size_t)k * OC * DENSE_BLOCK + (size_t)u0 * rows;
-        g.OW = g.NP = rows;
-        convk_forward(&g, yt, st->xt + (size_t)k * C * DENSE_BLOCK, st->off, st->w + (size_t)u0 * C,
-                      st->b ? st->b + u0 : NULL);
-        if (l->post.act)
-            l->post.act(yt, (size_t)(u1 - u0) * rows);
-        convk_transpose(y + (size_t)k * DENSE_BLOCK * OC + u0, OC, yt, rows, u1 - u0, rows);
-    }
+    units(st->out, t, T, &u0, &u1);
+    for (int k = 0; k < nb && u1 > u0; k++)
+        block_units(st, l->post.act ? &act : NULL, layer_out(l), k, block_rows(N, k), u0, u1);
 }
 #endif
 
@@ -235,9 +243,8 @@ static void forward_task(void *ctx, int t, int T)
 #endif
     blocks(c->x->n, t, T, &lo, &hi);
     for (int n0 = lo; n0 < hi; n0 += DENSE_BLOCK)
-        dense_forward_block(st, !c->train ? &l->post : l->post.act ? &act : NULL,
-                            l->post.into ? l->post.into->data : l->y.data, c->x->data, n0 / DENSE_BLOCK,
-                            hi - n0 < DENSE_BLOCK ? hi - n0 : DENSE_BLOCK);
+        dense_forward_block(st, !c->train ? &l->post : l->post.act ? &act : NULL, layer_out(l), c->x->data,
+                            n0 / DENSE_BLOCK, block_rows(hi, n0 / DENSE_BLOCK));
 }
 
 static void dense_layer_forward(Layer *l, const Tensor *x, int train)
@@ -260,8 +267,7 @@ static void backward_task(void *ctx, int t, int T)
     int N = c->x->n, C = st->in, OC = st->out, lo, hi;
     if (l->post.grad) { /* the activation after it, fused (layer.h): its backward gives dy, whose every row dw reads */
         blocks(N, t, T, &lo, &hi);
-        size_t at = (size_t)lo * OC;
-        l->post.grad(l->dy.data + at, l->post.into->data + at, l->post.act_dy->data + at, (size_t)(hi - lo) * OC);
+        layer_fused_grad(l, lo, hi);
         rt_barrier();
     }
 #if DENSEK_AVAILABLE
@@ -279,7 +285,7 @@ static void backward_task(void *ctx, int t, int T)
 #endif
     blocks(N, t, T, &lo, &hi);
     for (int n0 = lo; c->dx && n0 < hi; n0 += DENSE_BLOCK) {
-        int rows = hi - n0 < DENSE_BLOCK ? hi - n0 : DENSE_BLOCK;
+        int rows = block_rows(hi, n0 / DENSE_BLOCK);
         dense_input_grad(c->dx->data + (size_t)n0 * C, l->dy.data + (size_t)n0 * OC, st->w, rows, C, OC);
     }
 }
