@@ -75,6 +75,7 @@ static void count_confusion(const Tensor *logits, const int *labels, int n, long
 
 /* One evaluation's arguments and results, for the threads' tasks. */
 typedef struct EvalCall {
+    Net *net; /* the caller's: slot 0's, and what the others clone */
     const Dataset *d;
     const int *rows;
     int count, chunk, nchunks, c1, K;
@@ -87,18 +88,22 @@ typedef struct EvalCall {
     size_t errlen;
 } EvalCall;
 
-/* Each other thread builds its replica itself while the first one is already evaluating (a replica's buffers cost
- * ~2 ms of page faults: a tenth of a 10,000-image evaluation if built first). Chunks go to whichever thread is
- * free, so a thread that starts late, is descheduled, or could not build its replica (out of memory) holds nothing
- * up; each chunk's sums have their own slot, so the result does not depend on who took which. */
+/* Every thread sizes its own network's buffers, the others building a replica, all at once: each costs
+ * milliseconds of page faults (LeNet-BN's first, 5 ms: an eighth of a 10,000-image evaluation, when it came
+ * first). Chunks go to whichever thread is free, so a thread that starts late, is descheduled, or could not
+ * build its replica (out of memory) holds nothing up; each chunk's sums have their own slot, so the result does
+ * not depend on who took which. Only the first thread's failure fails the evaluation: it may be the only one. */
 static void eval_task(void *ctx, int t, int T)
 {
     EvalCall *e = ctx;
     EvalSlot *s = &e->slot[t];
     char terr[256];
     (void)T;
-    if (t > 0 && init_slot(s, t, e->slot[0].net, e->chunk, terr, sizeof terr) < 0)
+    if (init_slot(s, t, e->net, e->chunk, terr, sizeof terr) < 0) {
+        if (t == 0 && !atomic_fetch_add(&e->failed, 1))
+            snprintf(e->err, e->errlen, "%s", terr);
         return;
+    }
     for (int c; (c = atomic_fetch_add(&e->next, 1)) < e->c1;) {
         int start = c * e->chunk, n = e->count - start < e->chunk ? e->count - start : e->chunk, right;
         if (dataset_fill(e->d, e->rows, NULL, start, n, e->nz, NULL, &s->x, s->labels, terr, sizeof terr) < 0) {
@@ -120,15 +125,11 @@ static void eval_task(void *ctx, int t, int T)
 static int eval_chunks(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int chunk,
                        int c0, int c1, double *sum, long long *conf, int T, char *err, size_t errlen)
 {
-    EvalCall e = {.d = d, .rows = rows, .count = count, .chunk = chunk, .nchunks = (count + chunk - 1) / chunk,
+    EvalCall e = {.net = net, .d = d, .rows = rows, .count = count, .chunk = chunk, .nchunks = (count + chunk - 1) / chunk,
                   .c1 = c1, .K = net->out.c * net->out.h * net->out.w, .nz = nz, .sum = sum, .conf = conf,
                   .next = c0, .err = err, .errlen = errlen};
     if (!(e.slot = calloc((size_t)T, sizeof *e.slot))) {
         snprintf(err, errlen, "out of memory for the evaluation of %d images", count);
-        return -1;
-    }
-    if (init_slot(&e.slot[0], 0, net, chunk, err, errlen) < 0) {
-        free_slots(e.slot, T);
         return -1;
     }
     rt_run(T, eval_task, &e);
