@@ -126,12 +126,12 @@ for model in "$@"; do
     if [ "${BENCH_BUSY:-1}" = 1 ]; then # one other CPU-bound process for the length of these runs
         sh -c 'while :; do :; done' &
         busy=$!
-        # One epoch each, the two settings taking turns (1t, default, 1t, ...) so that a drift of the load
-        # falls on both alike.
+        # Timed as the columns above (a warm-up epoch, then one or three), the two settings taking turns (1t,
+        # default, 1t, ...) so that a drift of the load falls on both alike.
         b1=() bd=()
         for r in $(seq "$REPS"); do
-            b1+=("$(REPS=1 bnni_runs "$name" "$model" "$data" 1 "busy1_$r" 1 | cut -d' ' -f1)")
-            bd+=("$(REPS=1 bnni_runs "$name" "$model" "$data" "" "busyd_$r" 1 | cut -d' ' -f1)")
+            b1+=("$(REPS=1 bnni_runs "$name" "$model" "$data" 1 "busy1_$r" $((timed_epochs + 1)) | cut -d' ' -f1)")
+            bd+=("$(REPS=1 bnni_runs "$name" "$model" "$data" "" "busyd_$r" $((timed_epochs + 1)) | cut -d' ' -f1)")
         done
         V[$name,busy1,train]=$(median "${b1[@]}") V[$name,busyd,train]=$(median "${bd[@]}")
         kill "$busy"; wait "$busy" 2>/dev/null

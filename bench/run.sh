@@ -209,7 +209,7 @@ dval() { printf '%s\n' "${D[@]}" | awk -v k="$1" '$1 == k { print $2 }'; }
 # no target, since on one machine the ranks only show what splitting the batch and the sums cost.
 rm -f "$OUT/models.out" # a skipped run must not report the last one's
 if [ "$bnni_ok" = 1 ] && [ "${BENCH_MODELS:-1}" = 1 ]; then
-    say "every model against PyTorch, epochs of ${MODELS_IMAGES:-10000} images (bench/models.sh; ~20 min) ..."
+    say "every model against PyTorch, epochs of ${MODELS_IMAGES:-10000} images (bench/models.sh; ~25 min) ..."
     BUILD=$BUILD BNNI=$BNNI REPS=$REPS GFLOPS_1T=$gf1 IMAGES=${MODELS_IMAGES:-10000} bash bench/models.sh \
         >"$OUT/models.out" 2>"$OUT/models.err" || note "bench/models.sh failed: $(tail -n 1 "$OUT/models.err")"
 fi
