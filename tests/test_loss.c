@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runtime/loss.h"
+#include "runtime/threads.h"
 #include "tests/fixture.h"
 
 static void check_fixture(const char *group)
@@ -91,6 +92,57 @@ Test(loss, uniform_logits_give_log_k)
     cr_expect_float_eq(g[4 + K], (float)((0.1 - 1.0) / N), 1e-7);
     cr_expect_float_eq(g[5 + K], (float)(0.1 / N), 1e-7);
     cr_expect_eq(ncorrect, 1, "ties go to the first maximum (class 0): only sample 0 counts, got %d", ncorrect);
+}
+
+/* A batch of more rows than one team task takes (64 blocks of 32), the last block short, at 1 to 3 threads: the
+ * loss, gradient and count against a long double reference of the same formulas, and the same bits at every
+ * thread count (rows split across threads, blocks summed in order). */
+Test(loss, many_rows_at_any_thread_count)
+{
+    enum { N = 2100, K = 10 };
+    static float z[N * K], g[3][N * K];
+    static int labels[N];
+    float loss[3];
+    int ncorrect[3], want_correct = 0;
+    long double want = 0.0L;
+    for (int i = 0; i < N * K; i++)
+        z[i] = (float)(sin(0.37 * i + 0.1) * 3.0);
+    for (int i = 0; i < N; i++) {
+        int best = 0;
+        long double m = z[i * K], s = 0.0L;
+        labels[i] = (i * 7) % K;
+        for (int k = 1; k < K; k++)
+            best = z[i * K + k] > z[i * K + best] ? k : best;
+        for (int k = 0; k < K; k++)
+            s += expl((long double)z[i * K + k] - m);
+        want += m + logl(s) - z[i * K + labels[i]];
+        want_correct += best == labels[i];
+    }
+    for (int t = 1; t <= 3; t++) {
+        Tensor logits = {z, N, K, 1, 1}, dz = {g[t - 1], N, K, 1, 1};
+        rt_set_threads(t);
+        loss[t - 1] = loss_cross_entropy(&logits, labels, &dz, &ncorrect[t - 1]);
+        cr_expect(fabsl(loss[t - 1] - want / N) <= 1e-6L * fabsl(want / N), "%d threads: loss %.9g, want %.9Lg", t,
+                  loss[t - 1], want / N);
+        cr_expect_eq(ncorrect[t - 1], want_correct, "%d threads: %d correct, want %d", t, ncorrect[t - 1],
+                     want_correct);
+    }
+    for (int i = 0; i < N; i += 97) { /* a sample of rows, in every block */
+        long double m = z[i * K], s = 0.0L;
+        for (int k = 1; k < K; k++)
+            m = z[i * K + k] > m ? z[i * K + k] : m;
+        for (int k = 0; k < K; k++)
+            s += expl((long double)z[i * K + k] - m);
+        for (int k = 0; k < K; k++) {
+            long double p = expl((long double)z[i * K + k] - m) / s, d = (p - (k == labels[i])) / N;
+            cr_expect(fabsl(g[0][i * K + k] - d) <= 1e-6L * fabsl(d) + 1e-12L, "dlogits[%d][%d] %.9g, want %.9Lg", i,
+                      k, g[0][i * K + k], d);
+        }
+    }
+    for (int t = 2; t <= 3; t++) {
+        cr_expect_eq(memcmp(&loss[t - 1], &loss[0], sizeof loss[0]), 0, "the loss at %d threads differs from 1", t);
+        cr_expect_eq(memcmp(g[t - 1], g[0], sizeof g[0]), 0, "the gradient at %d threads differs from 1", t);
+    }
 }
 
 Test(loss, nan_logit_gives_nan_loss)
