@@ -300,7 +300,7 @@ mutate: deps
 # The performance benchmark (bench/README.md): PyTorch reference, sgemm probe and bnni side by side, and the MPI
 # build's 2 ranks against 2 threads (Open MPI installed first).
 bench: deps
-	@$(MAKE) --no-print-directory $(BIN)
+	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/layer_bench
 	@$(MAKE) --no-print-directory MPI=1 deps
 	@$(MAKE) --no-print-directory MPI=1 $(MPI_BIN)
 	BUILD=$(BUILD) BNNI=./$(BIN) BNNI_MPI_BIN=./$(MPI_BIN) bash bench/run.sh

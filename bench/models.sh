@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.." || exit 1
 . bench/lib.sh
 
 BNNI=${BNNI:-./bnni}
+LAYER_BENCH=${BUILD:-build}/layer_bench
 REPS=${REPS:-3}
 IMAGES=${IMAGES:-10000}
 TEST=${TEST:-10000}
@@ -115,6 +116,9 @@ for model in "$@"; do
     # move one figure by 10-20 %: below 10 MFLOP an image, three epochs are timed after the warm-up (and PyTorch
     # trains three times the images); one otherwise.
     timed_epochs=$(awk -v m="${V[$name,mflop]:-}" 'BEGIN { print (m != "" && m != "-" && m + 0 < 10) ? 3 : 1 }')
+    # What a sync between the cores costs right now (the host moves this VM's CPUs: 0.2-1 us a task), just
+    # before this model's runs: the small models' scaling follows it.
+    V[$name,team]=$([ -x "$LAYER_BENCH" ] && "$LAYER_BENCH" --team 2>/dev/null | awk '$1 == "team_task_us" { print $2 }')
     for t in 1 2; do
         read -r V[$name,b$t,train] V[$name,b$t,rss] V[$name,b$t,eval] < <(bnni_runs "$name" "$model" "$data" "$t" "${t}t" \
             $((timed_epochs + 1)))
@@ -150,20 +154,23 @@ row() {
     V[$n,share]=$(calc '100 * $1 / $2' "${V[$n,b2,train]:--}" "$roof")
     V[$n,scale]=$(calc '$1 / $2' "${V[$n,b2,train]:--}" "${V[$n,b1,train]:--}")
     V[$n,ebnni]=$(max2 "${V[$n,b1,eval]:--}" "${V[$n,b2,eval]:--}")
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$(fmt '%.1f' "${V[$n,mflop]:--}")" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$(fmt '%.1f' "${V[$n,mflop]:--}")" \
         "$(fmt '%.0f' "$tb")" "$(fmt '%.0f' "${V[$n,b1,train]:--}")" "$(fmt '%.0f' "${V[$n,b2,train]:--}")" \
         "$(fmt '%.2fx' "$(calc '$1 / $2' "${V[$n,b2,train]:--}" "$tb")")" "$(fmt '%.1f%%' "${V[$n,share]}")" \
         "$(fmt '%.2f' "${V[$n,scale]}")" "$(fmt '%.0f' "$eb")" "$(fmt '%.0f' "${V[$n,ebnni]}")" \
         "$(fmt '%.2fx' "$(calc '$1 / $2' "${V[$n,ebnni]}" "$eb")")" "$(fmt '%.0f' "${V[$n,b2,rss]:--}")" \
-        "$(fmt '%.2f' "$(calc '$1 / $2' "${V[$n,busyd,train]:--}" "${V[$n,busy1,train]:--}")")"
+        "$(fmt '%.2f' "$(calc '$1 / $2' "${V[$n,busyd,train]:--}" "${V[$n,busy1,train]:--}")")" \
+        "$(fmt '%.2f' "${V[$n,team]:--}")"
 }
 {
     echo "sgemm: $(fmt '%.1f' "$GFLOPS_1T") GFLOP/s on 1 thread; roofline: 2 x that = $(fmt '%.1f' "$roof_gflops") GFLOP/s." \
         "Training timed over one epoch of $IMAGES images after a warm-up (three epochs for models under 10 MFLOP" \
-        "an image), evaluation of $TEST test images; medians of $REPS runs."
+        "an image), evaluation of $TEST test images; medians of $REPS runs. team task us: a task of the runtime's" \
+        "team on every core, no work, just before the model's runs (\`layer_bench --team\`): the cost of a sync" \
+        "between the cores, which the host's placement of this VM's CPUs moved from 0.2 to 1 us within minutes."
     echo
-    echo "| model | train MFLOP/img | PyTorch best train img/s | bnni 1t | bnni 2t | bnni 2t / PyTorch | roofline share (2t) | scaling 2t/1t | PyTorch best eval img/s | bnni eval img/s | eval / PyTorch | peak RSS MB (2t) | busy: default / 1t |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| model | train MFLOP/img | PyTorch best train img/s | bnni 1t | bnni 2t | bnni 2t / PyTorch | roofline share (2t) | scaling 2t/1t | PyTorch best eval img/s | bnni eval img/s | eval / PyTorch | peak RSS MB (2t) | busy: default / 1t | team task us |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for n in "${names[@]}"; do row "$n"; done
 } >"$OUT/table.md"
 cat "$OUT/table.md"
