@@ -195,14 +195,11 @@ static void blocks(int n, int t, int T, int *lo, int *hi)
 }
 
 #if DENSEK_AVAILABLE
-/* Thread t of T's output units [*lo, *hi) of OC, in multiples of densek_gemm's and convk_forward's 6-row
- * register blocks, whose every value is summed in the same order whatever rows a call is given. */
-static void units(int OC, int t, int T, int *lo, int *hi)
-{
-    rt_split((OC + 5) / 6, t, T, lo, hi);
-    *lo *= 6, *hi = *hi * 6 < OC ? *hi * 6 : OC;
-    *lo = *lo < OC ? *lo : OC;
-}
+/* Thread t of T's output units [*lo, *hi) of OC, as even as they go: densek_gemm and convk_forward sum every value
+ * in the same order whatever rows a call is given, and a short register block (a share of 50 rows ends in one of 2)
+ * costs the same per row, both being bound by their multiply-adds. In multiples of the 6-row blocks, 100 units were
+ * 54 and 46, and the optimizer, splitting the values evenly, had the first thread's last 4 rows cross cores. */
+static void units(int OC, int t, int T, int *lo, int *hi) { rt_split(OC, t, T, lo, hi); }
 
 /* The training forward of the first layer with parameters (Layer.first_trained), split by output units: each
  * thread then reads only its rows of w, which it alone updates in the optimizer and, with no dx to compute, its
@@ -256,9 +253,8 @@ static void dense_layer_forward(Layer *l, const Tensor *x, int train)
 }
 
 /* Each thread takes its share of the output units of dw and db (dy's columns), then whole blocks of batch rows of
- * dx. densek_gemm sums every value in batch order whatever rows it is given, so its units are split in multiples
- * of its 6-row register block (100 units: 54 and 46; DENSE_BLOCKs of 32 gave 64 and 36); sgemm's products keep
- * whole DENSE_BLOCKs. */
+ * dx. densek_gemm sums every value in batch order whatever rows it is given, so its units are split evenly (units
+ * above; DENSE_BLOCKs of 32 gave 100 units as 64 and 36); sgemm's products keep whole DENSE_BLOCKs. */
 static void backward_task(void *ctx, int t, int T)
 {
     const LayerCall *c = ctx;
