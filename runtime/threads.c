@@ -392,13 +392,79 @@ static void baseline(void)
         last = now();
 }
 
-void rt_adapt(void)
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_of(const double *v, int n)
+{
+    double s[RT_TRIAL_STEPS];
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+/* Whether a phase of the trial has timed enough steps. */
+static int phase_done(const RtTrial *tr)
+{
+    double sum = 0.0;
+    for (int i = 0; i < tr->n; i++)
+        sum += tr->step[i];
+    return tr->n >= RT_TRIAL_STEPS || (tr->n >= 3 && sum >= RT_TRIAL_SECONDS);
+}
+
+/* Ends the trial with the narrow team's verdict. */
+static int trial_end(RtTrial *tr, double now, int narrow)
+{
+    double took = now - tr->start;
+    tr->narrow = narrow;
+    tr->phase = 0;
+    tr->next = now + (RT_TRIAL_EVERY > RT_TRIAL_SPACING * took ? RT_TRIAL_EVERY : RT_TRIAL_SPACING * took);
+    return narrow ? (tr->wide / 2 > 0 ? tr->wide / 2 : 1) : tr->wide;
+}
+
+int rt_trial(RtTrial *tr, double now, double step, int wide)
+{
+    int half = wide / 2 > 0 ? wide / 2 : 1;
+    tr->calls++;
+    if (wide != tr->wide) /* the free cores changed: what the last trial found no longer holds */
+        *tr = (RtTrial){.calls = tr->calls, .wide = wide, .next = now};
+    if (wide < 2 || tr->calls <= RT_TRIAL_WARMUP)
+        return wide;
+    if (tr->phase == 0 && now < tr->next)
+        return tr->narrow ? half : wide;
+    if (tr->phase == 0) {
+        tr->phase = 1, tr->n = -1, tr->start = now;
+        return wide;
+    }
+    if (tr->n >= 0)
+        tr->step[tr->n] = step;
+    tr->n++;
+    if (tr->phase == 2 && tr->n == 3 && tr->step[0] > tr->wide_median && tr->step[1] > tr->wide_median &&
+        tr->step[2] > tr->wide_median) /* clearly slower: no need to lose more steps to it */
+        return trial_end(tr, now, 0);
+    if (!phase_done(tr))
+        return tr->phase == 1 ? wide : half;
+    if (tr->phase == 1) {
+        tr->wide_median = median_of(tr->step, tr->n);
+        tr->phase = 2, tr->n = -1;
+        return half;
+    }
+    return trial_end(tr, now, median_of(tr->step, tr->n) <= RT_TRIAL_MARGIN * tr->wide_median);
+}
+
+/* The team the free cores allow, decided at most every RT_ADAPT_SECONDS (max_threads until the first decision). */
+static int free_team(void)
 {
     unsigned long long busy, total;
-    static int decisions;
+    static int decisions, team_free;
     double self, t = now(), wait = decisions ? RT_ADAPT_SECONDS : RT_ADAPT_FIRST;
-    if (!adaptive || max_threads < 2 || t - last < wait || sample(&busy, &total, &self) != 0)
-        return;
+    if (!team_free)
+        team_free = max_threads;
+    if (t - last < wait || sample(&busy, &total, &self) != 0)
+        return team_free;
     int first = last == 0.0;
     last = t;
     decisions += !first;
@@ -407,10 +473,19 @@ void rt_adapt(void)
     busy0 = busy, total0 = total, self0 = self;
     cpu_set_t allowed;
     if (first || dt == 0 || process_cpus(&allowed) != 0)
-        return;
+        return team_free;
     /* Cores' worth of time the others took: what every allowed CPU was busy with, less this process's own. */
     double ncpu = CPU_COUNT(&allowed), per_cpu = (double)dt / ncpu, others = ((double)db - ds) / per_cpu;
-    int T = rt_team_for(ncpu - (others > 0 ? others : 0), max_threads);
+    team_free = rt_team_for(ncpu - (others > 0 ? others : 0), max_threads);
+    return team_free;
+}
+
+void rt_adapt(double step)
+{
+    static RtTrial trial;
+    if (!adaptive || max_threads < 2)
+        return;
+    int T = rt_trial(&trial, now(), step, free_team());
     if (T != nthreads) {
         nthreads = T;
         place_team(T);

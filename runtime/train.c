@@ -71,6 +71,7 @@ typedef struct Run {
     FILE *csv;
     long long steps;     /* steps taken by this process */
     double last_draw;    /* progress bar throttle */
+    double last_step;    /* seconds the last training step took (rt_adapt's trials), 0 before the first */
     TrainProfile prof;   /* --profile: the phases outside the layers (the net times its layers) */
     Trace *trace;        /* --trace, or a resumed checkpoint's trace; NULL otherwise */
     TraceLog *saved_trace; /* the resumed checkpoint's /trace, owned; NULL when none */
@@ -639,10 +640,11 @@ static int train_epoch(Run *r, int epoch, char *err, size_t errlen)
             return interrupted(r, epoch, err, errlen);
         if (fresh)
             start_epoch(r, epoch), fresh = 0;
-        rt_adapt(); /* between steps: fewer threads while other processes hold cores (threads.h) */
+        rt_adapt(r->last_step); /* between steps: the team the free cores allow, or half of it if faster */
         double t0 = now_seconds();
         int rc = r->shard ? shared_step(r, epoch, err, errlen) : train_step(r, epoch, err, errlen);
         double dt = now_seconds() - t0;
+        r->last_step = dt;
         ts->seconds += dt;
         r->prof.step += dt, r->prof.steps++;
         if (rc != TRAIN_OK)

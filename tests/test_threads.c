@@ -376,6 +376,70 @@ Test(threads, team_follows_the_free_cores)
     cr_expect_eq(rt_team_for(2.6, 4), 3);
 }
 
+/* rt_adapt's measured trials (rt_trial) on made-up step times: each step takes t_wide with the wide team and
+ * t_narrow with the narrow one; the clock moves by each step. Returns the team after `steps` steps and counts the
+ * steps run narrow. */
+static int run_steps(RtTrial *tr, double *clock, int wide, double t_wide, double t_narrow, int steps, int *narrow)
+{
+    int T = wide;
+    double step = 0.0;
+    for (int i = 0; i < steps; i++) {
+        T = rt_trial(tr, *clock, step, wide);
+        step = T == wide ? t_wide : t_narrow;
+        *clock += step;
+        *narrow += T != wide;
+    }
+    return T;
+}
+
+Test(threads, trial_keeps_the_faster_team)
+{
+    RtTrial tr = {0};
+    double clock = 100.0;
+    int narrow = 0;
+    /* one thread twice as fast: after the warm-up and the trial, one thread until the next trial */
+    cr_expect_eq(run_steps(&tr, &clock, 2, 2e-4, 1e-4, 60, &narrow), 1);
+    cr_expect_eq(run_steps(&tr, &clock, 2, 2e-4, 1e-4, 1000, &narrow), 1, "no new trial within RT_TRIAL_EVERY");
+    /* the machine changes (two threads now faster): the next trial, RT_TRIAL_EVERY later, goes back to two */
+    clock += RT_TRIAL_EVERY;
+    narrow = 0;
+    cr_expect_eq(run_steps(&tr, &clock, 2, 1e-4, 2e-4, 60, &narrow), 2);
+    cr_expect_leq(narrow, 4, "a clearly slower narrow team is timed 3 steps (and one untimed): %d", narrow);
+    /* a narrow team only a little faster (3 %) is not worth switching to */
+    RtTrial close = {0};
+    narrow = 0;
+    cr_expect_eq(run_steps(&close, &clock, 2, 1e-4, 0.97e-4, 60, &narrow), 2);
+    /* 4 free cores: the narrow team is 2 */
+    RtTrial four = {0};
+    cr_expect_eq(run_steps(&four, &clock, 4, 2e-4, 1e-4, 60, &narrow), 2);
+}
+
+Test(threads, trial_needs_two_cores_and_restarts_when_they_change)
+{
+    RtTrial tr = {0};
+    double clock = 5.0;
+    int narrow = 0;
+    cr_expect_eq(run_steps(&tr, &clock, 1, 1e-4, 1e-5, 100, &narrow), 1);
+    cr_expect_eq(narrow, 0, "one free core: nothing to try");
+    cr_expect_eq(run_steps(&tr, &clock, 2, 2e-4, 1e-4, 60, &narrow), 1, "the cores came back: tried at once");
+    cr_expect_eq(rt_trial(&tr, clock, 1e-4, 1), 1);
+    cr_expect_eq(rt_trial(&tr, clock, 1e-4, 2), 2, "a change of the free cores starts a new trial, wide first");
+}
+
+/* Steps of 0.15 s (a ResNet): 3 timed steps a phase, and the next trial RT_TRIAL_SPACING times the trial's length
+ * later, so that timing the slower team costs under 2 % of the run. */
+Test(threads, trial_of_long_steps_is_short_and_rare)
+{
+    RtTrial tr = {0};
+    double clock = 0.0;
+    int narrow = 0;
+    cr_expect_eq(run_steps(&tr, &clock, 2, 0.15, 0.3, 30, &narrow), 2);
+    cr_expect_eq(narrow, 4, "3 timed narrow steps and the untimed one: %d", narrow);
+    narrow = 0;
+    cr_expect_eq(run_steps(&tr, &clock, 2, 0.15, 0.3, 600, &narrow), 2);
+    cr_expect_leq(narrow, 8, "over 600 steps (90 s), at most two more trials: %d narrow steps", narrow);
+}
+
 /* An explicit count is kept whatever the load: rt_adapt only ever changes a count left to bnni. */
 Test(threads, explicit_count_is_not_adapted)
 {
@@ -383,7 +447,7 @@ Test(threads, explicit_count_is_not_adapted)
     for (int i = 0; i < 3; i++) {
         struct timespec ts = {0, 120 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        rt_adapt();
+        rt_adapt(0.001);
         cr_expect_eq(rt_threads(), 2);
     }
 }
