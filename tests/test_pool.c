@@ -43,6 +43,7 @@ static const Pool configs[] = {
     {2, 5, 6, 3, 1, 1},  /* overlapping windows */
     {1, 8, 7, 2, 3, 0},  /* stride over kernel: rows no window reads */
     {2, 4, 4, 4, 1, 2},  /* padding half the window */
+    {5, 5, 5, 5, 5, 0},  /* global: one window over the whole plane (its own loops, 8 planes at a time) */
 };
 
 Test(pool, gradcheck_avgpool)
@@ -241,6 +242,44 @@ Test(pool, avgpool_2x2_matches_the_float_sum_bit_for_bit)
                                   nc, oh, ow, (double)got, (double)want);
                     }
             tensor_free(&x);
+            l.ops->destroy(&l);
+        }
+}
+
+/* Global pooling (one unpadded window over the whole plane) has its own loops, eight planes at a time: every output
+ * must be the float sum of its plane from 0 in row order, divided by K^2, bit for bit (avgpool_forward's order), for
+ * plane counts on both sides of a multiple of eight; and its gradient dy / K^2 everywhere. */
+Test(pool, avgpool_global_matches_the_row_order_float_sum_bit_for_bit)
+{
+    char err[256];
+    static const int sizes[] = {1, 6, 14};
+    for (int k = 0; k < 3; k++)
+        for (int C = 1; C <= 9; C += 4) {
+            int K = sizes[k];
+            Pool p = {C, K, K, K, K, 0};
+            LayerSpec s = pool_spec(LK_AVGPOOL, p);
+            Layer l;
+            Tensor x, dx;
+            cr_assert(gradcheck_setup(&l, &s, (Shape){3, C, K, K}, 3, NULL, 1, err, sizeof err) == 0, "%s", err);
+            cr_assert(tensor_alloc(&x, 3, C, K, K) == 0 && tensor_alloc(&dx, 3, C, K, K) == 0);
+            gradcheck_fill_distinct(&x, (uint64_t)(K * 16 + C));
+            l.ops->forward(&l, &x, 0);
+            for (int nc = 0; nc < 3 * C; nc++) {
+                float sum = 0.0f;
+                for (int i = 0; i < K * K; i++)
+                    sum += x.data[(size_t)nc * K * K + i];
+                float want = sum / (float)(K * K), got = l.y.data[nc];
+                cr_assert(memcmp(&got, &want, sizeof got) == 0, "K %d, C %d: y[%d] = %a, want %a", K, C, nc,
+                          (double)got, (double)want);
+                l.dy.data[nc] = (float)(nc + 1) * 0.37f;
+            }
+            l.ops->backward(&l, &x, &dx);
+            for (size_t i = 0; i < tensor_size(&dx); i++) {
+                float want = l.dy.data[i / ((size_t)K * K)] / (float)(K * K);
+                cr_assert(memcmp(&dx.data[i], &want, sizeof want) == 0, "K %d, C %d: dx[%zu] = %a, want %a", K, C, i,
+                          (double)dx.data[i], (double)want);
+            }
+            tensor_free(&x), tensor_free(&dx);
             l.ops->destroy(&l);
         }
 }

@@ -146,6 +146,41 @@ static void avgpool2_backward(float *dx, const float *dy, int NC, int H, int W, 
     }
 }
 
+/* Global pooling (one unpadded window covering the whole plane, as resnet_small's avgpool(14)): the general loop
+ * spent 2.8 ms of a 136 ms step on its per-value bookkeeping. Each plane is still summed value by value in row order
+ * from 0, as avgpool_forward sums it (the same bits), but eight planes at a time, so that eight independent sums
+ * fill the adder instead of one chain waiting on itself. x is (NC, HW), y is (NC). */
+static void avgpool_global_forward(float *y, const float *x, int NC, int HW, float div)
+{
+    enum { B = 8 };
+    int nc = 0;
+    for (; nc + B <= NC; nc += B) {
+        float s[B] = {0};
+        const float *p = x + (size_t)nc * HW;
+        for (int i = 0; i < HW; i++)
+            for (int j = 0; j < B; j++)
+                s[j] += p[(size_t)j * HW + i];
+        for (int j = 0; j < B; j++)
+            y[nc + j] = s[j] / div;
+    }
+    for (; nc < NC; nc++) {
+        float s = 0.0f;
+        for (int i = 0; i < HW; i++)
+            s += x[(size_t)nc * HW + i];
+        y[nc] = s / div;
+    }
+}
+
+/* Its backward: every input in the one window, dx = dy / div (what avgpool_backward adds to a zeroed dx). */
+static void avgpool_global_backward(float *dx, const float *dy, int NC, int HW, float div)
+{
+    for (int nc = 0; nc < NC; nc++, dx += HW) {
+        float g = dy[nc] / div;
+        for (int i = 0; i < HW; i++)
+            dx[i] = g;
+    }
+}
+
 /* Both directions split the N*C planes across the runtime's threads (pool_for); these are a thread's planes
  * [lo, hi). */
 static void planes(void *ctx, int lo, int hi)
@@ -154,9 +189,14 @@ static void planes(void *ctx, int lo, int hi)
     const LayerSpec *s = c->l->spec;
     const AvgpoolState *st = c->l->state;
     int H = s->in.h, W = s->in.w, OH = s->out.h, OW = s->out.w, two = window_is_2x2(s);
+    int global = OH == 1 && OW == 1 && c->P == 0 && c->K == H && c->K == W;
     const float *in = c->in + lo * (c->backward ? c->ohw : c->hw);
     float *out = c->out + lo * (c->backward ? c->hw : c->ohw);
-    if (c->backward && two)
+    if (global && c->backward)
+        avgpool_global_backward(out, in, hi - lo, H * W, (float)(c->K * c->K));
+    else if (global)
+        avgpool_global_forward(out, in, hi - lo, H * W, (float)(c->K * c->K));
+    else if (c->backward && two)
         avgpool2_backward(out, in, hi - lo, H, W, OH, OW);
     else if (c->backward)
         avgpool_backward(out, in, st->lo, st->hi, hi - lo, H, W, OH, OW, c->K, c->S, c->P);
