@@ -91,8 +91,8 @@ void prof_print(FILE *f, const TrainProfile *p, const Net *net, int batch, int b
     int n = net_profile_rows(net, &rows);
     double step_ms = per_call_ms(p->step, p->steps), fwd = 0.0, bwd = 0.0, rest = step_ms;
     fprintf(f, "\nprofile: milliseconds of wall time per batch of %d, mean of %lld training steps and %lld "
-               "evaluation batches; %d batches per epoch; an activation after a batchnorm, conv2d or dense is "
-               "counted in that layer's row\n",
+               "evaluation batches; %d batches per epoch; an activation after a batchnorm, conv2d, dense or "
+               "residual is counted in that layer's row\n",
             batch, p->steps, p->eval_batches, batches_per_epoch);
     if (n < 0) {
         fprintf(f, "(no per-layer times: out of memory)\n");

@@ -464,20 +464,23 @@ Test(net, eval_fusion_matches_the_unfused_layers)
     net_free(net);
 }
 
-/* Training fusion (layer.h): a batchnorm, conv2d or dense writes the activation after it (relu, sigmoid, tanh)
- * straight into the activation's output, and in the backward computes its own dy from the activation's. The
+/* Training fusion (layer.h): a batchnorm, conv2d, dense or residual writes the activation after it (relu, sigmoid,
+ * tanh) straight into the activation's output, and in the backward computes its own dy from the activation's. The
  * reference is a copy of the network run one layer at a time in training mode with nothing fused (so its backward
  * is not fused either); outputs, every parameter gradient, the input gradient and the moving statistics must agree
  * bit for bit, at 1, 2 and 3 threads (images split across threads, for the fused activation too). */
 static void expect_training_fusion_exact(int threads)
 {
     char err[256];
+    LayerSpec body[] = {CONV("rc", 3, 3, 1, 1), ACT(LK_TANH, "rt")};
     LayerSpec s[] = {CONV("c1", 4, 3, 1, 1),   L(LK_BATCHNORM, "b1", 0, 0, 0, 0), ACT(LK_RELU, "r1"),
                      POOL(LK_MAXPOOL, "p1", 2, 2, 0), CONV("c2", 5, 3, 1, 0), L(LK_BATCHNORM, "b2", 0, 0, 0, 0),
                      ACT(LK_SIGMOID, "s1"),    CONV("c3", 3, 3, 1, 1),            ACT(LK_TANH, "t0"),
+                     L(LK_RESIDUAL, "res", 0, 0, 0, 0), ACT(LK_RELU, "r3"),
                      ACT(LK_FLATTEN, "f"),     DENSE("d1", 48),                   ACT(LK_SIGMOID, "s2"),
                      DENSE("d2", 12),          L(LK_BATCHNORM, "b3", 0, 0, 0, 0), ACT(LK_TANH, "t1"),
                      DENSE("d3", 7),           L(LK_BATCHNORM, "b4", 0, 0, 0, 0), ACT(LK_RELU, "r2")};
+    s[9].body = body, s[9].nbody = 2;
     int n = (int)(sizeof s / sizeof s[0]), batch = 40;
     Net *a = make(s, n, (Shape){3, 2, 20, 20}, 12), *b; /* b1 splits 40 x 4 x 400 values across the threads */
     Tensor x, dout, dxa, dxb;

@@ -60,18 +60,45 @@ static void add(float *y, const float *a, const float *b, const Layer *l, int n)
     layer_map_images(n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_values, y, a, b);
 }
 
+/* The forward's addition, and with training fusion (layer.h: the relu after a ResNet unit) its activation, a range
+ * at a time while it is in cache: one pass over the unit's output instead of two. */
+typedef struct AddCall {
+    float *y;
+    const float *a, *b;
+    void (*act)(float *y, size_t n);
+} AddCall;
+
+static void add_range(void *ctx, size_t lo, size_t hi)
+{
+    const AddCall *c = ctx;
+    add_values(c->y + lo, c->a + lo, c->b + lo, hi - lo);
+    if (c->act)
+        c->act(c->y + lo, hi - lo);
+}
+
 /* Under net_infer (no backward follows) the body is fused as the top network is; its outputs are not kept. */
 static void residual_layer_forward(Layer *l, const Tensor *x, int train)
 {
     const Tensor *b = !train && l->inferring ? net_infer(l->state, x) : net_forward(l->state, x, train);
+    AddCall c = {layer_out(l), b->data, x->data, l->post.act};
     layer_set_count(l, x->n);
-    add(l->y.data, b->data, x->data, l, x->n);
+    layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_range, &c);
+}
+
+/* Images [lo, hi) / per of dy from the fused activation's (layer_fused_grad), per values an image. */
+static void grad_range(void *ctx, size_t lo, size_t hi)
+{
+    Layer *l = ctx;
+    size_t per = shape_size(l->spec->out);
+    layer_fused_grad(l, (int)(lo / per), (int)(hi / per));
 }
 
 /* The skip passes dy through unchanged, so dx = body's dx + dy; the body's backward runs even when dx is NULL,
- * for its parameter gradients. */
+ * for its parameter gradients. With the activation after it fused, dy comes first from the activation's. */
 static void residual_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
 {
+    if (l->post.grad)
+        layer_for_images(x->n, shape_size(l->spec->out), RT_MIN_PARALLEL, grad_range, l);
     net_backward(l->state, x, &l->dy, dx);
     if (dx)
         add(dx->data, dx->data, l->dy.data, l, x->n);
@@ -97,4 +124,5 @@ const LayerOps residual_ops = {
     .backward = residual_layer_backward,
     .destroy = residual_destroy,
     .body = residual_body,
+    .takes_train_post = 1,
 };
