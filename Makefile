@@ -240,9 +240,10 @@ train: deps
 
 # One run of the suite in $(BUILD); the end-to-end tests run the binary $(BIN). Waiting threads spin (the
 # runtime's team, and OpenMP's in the image loader), which costs 10x when the suite's parallel jobs share two
-# cores, so tests wait passively: OMP_WAIT_POLICY=passive, which the team honours too (results do not depend on it). Sanitizer reports of every process (the runner, each test's worker, every bnni
-# it starts) go to $(BUILD)/sanitizer/report.PID; any such file fails the run after printing it, also when
-# every test passed (a leak found at a process's exit, which Criterion does not judge: tests/leakcheck.c).
+# cores, so tests wait passively: OMP_WAIT_POLICY=passive, which the team honours too (results do not depend on
+# it). Sanitizer reports of every process (the runner, each test's worker, every bnni it starts) go to
+# $(BUILD)/sanitizer/report.PID; any such file fails the run after printing it, also when every test passed (a leak
+# found at a process's exit, which Criterion does not judge: tests/leakcheck.c).
 # tests/lsan.supp and tests/leakcheck.c say what is suppressed (only BoxFort's leak in the runner); the list of
 # suppressions used is not printed, since it would be a report file of its own.
 run-tests:

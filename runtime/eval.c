@@ -125,9 +125,9 @@ static void eval_task(void *ctx, int t, int T)
 static int eval_chunks(Net *net, const Dataset *d, const int *rows, int count, const Normalizer *nz, int chunk,
                        int c0, int c1, double *sum, long long *conf, int T, char *err, size_t errlen)
 {
-    EvalCall e = {.net = net, .d = d, .rows = rows, .count = count, .chunk = chunk, .nchunks = (count + chunk - 1) / chunk,
-                  .c1 = c1, .K = net->out.c * net->out.h * net->out.w, .nz = nz, .sum = sum, .conf = conf,
-                  .next = c0, .err = err, .errlen = errlen};
+    EvalCall e = {.net = net, .d = d, .rows = rows, .count = count, .chunk = chunk,
+                  .nchunks = (count + chunk - 1) / chunk, .c1 = c1, .K = net->out.c * net->out.h * net->out.w,
+                  .nz = nz, .sum = sum, .conf = conf, .next = c0, .err = err, .errlen = errlen};
     if (!(e.slot = calloc((size_t)T, sizeof *e.slot))) {
         snprintf(err, errlen, "out of memory for the evaluation of %d images", count);
         return -1;

@@ -415,6 +415,9 @@ static int phase_done(const RtTrial *tr)
     return tr->n >= RT_TRIAL_STEPS || (tr->n >= 3 && sum >= RT_TRIAL_SECONDS);
 }
 
+/* The narrow team of a trial. */
+static int half_of(int wide) { return wide / 2 > 0 ? wide / 2 : 1; }
+
 /* Ends the trial with the narrow team's verdict. */
 static int trial_end(RtTrial *tr, double now, int narrow)
 {
@@ -422,12 +425,12 @@ static int trial_end(RtTrial *tr, double now, int narrow)
     tr->narrow = narrow;
     tr->phase = 0;
     tr->next = now + (RT_TRIAL_EVERY > RT_TRIAL_SPACING * took ? RT_TRIAL_EVERY : RT_TRIAL_SPACING * took);
-    return narrow ? (tr->wide / 2 > 0 ? tr->wide / 2 : 1) : tr->wide;
+    return narrow ? half_of(tr->wide) : tr->wide;
 }
 
 int rt_trial(RtTrial *tr, double now, double step, int wide)
 {
-    int half = wide / 2 > 0 ? wide / 2 : 1;
+    int half = half_of(wide);
     tr->calls++;
     if (wide != tr->wide) /* the free cores changed: what the last trial found no longer holds */
         *tr = (RtTrial){.calls = tr->calls, .wide = wide, .next = now};

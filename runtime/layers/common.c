@@ -75,10 +75,11 @@ void layer_fused_grad(Layer *l, int n0, int n1)
         p->grad(l->dy.data + at, p->into->data + at, p->act_dy->data + at, (size_t)(n1 - n0) * per);
 }
 
-/* One call's arrays and function, for the threads' shares. */
+/* One call's arrays and functions, for the threads' shares. */
 typedef struct MapCall {
     LayerMap2 op;
     LayerActFn f;
+    void (*act)(float *y, size_t n); /* layer_map_images_act: applied in place after op */
     float *out;
     const float *a, *b;
 } MapCall;
@@ -87,12 +88,20 @@ static void map_range(void *ctx, size_t lo, size_t hi)
 {
     MapCall *c = ctx;
     c->op(c->out + lo, c->a + lo, c->b ? c->b + lo : NULL, hi - lo);
+    if (c->act)
+        c->act(c->out + lo, hi - lo);
+}
+
+void layer_map_images_act(int n, size_t per, size_t min, LayerMap2 op, float *out, const float *a, const float *b,
+                          void (*act)(float *y, size_t n))
+{
+    MapCall c = {.op = op, .act = act, .out = out, .a = a, .b = b};
+    layer_for_images(n, per, min, map_range, &c);
 }
 
 void layer_map_images(int n, size_t per, size_t min, LayerMap2 op, float *out, const float *a, const float *b)
 {
-    MapCall c = {.op = op, .out = out, .a = a, .b = b};
-    layer_for_images(n, per, min, map_range, &c);
+    layer_map_images_act(n, per, min, op, out, a, b, NULL);
 }
 
 static void act_range(void *ctx, size_t lo, size_t hi)

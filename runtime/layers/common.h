@@ -87,6 +87,10 @@ void layer_for_images(int n, size_t per, size_t min, LayerRange fn, void *ctx);
  * `min` values on (op gets matching ranges of the three arrays; b may be NULL for an op that ignores it). */
 typedef void (*LayerMap2)(float *out, const float *a, const float *b, size_t n);
 void layer_map_images(int n, size_t per, size_t min, LayerMap2 op, float *out, const float *a, const float *b);
+/* The same, then act(out) in place on each range while it is in cache (act NULL: nothing): an elementwise layer's
+ * output with the activation after it fused (training fusion, layer.h). */
+void layer_map_images_act(int n, size_t per, size_t min, LayerMap2 op, float *out, const float *a, const float *b,
+                          void (*act)(float *y, size_t n));
 
 /* An activation's passes, each through layer_for_images: forward y = f(x) from `min` values on (RT_MIN_PARALLEL,
  * or less for costly functions), and backward dx = g(y, dy) from its own output (LayerOps.grad_from_output) from

@@ -60,29 +60,15 @@ static void add(float *y, const float *a, const float *b, const Layer *l, int n)
     layer_map_images(n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_values, y, a, b);
 }
 
-/* The forward's addition, and with training fusion (layer.h: the relu after a ResNet unit) its activation, a range
- * at a time while it is in cache: one pass over the unit's output instead of two. */
-typedef struct AddCall {
-    float *y;
-    const float *a, *b;
-    void (*act)(float *y, size_t n);
-} AddCall;
-
-static void add_range(void *ctx, size_t lo, size_t hi)
-{
-    const AddCall *c = ctx;
-    add_values(c->y + lo, c->a + lo, c->b + lo, hi - lo);
-    if (c->act)
-        c->act(c->y + lo, hi - lo);
-}
-
-/* Under net_infer (no backward follows) the body is fused as the top network is; its outputs are not kept. */
+/* Under net_infer (no backward follows) the body is fused as the top network is; its outputs are not kept. With
+ * training fusion (layer.h: the relu after a ResNet unit) the addition writes the activation's output, activated a
+ * range at a time while it is in cache: one pass over the unit's output instead of two. */
 static void residual_layer_forward(Layer *l, const Tensor *x, int train)
 {
     const Tensor *b = !train && l->inferring ? net_infer(l->state, x) : net_forward(l->state, x, train);
-    AddCall c = {layer_out(l), b->data, x->data, l->post.act};
     layer_set_count(l, x->n);
-    layer_for_images(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_range, &c);
+    layer_map_images_act(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_values, layer_out(l), b->data, x->data,
+                         l->post.act);
 }
 
 /* Images [lo, hi) / per of dy from the fused activation's (layer_fused_grad), per values an image. */
