@@ -193,8 +193,9 @@ static void check_model(const char *name, int keep_bn_too)
     cr_expect_eq(a2, acc, "the folded checkpoint's accuracy %.4f, the original's %.4f", a2, acc);
     cr_expect(fabs(l2 - loss) <= 1e-3, "the folded checkpoint's loss %.4f, the original's %.4f", l2, loss);
 
-    if (!torch_available()) {
-        cr_log_warn("torch is not importable by /usr/bin/python3: load_in_pytorch.py not checked\n");
+    if (!torch_available()) { /* a note, not cr_log_warn: Criterion exits 1 after any warning, and PyTorch is a
+                               * reference the suite uses where it is installed, not a dependency (README) */
+        cr_log_info("torch is not importable by /usr/bin/python3: load_in_pytorch.py not checked\n");
     } else {
         cr_assert_eq(shell("/usr/bin/python3 examples/load_in_pytorch.py %s --limit %d", ck, EVAL_IMAGES), 0);
         out = shell_out();
