@@ -74,31 +74,47 @@ static int batchnorm_out_shape(const LayerSpec *s, Shape in, Shape *out, long lo
 
 /* ---- per-channel bookkeeping, shared by both layouts ---- */
 
-/* Channel c normalises with mean and rstd = 1/sqrt(var + eps) (computed in double from the float variance):
- * in training the batch's (mean, var), also folded into the moving statistics; in eval the moving ones. */
-static void set_stats(BnLayer *b, int c, double mean, double var, int train)
+/* Every channel normalises with mean and rstd = 1/sqrt(var + eps) (computed in double from the float variance): in
+ * training the batch's, from the sums of x - shift (tot0) and of its squares (tot1) over m values (var = E[d^2] -
+ * E[d]^2, clamped at 0 against rounding, NaN passing through), also folded into the moving statistics; in eval
+ * (tot0 NULL) the moving ones. One loop over the channels with no call in it, so that it vectorises: a dense
+ * layer's 100 channels, one division and square root at a time, were a third of its batchnorm's forward. */
+static void set_stats(BnLayer *b, const double *restrict tot0, const double *restrict tot1, double m)
 {
-    float v;
-    if (train) {
-        b->mean[c] = (float)mean, v = (float)var;
-        b->moving_mean[c] = b->momentum * b->moving_mean[c] + (1.0f - b->momentum) * b->mean[c];
-        b->moving_var[c] = b->momentum * b->moving_var[c] + (1.0f - b->momentum) * v;
-    } else {
-        b->mean[c] = b->moving_mean[c], v = b->moving_var[c];
+    float *restrict mean = b->mean, *restrict rstd = b->rstd, *restrict mm = b->moving_mean;
+    float *restrict mv = b->moving_var;
+    const float *restrict shift = b->shift;
+    float mom = b->momentum, eps = b->eps;
+    if (!tot0) {
+        for (int c = 0; c < b->C; c++)
+            mean[c] = mm[c], rstd[c] = (float)(1.0 / sqrt((double)mv[c] + (double)eps));
+        return;
     }
-    b->rstd[c] = (float)(1.0 / sqrt((double)v + (double)b->eps));
+    for (int c = 0; c < b->C; c++) {
+        double d = tot0[c] / m, v = tot1[c] / m - d * d;
+        float mf = (float)(shift[c] + d), vf = (float)(v < 0.0 ? 0.0 : v);
+        mean[c] = mf;
+        mm[c] = mom * mm[c] + (1.0f - mom) * mf;
+        mv[c] = mom * mv[c] + (1.0f - mom) * vf;
+        rstd[c] = (float)(1.0 / sqrt((double)vf + (double)eps));
+    }
 }
 
 /* With m values per channel and the sums sdy = Σ dy, sdyx = Σ dy*xhat: dx = a*dy + bx*xhat + d, the
  * per-channel coefficients folded in double. Training differentiates through the batch statistics:
  * dx = gamma*rstd/m * (m*dy - sdy - xhat*sdyx); eval treats them as constants: dx = gamma*rstd*dy. (dgamma += sdyx
- * and dbeta += sdy are the caller's: across ranks, each rank adds its own share's sums.) */
-static void grad_coefs(BnLayer *b, int c, double sdy, double sdyx, double m, float *a, float *bx, float *d)
+ * and dbeta += sdy are the caller's: across ranks, each rank adds its own share's sums.) Every channel in one
+ * loop, as set_stats. */
+static void grad_coefs(BnLayer *b, const double *restrict sdy, const double *restrict sdyx, double m)
 {
-    double k = (double)b->gamma[c] * b->rstd[c];
-    *a = (float)k;
-    *bx = b->train ? (float)(-k * sdyx / m) : 0.0f;
-    *d = b->train ? (float)(-k * sdy / m) : 0.0f;
+    float *restrict a = b->ca, *restrict bx = b->cb, *restrict d = b->cd;
+    const float *restrict gamma = b->gamma, *restrict rstd = b->rstd;
+    for (int c = 0; c < b->C; c++) {
+        double k = (double)gamma[c] * rstd[c];
+        a[c] = (float)k;
+        bx[c] = b->train ? (float)(-k * sdyx[c] / m) : 0.0f;
+        d[c] = b->train ? (float)(-k * sdy[c] / m) : 0.0f;
+    }
 }
 
 /* ---- per-chunk kernels over images [n0, n1) of (N, C, HW) tensors ---- */
@@ -255,18 +271,27 @@ static void input_grad(float *dx, const float *dy, const float *x, int n0, int n
         }
 }
 
-/* The total of channel c in sum `which` (0 or 1) of part: the L lanes of each chunk, chunks in order. */
-static double chunk_total(const BnLayer *b, int chunks, int which, int c)
+/* tot[c] = channel c's total in sum `which` (0 or 1) of part: the L lanes of each chunk, chunks in order, every
+ * channel at once (N x C input: one lane, a chunk's value its lane sum). */
+static void chunk_totals(const BnLayer *b, int chunks, int which, double *restrict tot)
 {
-    double t = 0.0;
+    int C = b->C, L = b->L;
+    for (int c = 0; c < C; c++)
+        tot[c] = 0.0;
     for (int k = 0; k < chunks; k++) {
-        const double *p = b->part + (((size_t)k * 2 + which) * b->C + c) * b->L;
-        double s = 0.0;
-        for (int j = 0; j < b->L; j++)
-            s += p[j];
-        t += s;
+        const double *restrict p = b->part + ((size_t)k * 2 + which) * C * L;
+        if (L == 1) {
+            for (int c = 0; c < C; c++)
+                tot[c] += p[c];
+            continue;
+        }
+        for (int c = 0; c < C; c++) {
+            double sum = 0.0;
+            for (int j = 0; j < L; j++)
+                sum += p[(size_t)c * L + j];
+            tot[c] += sum;
+        }
     }
-    return t;
 }
 
 /* ---- the layer ---- */
@@ -353,26 +378,17 @@ static void finish_stats(Layer *l, int N, int train)
     BnLayer *b = l->state;
     int chunks = (N + BN_CHUNK - 1) / BN_CHUNK, C = b->C;
     double m = (double)N * b->HW;
-    if (train && summed(l, b)) {
-        for (int c = 0; c < C; c++)
-            b->sums[c] = chunk_total(b, chunks, 0, c), b->sums[C + c] = chunk_total(b, chunks, 1, c);
-        b->sums[2 * C] = m;
-        l->comm->sum(l->comm, b->sums, 2 * (size_t)C + 1);
-        m = b->sums[2 * C];
-    }
     b->shared = train && summed(l, b);
+    if (train) {
+        chunk_totals(b, chunks, 0, b->sums), chunk_totals(b, chunks, 1, b->sums + C);
+        b->sums[2 * C] = m;
+        if (b->shared)
+            l->comm->sum(l->comm, b->sums, 2 * (size_t)C + 1), m = b->sums[2 * C];
+    }
     b->count = m;
     if (train && m == 0.0) /* a rank with no images and statistics of its own (sync=false): nothing to fold in */
         return;
-    for (int c = 0; c < C; c++) {
-        double d = 0.0, v = 0.0;
-        if (train) {
-            d = (b->shared ? b->sums[c] : chunk_total(b, chunks, 0, c)) / m;
-            v = (b->shared ? b->sums[C + c] : chunk_total(b, chunks, 1, c)) / m - d * d;
-            v = v < 0.0 ? 0.0 : v;
-        }
-        set_stats(b, c, train ? b->shift[c] + d : 0.0, v, train); /* eval reads no shift */
-    }
+    set_stats(b, train ? b->sums : NULL, b->sums + C, m);
 }
 
 /* Chunk k's partial sums of x for the statistics. */
@@ -448,17 +464,14 @@ static void finish_grads(Layer *l, int N)
 {
     BnLayer *b = l->state;
     int chunks = (N + BN_CHUNK - 1) / BN_CHUNK, C = b->C;
-    for (int c = 0; c < C; c++) {
-        double sdy = chunk_total(b, chunks, 0, c), sdyx = chunk_total(b, chunks, 1, c);
-        b->dgamma[c] += (float)sdyx;
-        b->dbeta[c] += (float)sdy;
-        b->sums[c] = sdy, b->sums[C + c] = sdyx;
-    }
+    double *restrict sdy = b->sums, *restrict sdyx = b->sums + C;
+    float *restrict dgamma = b->dgamma, *restrict dbeta = b->dbeta;
+    chunk_totals(b, chunks, 0, sdy), chunk_totals(b, chunks, 1, sdyx);
+    for (int c = 0; c < C; c++)
+        dgamma[c] += (float)sdyx[c], dbeta[c] += (float)sdy[c];
     if (b->train && b->shared)
         l->comm->sum(l->comm, b->sums, 2 * (size_t)C);
-    double m = b->train && b->shared ? b->count : (double)N * b->HW;
-    for (int c = 0; c < C; c++)
-        grad_coefs(b, c, b->sums[c], b->sums[C + c], m, &b->ca[c], &b->cb[c], &b->cd[c]);
+    grad_coefs(b, sdy, sdyx, b->train && b->shared ? b->count : (double)N * b->HW);
 }
 
 /* Chunks' partial sums, then (thread 0) the parameter gradients and dx coefficients, then every thread dx of its
