@@ -70,18 +70,31 @@ timed_ips() {
         if (sec > 0) printf "%.1f\n", im / sec } }' "$1"
 }
 
-bnni_runs() { # name model data threads tag epochs
-    local name=$1 model=$2 data=$3 t=$4 tag=$5 epochs=$6 tr=() rs=() ev=() b r
+bnni_run() { # name model data threads tag epochs rep: one run; prints train img/s, peak RSS, eval img/s
+    local name=$1 model=$2 data=$3 t=$4 tag=$5 epochs=$6 b=$OUT/${1}_${5}_$7 ev=-
+    rm -f "$b.csv" "$b.h5"
+    timed "$b" "$BNNI" train "$model" --data "$data" --epochs "$epochs" --limit "$IMAGES" --test-limit 100 \
+        ${t:+--threads "$t"} --metrics "$b.csv" --quiet --out "$b.h5" || { echo "- - -"; return; }
+    case $tag in busy*) ;; *) timed "$b.eval" "$BNNI" eval "$b.h5" --limit "$TEST" ${t:+--threads "$t"} &&
+        ev=$(eval_ips "$b.eval.out") ;; esac
+    echo "$(timed_ips "$b.csv") $(rss_mb "$b.time") $ev"
+}
+
+# The 1- and 2-thread runs of a model take turns (1t, 2t, 1t, ...), each pair after a probe of what a sync between
+# the cores costs: the host moves this VM's CPUs within minutes, and a ratio of two figures taken minutes apart
+# would compare two machines. Sets V[name,b1|b2,train|rss|eval] (medians) and V[name,team] (the probes' median).
+bnni_pairs() { # name model data epochs
+    local name=$1 r tr1=() rs1=() ev1=() tr2=() rs2=() ev2=() tc=() a b c
     for r in $(seq "$REPS"); do
-        b=$OUT/${name}_${tag}_$r
-        rm -f "$b.csv" "$b.h5"
-        timed "$b" "$BNNI" train "$model" --data "$data" --epochs "$epochs" --limit "$IMAGES" --test-limit 100 \
-            ${t:+--threads "$t"} --metrics "$b.csv" --quiet --out "$b.h5" || { echo "- - -"; return; }
-        tr+=("$(timed_ips "$b.csv")") rs+=("$(rss_mb "$b.time")")
-        case $tag in busy*) ;; *) timed "$b.eval" "$BNNI" eval "$b.h5" --limit "$TEST" ${t:+--threads "$t"} &&
-            ev+=("$(eval_ips "$b.eval.out")") ;; esac
+        [ -x "$LAYER_BENCH" ] && tc+=("$("$LAYER_BENCH" --team 2>/dev/null | awk '$1 == "team_task_us" { print $2 }')")
+        read -r a b c < <(bnni_run "$name" "$2" "$3" 1 1t "$4" "$r")
+        tr1+=("$a") rs1+=("$b") ev1+=("$c")
+        read -r a b c < <(bnni_run "$name" "$2" "$3" 2 2t "$4" "$r")
+        tr2+=("$a") rs2+=("$b") ev2+=("$c")
     done
-    echo "$(median "${tr[@]}") $(median "${rs[@]}") $(median "${ev[@]}")"
+    V[$name,b1,train]=$(median "${tr1[@]}") V[$name,b1,rss]=$(median "${rs1[@]}") V[$name,b1,eval]=$(median "${ev1[@]}")
+    V[$name,b2,train]=$(median "${tr2[@]}") V[$name,b2,rss]=$(median "${rs2[@]}") V[$name,b2,eval]=$(median "${ev2[@]}")
+    V[$name,team]=$(median "${tc[@]}")
 }
 
 torch_runs() { # name model data ckpt threads images
@@ -116,12 +129,8 @@ for model in "$@"; do
     # move one figure by 10-20 %: below 10 MFLOP an image, three epochs are timed after the warm-up (and PyTorch
     # trains three times the images); one otherwise.
     timed_epochs=$(awk -v m="${V[$name,mflop]:-}" 'BEGIN { print (m != "" && m != "-" && m + 0 < 10) ? 3 : 1 }')
-    # What a sync between the cores costs right now (the host moves this VM's CPUs: 0.2-1 us a task), just
-    # before this model's runs: the small models' scaling follows it.
-    V[$name,team]=$([ -x "$LAYER_BENCH" ] && "$LAYER_BENCH" --team 2>/dev/null | awk '$1 == "team_task_us" { print $2 }')
+    bnni_pairs "$name" "$model" "$data" $((timed_epochs + 1))
     for t in 1 2; do
-        read -r V[$name,b$t,train] V[$name,b$t,rss] V[$name,b$t,eval] < <(bnni_runs "$name" "$model" "$data" "$t" "${t}t" \
-            $((timed_epochs + 1)))
         if [ "$torch" = 1 ]; then
             read -r V[$name,t$t,train] V[$name,t$t,eval] < <(torch_runs "$name" "$model" "$data" "$desc" "$t" \
                 $((IMAGES * timed_epochs)))
@@ -134,8 +143,8 @@ for model in "$@"; do
         # default, 1t, ...) so that a drift of the load falls on both alike.
         b1=() bd=()
         for r in $(seq "$REPS"); do
-            b1+=("$(REPS=1 bnni_runs "$name" "$model" "$data" 1 "busy1_$r" $((timed_epochs + 1)) | cut -d' ' -f1)")
-            bd+=("$(REPS=1 bnni_runs "$name" "$model" "$data" "" "busyd_$r" $((timed_epochs + 1)) | cut -d' ' -f1)")
+            b1+=("$(bnni_run "$name" "$model" "$data" 1 busy1 $((timed_epochs + 1)) "$r" | cut -d' ' -f1)")
+            bd+=("$(bnni_run "$name" "$model" "$data" "" busyd $((timed_epochs + 1)) "$r" | cut -d' ' -f1)")
         done
         V[$name,busy1,train]=$(median "${b1[@]}") V[$name,busyd,train]=$(median "${bd[@]}")
         kill "$busy"; wait "$busy" 2>/dev/null
@@ -165,9 +174,10 @@ row() {
 {
     echo "sgemm: $(fmt '%.1f' "$GFLOPS_1T") GFLOP/s on 1 thread; roofline: 2 x that = $(fmt '%.1f' "$roof_gflops") GFLOP/s." \
         "Training timed over one epoch of $IMAGES images after a warm-up (three epochs for models under 10 MFLOP" \
-        "an image), evaluation of $TEST test images; medians of $REPS runs. team task us: a task of the runtime's" \
-        "team on every core, no work, just before the model's runs (\`layer_bench --team\`): the cost of a sync" \
-        "between the cores, which the host's placement of this VM's CPUs moved from 0.2 to 1 us within minutes."
+        "an image), evaluation of $TEST test images; medians of $REPS runs. The 1- and 2-thread runs take turns. team task" \
+        "us: a task of the runtime's team on every core, no work (\`layer_bench --team\`), the median of the probes" \
+        "before each pair of runs: the cost of a sync between the cores, which the host's placement of this VM's" \
+        "CPUs moved from 0.2 to 1 us within minutes."
     echo
     echo "| model | train MFLOP/img | PyTorch best train img/s | bnni 1t | bnni 2t | bnni 2t / PyTorch | roofline share (2t) | scaling 2t/1t | PyTorch best eval img/s | bnni eval img/s | eval / PyTorch | peak RSS MB (2t) | busy: default / 1t | team task us |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
