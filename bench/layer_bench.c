@@ -1,7 +1,9 @@
 /* Per-layer micro-benchmark of the runtime: LeNet-BN (the reference workload) built by hand at batch 128 on a
  * 1x28x28 input (--batch for another size), timed layer by layer for a training step (forward + backward) and for an evaluation forward,
  * at each thread count asked for. Prints the median milliseconds per batch of every layer and images/s; with --team,
- * only what a task and a barrier of the runtime's team cost (models.sh reports it per model). */
+ * only what a task and a barrier of the runtime's team cost (models.sh reports it per model), and a write to lines
+ * another core holds. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,7 +158,8 @@ static int usage(void)
                     "  --reps N         timed steps per thread count, median reported (default 200, max 1000)\n"
                     "  --batch N        images per batch (default 128, the reference workload's)\n"
                     "  --threads A,B    thread counts to time (default 1,2)\n"
-                    "  --team           only the cost of a team task and of a barrier at every usable core\n");
+                    "  --team           only the cost of a team task and of a barrier at every usable core, and of\n"
+                    "                   rewriting 100 KB another core has just read\n");
     return 2;
 }
 
@@ -172,11 +175,62 @@ static void barrier_task(void *ctx, int t, int T)
         rt_barrier();
 }
 
+/* What the placement costs beyond the syncs: a training step is full of writes to lines the other core has just
+ * read (an output the next layer splits otherwise, the weights both threads read and one updates), and each such
+ * write must first take the line back from the other core's cache. Thread 1 reads HANDOFF_KB of a buffer, then
+ * thread 0 rewrites it (timed); `own`: thread 0 rewrites it with no read in between. */
+#define HANDOFF_KB 100
+typedef struct Handoff {
+    uint32_t *buf;
+    size_t n;
+    int read;        /* this task: thread 1 reads the buffer (else thread 0 writes it) */
+    unsigned round;
+    double seconds;  /* the last write's */
+} Handoff;
+
+static volatile uint32_t handoff_sink;
+
+static void handoff_task(void *ctx, int t, int T)
+{
+    Handoff *h = ctx;
+    (void)T;
+    if (h->read && t == 1) {
+        uint32_t acc = 0;
+        for (size_t i = 0; i < h->n; i++)
+            acc ^= h->buf[i];
+        handoff_sink = acc;
+    } else if (!h->read && t == 0) {
+        double t0 = now();
+        for (size_t i = 0; i < h->n; i++)
+            h->buf[i] = (uint32_t)i + h->round;
+        h->seconds = now() - t0;
+    }
+}
+
+/* Microseconds thread 0 takes to rewrite HANDOFF_KB, the median of `reps`, after thread 1 read it (shared) or not. */
+static double handoff_us(Handoff *h, int T, int shared, int reps)
+{
+    double *v = malloc((size_t)reps * sizeof *v), m;
+    if (!v)
+        return -1.0;
+    for (int r = 0; r < reps; r++) {
+        if (shared)
+            h->read = 1, rt_run(T, handoff_task, h);
+        h->read = 0, h->round = (unsigned)r;
+        rt_run(T, handoff_task, h);
+        v[r] = h->seconds * 1e6;
+    }
+    m = median(v, reps);
+    free(v);
+    return m;
+}
+
 static int team_probe(void)
 {
-    enum { BLOCKS = 7, TASKS = 20000, BARRIERS = 100 };
+    enum { BLOCKS = 7, TASKS = 20000, BARRIERS = 100, HANDOFFS = 501 };
     double task[BLOCKS], barrier[BLOCKS];
     int T = rt_usable_cores(), n = BARRIERS;
+    Handoff h = {.n = HANDOFF_KB * 1024 / sizeof(uint32_t)};
     rt_set_threads(T);
     for (int b = 0; b < BLOCKS; b++) {
         double t0 = now();
@@ -191,6 +245,11 @@ static int team_probe(void)
     }
     printf("team_threads %d\nteam_task_us %.3f\nteam_barrier_us %.3f\n", T, median(task, BLOCKS),
            median(barrier, BLOCKS));
+    if (T >= 2 && (h.buf = calloc(h.n, sizeof *h.buf))) {
+        printf("team_write_own_%dkb_us %.2f\n", HANDOFF_KB, handoff_us(&h, T, 0, HANDOFFS));
+        printf("team_write_shared_%dkb_us %.2f\n", HANDOFF_KB, handoff_us(&h, T, 1, HANDOFFS));
+        free(h.buf);
+    }
     return 0;
 }
 
