@@ -55,9 +55,10 @@ static void add_values(float *y, const float *a, const float *b, size_t n)
         y[i] = a[i] + b[i];
 }
 
-static void add(float *y, const float *a, const float *b, const Layer *l, int n)
+/* y = a + b over n images, then act(y) a range at a time while it is in cache (act NULL: nothing). */
+static void add(float *y, const float *a, const float *b, const Layer *l, int n, void (*act)(float *y, size_t n))
 {
-    layer_map_images(n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_values, y, a, b);
+    layer_map_images_act(n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_values, y, a, b, act);
 }
 
 /* Under net_infer (no backward follows) the body is fused as the top network is; its outputs are not kept. With
@@ -67,8 +68,7 @@ static void residual_layer_forward(Layer *l, const Tensor *x, int train)
 {
     const Tensor *b = !train && l->inferring ? net_infer(l->state, x) : net_forward(l->state, x, train);
     layer_set_count(l, x->n);
-    layer_map_images_act(x->n, shape_size(l->spec->in), RT_MIN_PARALLEL, add_values, layer_out(l), b->data, x->data,
-                         l->post.act);
+    add(layer_out(l), b->data, x->data, l, x->n, l->post.act);
 }
 
 /* Images [lo, hi) / per of dy from the fused activation's (layer_fused_grad), per values an image. */
@@ -87,7 +87,7 @@ static void residual_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
         layer_for_images(x->n, shape_size(l->spec->out), RT_MIN_PARALLEL, grad_range, l);
     net_backward(l->state, x, &l->dy, dx);
     if (dx)
-        add(dx->data, dx->data, l->dy.data, l, x->n);
+        add(dx->data, dx->data, l->dy.data, l, x->n, NULL);
 }
 
 static Net *residual_body(Layer *l) { return l->state; }
