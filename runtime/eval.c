@@ -106,7 +106,8 @@ static void eval_task(void *ctx, int t, int T)
     }
     for (int c; (c = atomic_fetch_add(&e->next, 1)) < e->c1;) {
         int start = c * e->chunk, n = e->count - start < e->chunk ? e->count - start : e->chunk, right;
-        if (dataset_fill(e->d, e->rows, NULL, start, n, e->nz, NULL, &s->x, s->labels, terr, sizeof terr) < 0) {
+        if (dataset_fill(e->d, e->rows, NULL, start, n, e->nz, NULL, &s->x, NULL, 0, s->labels, terr,
+                         sizeof terr) < 0) {
             if (!atomic_fetch_add(&e->failed, 1))
                 snprintf(e->err, e->errlen, "%s", terr);
             continue;

@@ -90,6 +90,13 @@ typedef struct LayerOps {
     int takes_train_post;
     int grad_from_output;
     void (*act_grad)(float *dx, const float *y, const float *dy, size_t n);
+    /* Per-thread copies of the net's input (net_set_input_copies). views_input: the layer's output is its input's
+     * values, unchanged (flatten), so copies of one are copies of the other. reads_input_whole: as the net's first
+     * layer with parameters, its training forward with a team has every thread read all of its input (dense splits
+     * it by output units); given copies, thread t reads copy t, which it converted itself, instead of values the
+     * other threads wrote, which would have to cross between cores every step. */
+    int views_input;
+    int reads_input_whole;
     /* Optional: a layer that runs a sub-network (residual) returns it, so that the net's walks over every
      * parameter, gradient and timing descend into it; NULL in other layers. */
     struct Net *(*body)(Layer *l);
@@ -121,6 +128,10 @@ struct Layer {
     int inferring;         /* set by net_infer around an eval forward that no backward follows (residual bodies) */
     int first_trained;     /* set by the net: the first layer with parameters, whose training backward gets no dx
                             * (net_backward); a layer may split its work to suit (a hint: dx is right either way) */
+    /* Set by the net (net_set_input_copies) on a reads_input_whole first layer for one training step: ncopies
+     * copies of its input's values, copy 0 being the input itself, for thread t < ncopies to read; borrowed. */
+    float *const *in_copies;
+    int in_ncopies;
 };
 
 /* The table of every layer kind, indexed by LayerKind. */

@@ -101,6 +101,25 @@ static int trains(Layer *l)
     return 0;
 }
 
+/* The layer that reads copies of the input (LayerOps.reads_input_whole), or NULL. */
+static Layer *copies_reader(const Net *net)
+{
+    for (int i = 0; i < net->trained; i++)
+        if (!net->layers[i].ops->views_input)
+            return NULL;
+    return net->trained < net->n && net->layers[net->trained].ops->reads_input_whole ? &net->layers[net->trained]
+                                                                                     : NULL;
+}
+
+int net_wants_input_copies(const Net *net) { return copies_reader(net) != NULL; }
+
+void net_set_input_copies(Net *net, float *const *copies, int n)
+{
+    Layer *l = copies_reader(net);
+    if (l)
+        l->in_copies = n > 1 ? copies : NULL, l->in_ncopies = n > 1 && copies ? n : 0;
+}
+
 int net_init(Net *net, const LayerSpec *specs, int n, Shape in, Rng *init, Rng *stream, char *err, size_t errlen)
 {
     char w[SPEC_NAME_MAX + 32], msg[256];

@@ -60,6 +60,12 @@ const Tensor *net_infer(Net *net, const Tensor *x);
  * gradient: their dy buffers then hold stale values. after_backward is still called for every layer. */
 void net_backward(Net *net, const Tensor *x, const Tensor *dout, Tensor *dx);
 void net_zero_grad(Net *net);
+/* Whether a team's training step reads the input faster from per-thread copies: the first layer with parameters
+ * reads its input whole in every thread (LayerOps.reads_input_whole) through views of it only (views_input). */
+int net_wants_input_copies(const Net *net);
+/* For the training step that follows, until called again: n copies of the values of the x net_forward will be
+ * given, copies[0] being x's own (n <= 1 or copies NULL: none). Borrowed; a no-op when the net wants none. */
+void net_set_input_copies(Net *net, float *const *copies, int n);
 /* A second network of the same layers (the same specs, borrowed) with its own buffers and a copy of every
  * parameter and buffer value of net, for eval-mode forwards on another thread. Returns 0, or -1 with err; the
  * caller frees *out with net_free. */

@@ -24,6 +24,10 @@
 #include "shard.h"
 #include "threads.h"
 
+/* Per-thread copies of the batch (net_wants_input_copies) up to this many threads: each thread converts the whole
+ * batch, which is cheap against a share of the first layer while a share is large (mlp_bn: 1 % of a step on one
+ * thread), and not on a wide team. */
+#define TRAIN_MAX_COPIES 8
 #define SHUFFLE_STREAM 0x53485546464c45ull /* "SHUFFLE": keeps the shuffle stream apart from the init stream */
 
 static double now_seconds(void)
@@ -67,6 +71,8 @@ typedef struct Run {
     TrainState ts;       /* ts.order owned */
     CkptMetrics metrics; /* owned */
     Tensor x, dlogits;
+    float **copies;      /* ncopies copies of x's values for the net's first layer, copies[0] = x.data; others owned */
+    int ncopies;         /* 0: none */
     int *labels;
     FILE *csv;
     long long steps;     /* steps taken by this process */
@@ -95,6 +101,9 @@ static void run_free(Run *r)
     shard_free(r->shard);
     if (r->csv)
         fclose(r->csv);
+    for (int t = 1; t < r->ncopies; t++)
+        tensor_zfree(r->copies[t]);
+    free(r->copies);
     tensor_free(&r->x), tensor_free(&r->dlogits);
     free(r->labels);
     optim_free(r->opt);
@@ -149,6 +158,31 @@ static int shared_data(Run *r, int st, char *err, size_t errlen)
     return dist_agree(r->d, st < 0, err, errlen) != 0 ? -1 : 0;
 }
 
+/* The batch's copies for a team of rt_threads() (net_wants_input_copies), or none. */
+static int alloc_copies(Run *r, char *err, size_t errlen)
+{
+    int T = rt_threads();
+    if (T < 2 || T > TRAIN_MAX_COPIES || !net_wants_input_copies(r->net))
+        return 0;
+    if (!(r->copies = calloc((size_t)T, sizeof *r->copies)))
+        goto oom;
+    r->copies[0] = r->x.data;
+    for (r->ncopies = 1; r->ncopies < T; r->ncopies++)
+        if (!(r->copies[r->ncopies] = tensor_zalloc((size_t)local_batch(r) * r->x.c * r->x.h * r->x.w)))
+            goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory for copies of a batch of %d images", local_batch(r));
+    return -1;
+}
+
+/* The copies this step fills and the net's first layer reads: one per thread of the current team, 0 without. */
+static int step_copies(const Run *r)
+{
+    int T = rt_threads();
+    return r->ncopies > 1 && T > 1 ? (T < r->ncopies ? T : r->ncopies) : 0;
+}
+
 static int setup_net(Run *r, char *err, size_t errlen)
 {
     ModelSpec *m = r->m;
@@ -168,7 +202,7 @@ static int setup_net(Run *r, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory for batches of %d images", local_batch(r));
         return -1;
     }
-    if (net_resize(r->net, local_batch(r), err, errlen) < 0)
+    if (net_resize(r->net, local_batch(r), err, errlen) < 0 || alloc_copies(r, err, errlen) < 0)
         return -1;
     if (r->d && shard_create(r->d, r->net, r->ps, r->np, &r->shard, err, errlen) < 0)
         return -1;
@@ -519,12 +553,14 @@ static int train_step(Run *r, int epoch, char *err, size_t errlen)
     double t = lap_start(r);
     const DataSpec *ds = &r->m->data;
     Augment aug = {ds->flip, ds->crop, r->m->seed, epoch};
+    int nc = step_copies(r);
     if (dataset_fill(&r->data.train, r->data.train_rows, ts->order, ts->position, n, &r->data.nz,
-                     ds->flip || ds->crop ? &aug : NULL, &r->x, r->labels, err, errlen) < 0) {
+                     ds->flip || ds->crop ? &aug : NULL, &r->x, r->copies, nc, r->labels, err, errlen) < 0) {
         clear_progress(r);
         return TRAIN_FAILED;
     }
     lap(r, PROF_DATA, &t);
+    net_set_input_copies(r->net, r->copies, nc);
     const Tensor *logits = net_forward(r->net, &r->x, 1);
     r->dlogits.n = n;
     t = lap_start(r);
@@ -535,6 +571,7 @@ static int train_step(Run *r, int epoch, char *err, size_t errlen)
     net_zero_grad(r->net);
     lap(r, PROF_ZERO, &t);
     net_backward(r->net, &r->x, &r->dlogits, NULL);
+    net_set_input_copies(r->net, NULL, 0);
     /* The next batch's items, on their way during the update. Issued before the forward, they were evicted by the
      * step's traffic before the next fill, which took LeNet-BN as long as with no prefetch at all (73 us). */
     int next = ts->norder - ts->position - n < ts->batch ? ts->norder - ts->position - n : ts->batch;
@@ -556,8 +593,9 @@ static int shared_step(Run *r, int epoch, char *err, size_t errlen)
     const DataSpec *ds = &r->m->data;
     Augment aug = {ds->flip, ds->crop, r->m->seed, epoch};
     shard_slice(r->shard, n, &first, &count);
+    int nc = step_copies(r);
     int bad = dataset_fill(&r->data.train, r->data.train_rows, ts->order, ts->position + first, count, &r->data.nz,
-                           ds->flip || ds->crop ? &aug : NULL, &r->x, r->labels, err, errlen) < 0;
+                           ds->flip || ds->crop ? &aug : NULL, &r->x, r->copies, nc, r->labels, err, errlen) < 0;
     /* Only a streamed set can fail to read (in memory, a fill cannot fail): then every rank learns of any rank's
      * failure, and all stop together, at the cost of one small sum per step that an in-memory run does not pay. */
     if (r->data.train.stream ? dist_agree(r->d, bad, err, errlen) != 0 : bad) {
@@ -565,6 +603,7 @@ static int shared_step(Run *r, int epoch, char *err, size_t errlen)
         return TRAIN_FAILED;
     }
     lap(r, PROF_DATA, &t);
+    net_set_input_copies(r->net, r->copies, nc);
     const Tensor *logits = net_forward(r->net, &r->x, 1);
     r->dlogits.n = count;
     t = lap_start(r);
@@ -576,6 +615,7 @@ static int shared_step(Run *r, int epoch, char *err, size_t errlen)
                                                    [SHARD_STOP] = local_stop(r) != 0,
                                                    [SHARD_SIGINT] = local_stop(r) == SIGINT});
     net_backward(r->net, &r->x, &r->dlogits, NULL);
+    net_set_input_copies(r->net, NULL, 0);
     t = lap_start(r);
     shard_end(r->shard, sum);
     lap(r, PROF_COMM, &t);

@@ -139,7 +139,7 @@ Test(data_common, standard_statistics_and_tables_are_per_channel)
     cr_assert_eq(norm_setup(&nz, NORM_STANDARD, DT_U8, d.shape, 2, m2, s2, err, sizeof err), 0, "%s", err);
     Tensor x;
     cr_assert_eq(tensor_alloc(&x, 1, 2, 1, 2), 0);
-    cr_assert_eq(dataset_fill(&d, rows, NULL, 0, 1, &nz, NULL, &x, NULL, err, sizeof err), 0);
+    cr_assert_eq(dataset_fill(&d, rows, NULL, 0, 1, &nz, NULL, &x, NULL, 0, NULL, err, sizeof err), 0);
     cr_expect_float_eq(x.data[0], (float)((1.0 - 0.75) / 0.5), 1e-7);
     cr_expect_float_eq(x.data[2], (float)((0.0 - 0.15) / 0.25), 1e-7);
     norm_free(&nz);
@@ -227,7 +227,7 @@ Test(data_common, every_byte_converts_as_the_table_says)
         Normalizer nz;
         cr_assert_eq(norm_setup(&nz, kinds[k], DT_U8, d.shape, 1, (double[]){0}, (double[]){1}, err, sizeof err), 0);
         cr_expect(nz.div != 0.0f, "the division path is taken");
-        cr_assert_eq(dataset_fill(&d, NULL, NULL, 0, 1, &nz, NULL, &x, NULL, err, sizeof err), 0);
+        cr_assert_eq(dataset_fill(&d, NULL, NULL, 0, 1, &nz, NULL, &x, NULL, 0, NULL, err, sizeof err), 0);
         for (int v = 0; v < 256; v++)
             cr_assert_eq(x.data[v], kinds[k] == NORM_UNIT ? (float)(v / 255.0) : (float)v, "byte %d", v);
         norm_free(&nz);

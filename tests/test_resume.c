@@ -327,6 +327,32 @@ Test(resume, same_run_on_1_2_and_3_threads)
     same_run_expect(in_dir("t1.h5"), in_dir("t3.h5"), "1 against 3 threads");
 }
 
+/* A network whose first trained layer is a dense after a flatten reads, on 2 and 3 threads, a copy of each batch
+ * per thread (net_set_input_copies; dense splits it by output units): batch 50 in blocks of 32 and 18, a short
+ * last batch, crops and flips converted into every copy. */
+static const char mlp_first[] = "model mlp_first\n"
+                                "data fashion_mnist(batch=50, augment(flip=true, crop=2))\n"
+                                "optimizer sgd(lr=0.1, momentum=0.9)\n"
+                                "network {\n"
+                                "    flatten\n"
+                                "    dense(40)\n    batchnorm\n    sigmoid\n"
+                                "    dense(10)\n"
+                                "}\n";
+
+Test(resume, dense_first_same_on_1_2_and_3_threads)
+{
+    const char *m = in_dir("m.bnn");
+    support_write_text(m, mlp_first);
+    for (int t = 1; t <= 3; t++) {
+        char out[16];
+        snprintf(out, sizeof out, "t%d.h5", t);
+        run_ok("train %s --epochs 2 --limit %d --test-limit %d --threads %d --quiet --out %s", m, 170 * SCALE,
+               100 * SCALE, t, in_dir(out));
+    }
+    same_run_expect(in_dir("t1.h5"), in_dir("t2.h5"), "1 against 2 threads");
+    same_run_expect(in_dir("t1.h5"), in_dir("t3.h5"), "1 against 3 threads");
+}
+
 /* The same for a shipped model with dropout: cnn_relu on 1 and 2 threads. */
 Test(resume, cnn_relu_same_on_1_and_2_threads)
 {

@@ -335,6 +335,8 @@ typedef struct ConvertCall {
     const Augment *aug;
     Tensor *x;
     int *labels;
+    float *const *copies; /* ncopies > 1: copies_task's, copies[0] being x->data */
+    int ncopies;
 } ConvertCall;
 
 static void convert_range(void *ctx, int lo, int hi)
@@ -343,14 +345,29 @@ static void convert_range(void *ctx, int lo, int hi)
     convert_slots(c->s, lo, hi, c->nz, c->aug, c->x, c->labels);
 }
 
-/* Split by images across the runtime's threads as the first layer splits them (threads.h), so that each thread
- * converts the images it will read first; every image is converted alone, so the result is the same for any
- * thread count. */
-static void convert_batch(const Source *s, int n, const Normalizer *nz, const Augment *aug, Tensor *x, int *labels)
+/* Every copy, whole: thread t converts the batch into copies t, t + T, ... (all of them when it runs alone). */
+static void copies_task(void *ctx, int t, int T)
 {
-    ConvertCall c = {s, nz, aug, x, labels};
+    const ConvertCall *c = ctx;
+    for (int k = t; k < c->ncopies; k += T) {
+        Tensor y = *c->x;
+        y.data = c->copies[k];
+        convert_slots(c->s, 0, c->x->n, c->nz, c->aug, &y, k == 0 ? c->labels : NULL);
+    }
+}
+
+/* Split by images across the runtime's threads as the first layer splits them (threads.h), so that each thread
+ * converts the images it will read first, or with copies, each its own copy whole; every image is converted
+ * alone, so the result is the same for any thread count. */
+static void convert_batch(const Source *s, int n, const Normalizer *nz, const Augment *aug, Tensor *x,
+                          float *const *copies, int ncopies, int *labels)
+{
+    ConvertCall c = {s, nz, aug, x, labels, copies, ncopies};
     x->n = n;
-    rt_for(n, (size_t)n * dataset_item_size(s->d) >= RT_MIN_PARALLEL ? rt_threads() : 1, convert_range, &c);
+    if (ncopies > 1 && copies)
+        rt_run(ncopies, copies_task, &c);
+    else
+        rt_for(n, (size_t)n * dataset_item_size(s->d) >= RT_MIN_PARALLEL ? rt_threads() : 1, convert_range, &c);
 }
 
 /* Reads the batch's items from d's stream into a staging buffer (caller frees). NULL with err on failure. */
@@ -375,7 +392,8 @@ static void *stage(const Source *s, int n, char *err, size_t errlen)
 }
 
 int dataset_fill(const Dataset *d, const int *rows, const int *order, int start, int n, const Normalizer *nz,
-                 const Augment *aug, Tensor *x, int *labels, char *err, size_t errlen)
+                 const Augment *aug, Tensor *x, float *const *copies, int ncopies, int *labels, char *err,
+                 size_t errlen)
 {
     Source s = {d, order, rows, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
     void *staged = NULL;
@@ -384,7 +402,7 @@ int dataset_fill(const Dataset *d, const int *rows, const int *order, int start,
             return -1;
         s.base = staged, s.staged = 1;
     }
-    convert_batch(&s, n, nz, aug, x, labels);
+    convert_batch(&s, n, nz, aug, x, copies, ncopies, labels);
     free(staged);
     return 0;
 }
@@ -406,5 +424,5 @@ void dataset_batch(const Dataset *d, const int *order, int start, int n, const N
                    int *labels)
 {
     Source s = {d, order, NULL, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
-    convert_batch(&s, n, nz, NULL, x, labels);
+    convert_batch(&s, n, nz, NULL, x, NULL, 0, labels);
 }

@@ -92,10 +92,13 @@ void dataset_permutation(int *order, int n, Rng *r);
 
 /* Converts the items at positions order[start .. start+n) (order NULL: start .. start+n) into x (capacity >= n
  * items; x->n is set to n) and, when labels is not NULL, their labels. A position p means item rows[p] of d (rows
- * NULL: item p). aug, when not NULL, flips and crops image items. Returns 0, or -1 with err when a streamed item
- * cannot be read. */
+ * NULL: item p). aug, when not NULL, flips and crops image items. With ncopies > 1, copies[1 .. ncopies) (each of
+ * x's capacity; copies[0] is x->data) get the same values, each converted whole by thread t of a team of ncopies
+ * (net_set_input_copies): the values a thread reads then never cross from another core. Returns 0, or -1 with err
+ * when a streamed item cannot be read. */
 int dataset_fill(const Dataset *d, const int *rows, const int *order, int start, int n, const Normalizer *nz,
-                 const Augment *aug, Tensor *x, int *labels, char *err, size_t errlen);
+                 const Augment *aug, Tensor *x, float *const *copies, int ncopies, int *labels, char *err,
+                 size_t errlen);
 
 /* Asks the caches for the values of the items at positions order[start .. start+n) of an in-memory set, the batch
  * after the one just converted: they arrive while the network computes, and its conversion then reads the cache

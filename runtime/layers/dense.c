@@ -60,6 +60,8 @@ typedef struct DenseState {
     ConvGeom g;     /* the forward as a 1x1 convolution over DENSE_BLOCK positions (rows) */
     int *off;       /* (in): input unit c's row in a transposed block, c * DENSE_BLOCK */
     float *xt, *yt; /* per block of rows: x^T (in, DENSE_BLOCK) and y^T (out, rows), or NULL before a resize */
+    int nxt;        /* copies of the transposed blocks in xt: one per thread as the first trained layer, else 1 */
+    size_t xt_size; /* floats in one copy */
 } DenseState;
 
 /* init="default" is PyTorch's nn.Linear: W ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with a = sqrt(5)), then
@@ -102,23 +104,25 @@ static int dense_create(Layer *l, Rng *init, char *err, size_t errlen)
 /* Block k of the batch is its `rows` <= DENSE_BLOCK rows from row k * DENSE_BLOCK of x (N, C): y (N, OC) = x w^T + b
  * on those rows is computed as y^T = w . x^T + b by convk_forward with the rows as positions. OpenBLAS ran these
  * products (32 to 128 rows by a few hundred) at 90-110 GFLOP/s, the conv kernel at 260 on this machine's AVX-512.
- * This is the first half: block k of x transposed into st->xt (its DENSE_BLOCK row stride is what st->off says). */
-static void transpose_block(const DenseState *st, const float *x, int k, int rows)
+ * This is the first half: block k of x transposed into xt, a copy of st->xt (its DENSE_BLOCK row stride is what
+ * st->off says). */
+static void transpose_block(const DenseState *st, float *xt, const float *x, int k, int rows)
 {
     int C = st->in;
-    convk_transpose(st->xt + (size_t)k * C * DENSE_BLOCK, DENSE_BLOCK, x + (size_t)k * DENSE_BLOCK * C, C, rows, C);
+    convk_transpose(xt + (size_t)k * C * DENSE_BLOCK, DENSE_BLOCK, x + (size_t)k * DENSE_BLOCK * C, C, rows, C);
 }
 
-/* The second half, for output units [u0, u1) of block k: their rows of y^T (OC, rows) from st->xt, post applied
+/* The second half, for output units [u0, u1) of block k: their rows of y^T (OC, rows) from xt, post applied
  * (eval-mode fusion, one unit per row; its normalisation only with u0 = 0), then transposed into their columns of
  * y. convk_forward sums every value in the same order whatever units it is given. */
-static void block_units(const DenseState *st, const LayerPost *post, float *y, int k, int rows, int u0, int u1)
+static void block_units(const DenseState *st, const LayerPost *post, float *y, const float *xt, int k, int rows,
+                        int u0, int u1)
 {
     int C = st->in, OC = st->out;
     float *yt = st->yt + (size_t)k * OC * DENSE_BLOCK + (size_t)u0 * rows;
     ConvGeom g = st->g;
     g.O = u1 - u0, g.OW = g.NP = rows;
-    convk_forward(&g, yt, st->xt + (size_t)k * C * DENSE_BLOCK, st->off, st->w + (size_t)u0 * C,
+    convk_forward(&g, yt, xt + (size_t)k * C * DENSE_BLOCK, st->off, st->w + (size_t)u0 * C,
                   st->b ? st->b + u0 : NULL);
     if (post)
         layer_post_apply(post, yt, 1, u1 - u0, rows);
@@ -129,8 +133,8 @@ static void block_units(const DenseState *st, const LayerPost *post, float *y, i
 static void dense_forward_block(const DenseState *st, const LayerPost *post, float *y, const float *x, int k,
                                 int rows)
 {
-    transpose_block(st, x, k, rows);
-    block_units(st, post, y, k, rows, 0, st->out);
+    transpose_block(st, st->xt, x, k, rows);
+    block_units(st, post, y, st->xt, k, rows, 0, st->out);
 }
 #else
 /* The same rows with sgemm: y = b, then y += x w^T. */
@@ -194,6 +198,13 @@ static void blocks(int n, int t, int T, int *lo, int *hi)
     *lo = *lo < n ? *lo : n, *hi = *hi < n ? *hi : n; /* a thread with no block gets [n, n) */
 }
 
+/* The values thread t reads as x: its copy of the net's input when the net gives copies of it for this step
+ * (Layer.in_copies, each converted from the data by its own thread), else x's own. */
+static const float *input_of(const Layer *l, const Tensor *x, int t)
+{
+    return t < l->in_ncopies && l->in_copies[0] == x->data ? l->in_copies[t] : x->data;
+}
+
 #if DENSEK_AVAILABLE
 /* Thread t of T's output units [*lo, *hi) of OC, as even as they go: densek_gemm and convk_forward sum every value
  * in the same order whatever rows a call is given, and a short register block (a share of 50 rows ends in one of 2)
@@ -205,21 +216,25 @@ static void units(int OC, int t, int T, int *lo, int *hi) { rt_split(OC, t, T, l
  * thread then reads only its rows of w, which it alone updates in the optimizer and, with no dx to compute, its
  * backward reads alone too. Split by batch rows, both threads read all of w every step, and the optimizer's
  * writes must take back the lines the other core read: mlp_bn's dense_1 holds 200,704 of its 234,752 weights.
- * Each thread transposes its blocks of rows of x, then (after a barrier) multiplies its units for every block and
- * writes its columns of y (or of the activation's y, activated: training fusion). */
+ * Each thread transposes every block of rows of x into its own copy of the blocks, then multiplies its units for
+ * every block and writes its columns of y (or of the activation's y, activated: training fusion). Transposing
+ * only its share into one shared copy, a thread read the other's half of it every step, and took those lines back
+ * from the other core when writing them the next step: in the host's slow state (docs/runtime.md) that cost more
+ * than transposing everything twice. x is the thread's copy of the net's input when the net gives copies
+ * (input_of), else read whole by every thread. */
 static void forward_by_units(const LayerCall *c, int t, int T)
 {
     Layer *l = c->l;
     DenseState *st = l->state;
     LayerPost act = {.act = l->post.act};
-    int N = c->x->n, nb = (N + DENSE_BLOCK - 1) / DENSE_BLOCK, lo, hi, u0, u1;
-    rt_split(nb, t, T, &lo, &hi);
-    for (int k = lo; k < hi; k++)
-        transpose_block(st, c->x->data, k, block_rows(N, k));
-    rt_barrier();
+    int N = c->x->n, nb = (N + DENSE_BLOCK - 1) / DENSE_BLOCK, u0, u1;
+    const float *x = input_of(l, c->x, t);
+    float *xt = st->xt + (size_t)t * st->xt_size;
+    for (int k = 0; k < nb; k++)
+        transpose_block(st, xt, x, k, block_rows(N, k));
     units(st->out, t, T, &u0, &u1);
     for (int k = 0; k < nb && u1 > u0; k++)
-        block_units(st, l->post.act ? &act : NULL, layer_out(l), k, block_rows(N, k), u0, u1);
+        block_units(st, l->post.act ? &act : NULL, layer_out(l), xt, k, block_rows(N, k), u0, u1);
 }
 #endif
 
@@ -233,7 +248,7 @@ static void forward_task(void *ctx, int t, int T)
     LayerPost act = {.act = l->post.act};
     int lo, hi;
 #if DENSEK_AVAILABLE
-    if (T > 1 && c->train && l->first_trained) {
+    if (T > 1 && c->train && l->first_trained && T <= st->nxt) {
         forward_by_units(c, t, T);
         return;
     }
@@ -269,14 +284,14 @@ static void backward_task(void *ctx, int t, int T)
 #if DENSEK_AVAILABLE
     units(OC, t, T, &lo, &hi);
     if (hi > lo)
-        dense_weight_grad(st->dw + (size_t)lo * C, st->db ? st->db + lo : NULL, l->dy.data + lo, c->x->data, N, C,
-                          hi - lo, OC);
+        dense_weight_grad(st->dw + (size_t)lo * C, st->db ? st->db + lo : NULL, l->dy.data + lo,
+                          input_of(l, c->x, t), N, C, hi - lo, OC);
 #else
     blocks(OC, t, T, &lo, &hi);
     for (int o0 = lo; o0 < hi; o0 += DENSE_BLOCK) {
         int ou = hi - o0 < DENSE_BLOCK ? hi - o0 : DENSE_BLOCK;
-        dense_weight_grad(st->dw + (size_t)o0 * C, st->db ? st->db + o0 : NULL, l->dy.data + o0, c->x->data, N, C,
-                          ou, OC);
+        dense_weight_grad(st->dw + (size_t)o0 * C, st->db ? st->db + o0 : NULL, l->dy.data + o0,
+                          input_of(l, c->x, t), N, C, ou, OC);
     }
 #endif
     blocks(N, t, T, &lo, &hi);
@@ -293,21 +308,24 @@ static void dense_layer_backward(Layer *l, const Tensor *x, Tensor *dx)
     rt_run(team(x->n, st->in, st->out), backward_task, &c);
 }
 
-/* y, dy and the transposed blocks of the forward for `batch` rows. */
+/* y, dy and the transposed blocks of the forward for `batch` rows: a copy for each of the rt_threads() threads of
+ * the first trained layer (forward_by_units), one for any other. */
 static int dense_resize(Layer *l, int batch, char *err, size_t errlen)
 {
     DenseState *st = l->state;
     size_t nblocks = ((size_t)batch + DENSE_BLOCK - 1) / DENSE_BLOCK;
     if (l->batch == batch && l->y.data)
         return 0;
+    st->nxt = l->first_trained ? rt_threads() : 1;
+    st->xt_size = nblocks * st->in * DENSE_BLOCK;
     tensor_zfree(st->xt), tensor_zfree(st->yt);
     st->xt = st->yt = NULL;
     if (layer_alloc_io(l, batch, err, errlen))
         return -1;
     if (!DENSEK_AVAILABLE) /* the sgemm forward needs no transposed blocks */
         return 0;
-    if (!(st->xt = layer_alloc_floats(nblocks * st->in * DENSE_BLOCK + CONVK_SLACK, "the dense transposed input",
-                                      err, errlen)) ||
+    if (!(st->xt = layer_alloc_floats(st->xt_size * st->nxt + CONVK_SLACK, "the dense transposed input", err,
+                                      errlen)) ||
         !(st->yt = layer_alloc_floats(nblocks * st->out * DENSE_BLOCK, "the dense transposed output", err, errlen))) {
         layer_free_io(l);
         return -1;
@@ -361,4 +379,5 @@ const LayerOps dense_ops = {
     .takes_post = 1,
     .takes_train_post = 1,
     .fold_affine = dense_fold_affine,
+    .reads_input_whole = 1,
 };

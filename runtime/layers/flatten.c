@@ -75,4 +75,5 @@ const LayerOps flatten_ops = {
     .forward = flatten_layer_forward,
     .backward = flatten_layer_backward,
     .destroy = flatten_destroy,
+    .views_input = 1,
 };
