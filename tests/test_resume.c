@@ -311,21 +311,23 @@ static const char every_layer[] = "model every_layer\n"
                                   "    dense(10)\n"
                                   "}\n";
 
-/* "Identical across thread counts" (README): two epochs of training and their evaluations on 1, 2 and 3 threads
- * give the same checkpoint. */
-Test(resume, same_run_on_1_2_and_3_threads)
+/* "Identical across thread counts" (README): two epochs of training of the model `text` on `limit` images and
+ * their evaluations on 1, 2 and 3 threads give the same checkpoint. */
+static void same_on_1_2_and_3_threads(const char *text, int limit)
 {
     const char *m = in_dir("m.bnn");
-    support_write_text(m, every_layer);
+    support_write_text(m, text);
     for (int t = 1; t <= 3; t++) {
         char out[16];
         snprintf(out, sizeof out, "t%d.h5", t);
-        run_ok("train %s --epochs 2 --limit %d --test-limit %d --threads %d --quiet --out %s", m, 100 * SCALE,
+        run_ok("train %s --epochs 2 --limit %d --test-limit %d --threads %d --quiet --out %s", m, limit * SCALE,
                100 * SCALE, t, in_dir(out));
     }
     same_run_expect(in_dir("t1.h5"), in_dir("t2.h5"), "1 against 2 threads");
     same_run_expect(in_dir("t1.h5"), in_dir("t3.h5"), "1 against 3 threads");
 }
+
+Test(resume, same_run_on_1_2_and_3_threads) { same_on_1_2_and_3_threads(every_layer, 100); }
 
 /* A network whose first trained layer is a dense after a flatten reads, on 2 and 3 threads, a copy of each batch
  * per thread (net_set_input_copies; dense splits it by output units): batch 50 in blocks of 32 and 18, a short
@@ -339,19 +341,7 @@ static const char mlp_first[] = "model mlp_first\n"
                                 "    dense(10)\n"
                                 "}\n";
 
-Test(resume, dense_first_same_on_1_2_and_3_threads)
-{
-    const char *m = in_dir("m.bnn");
-    support_write_text(m, mlp_first);
-    for (int t = 1; t <= 3; t++) {
-        char out[16];
-        snprintf(out, sizeof out, "t%d.h5", t);
-        run_ok("train %s --epochs 2 --limit %d --test-limit %d --threads %d --quiet --out %s", m, 170 * SCALE,
-               100 * SCALE, t, in_dir(out));
-    }
-    same_run_expect(in_dir("t1.h5"), in_dir("t2.h5"), "1 against 2 threads");
-    same_run_expect(in_dir("t1.h5"), in_dir("t3.h5"), "1 against 3 threads");
-}
+Test(resume, dense_first_same_on_1_2_and_3_threads) { same_on_1_2_and_3_threads(mlp_first, 170); }
 
 /* The same for a shipped model with dropout: cnn_relu on 1 and 2 threads. */
 Test(resume, cnn_relu_same_on_1_and_2_threads)
