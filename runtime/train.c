@@ -546,21 +546,30 @@ static int update(Run *r, int epoch, double loss_sum, long long correct, int n, 
     return TRAIN_OK;
 }
 
+/* The training items at positions [start, start + n) of this epoch's order into r->x (and the copies the step's
+ * team reads, handed to the net: net_set_input_copies), augmented as the model says. dataset_fill's result. */
+static int fill_batch(Run *r, int start, int n, int epoch, char *err, size_t errlen)
+{
+    const DataSpec *ds = &r->m->data;
+    Augment aug = {ds->flip, ds->crop, r->m->seed, epoch};
+    int nc = step_copies(r);
+    int rc = dataset_fill(&r->data.train, r->data.train_rows, r->ts.order, start, n, &r->data.nz,
+                          ds->flip || ds->crop ? &aug : NULL, &r->x, r->copies, nc, r->labels, err, errlen);
+    if (rc == 0)
+        net_set_input_copies(r->net, r->copies, nc);
+    return rc;
+}
+
 static int train_step(Run *r, int epoch, char *err, size_t errlen)
 {
     TrainState *ts = &r->ts;
     int n = ts->norder - ts->position < ts->batch ? ts->norder - ts->position : ts->batch, correct;
     double t = lap_start(r);
-    const DataSpec *ds = &r->m->data;
-    Augment aug = {ds->flip, ds->crop, r->m->seed, epoch};
-    int nc = step_copies(r);
-    if (dataset_fill(&r->data.train, r->data.train_rows, ts->order, ts->position, n, &r->data.nz,
-                     ds->flip || ds->crop ? &aug : NULL, &r->x, r->copies, nc, r->labels, err, errlen) < 0) {
+    if (fill_batch(r, ts->position, n, epoch, err, errlen) < 0) {
         clear_progress(r);
         return TRAIN_FAILED;
     }
     lap(r, PROF_DATA, &t);
-    net_set_input_copies(r->net, r->copies, nc);
     const Tensor *logits = net_forward(r->net, &r->x, 1);
     r->dlogits.n = n;
     t = lap_start(r);
@@ -590,12 +599,8 @@ static int shared_step(Run *r, int epoch, char *err, size_t errlen)
     TrainState *ts = &r->ts;
     int n = ts->norder - ts->position < ts->batch ? ts->norder - ts->position : ts->batch, first, count, correct;
     double sum[SHARD_NSCALARS], t = lap_start(r);
-    const DataSpec *ds = &r->m->data;
-    Augment aug = {ds->flip, ds->crop, r->m->seed, epoch};
     shard_slice(r->shard, n, &first, &count);
-    int nc = step_copies(r);
-    int bad = dataset_fill(&r->data.train, r->data.train_rows, ts->order, ts->position + first, count, &r->data.nz,
-                           ds->flip || ds->crop ? &aug : NULL, &r->x, r->copies, nc, r->labels, err, errlen) < 0;
+    int bad = fill_batch(r, ts->position + first, count, epoch, err, errlen) < 0;
     /* Only a streamed set can fail to read (in memory, a fill cannot fail): then every rank learns of any rank's
      * failure, and all stop together, at the cost of one small sum per step that an in-memory run does not pay. */
     if (r->data.train.stream ? dist_agree(r->d, bad, err, errlen) != 0 : bad) {
@@ -603,7 +608,6 @@ static int shared_step(Run *r, int epoch, char *err, size_t errlen)
         return TRAIN_FAILED;
     }
     lap(r, PROF_DATA, &t);
-    net_set_input_copies(r->net, r->copies, nc);
     const Tensor *logits = net_forward(r->net, &r->x, 1);
     r->dlogits.n = count;
     t = lap_start(r);
