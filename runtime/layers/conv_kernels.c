@@ -54,13 +54,13 @@ void convk_offsets(const ConvGeom *g, int *off)
             }
 }
 
-/* 4x4 blocks through registers (8 shuffles per 16 values) where the element loop's strided stores took 4 times as
- * long (dense's transposed blocks, the weight gradient's dy with AVX2). */
 /* Columns of src per pass over its rows: a pass over 4 rows writes a line of dst per column, and all 784 columns of
  * an MLP's input are 49 KB of lines, more than L1 holds, so each line came back from L2 for every 4 rows. 64
  * columns are 4 KB: 128 rows x 784 went from 17.6 to 9.6 us (16 to 128 columns: 9.1-9.7). */
 #define CONVK_TRANSPOSE_TILE 64
 
+/* 4x4 blocks through registers (8 shuffles per 16 values) where the element loop's strided stores took 4 times as
+ * long (dense's transposed blocks, the weight gradient's dy with AVX2), a tile of columns at a time. */
 void convk_transpose(float *dst, int ldd, const float *src, int lds, int rows, int cols)
 {
     for (int c0 = 0; c0 < cols; c0 += CONVK_TRANSPOSE_TILE) {
