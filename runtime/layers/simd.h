@@ -12,6 +12,13 @@ typedef __m512 SimdF;
 typedef __mmask16 SimdMask;
 /* The first n lanes (all of them when n >= 16); n >= 1. */
 static inline SimdMask simd_first(int n) { return n >= 16 ? (SimdMask)0xFFFF : (SimdMask)((1u << n) - 1u); }
+/* Lanes lo <= j < hi (none when hi <= lo; any ints). */
+static inline SimdMask simd_lanes(int lo, int hi)
+{
+    unsigned a = lo <= 0 ? 0u : lo >= 16 ? 0xFFFFu : (1u << lo) - 1u;
+    unsigned b = hi <= 0 ? 0u : hi >= 16 ? 0xFFFFu : (1u << hi) - 1u;
+    return (SimdMask)(b & ~a);
+}
 static inline SimdF simd_load(const float *p) { return _mm512_loadu_ps(p); }
 static inline SimdF simd_loadm(SimdMask m, const float *p) { return _mm512_maskz_loadu_ps(m, p); }
 static inline void simd_store(float *p, SimdF v) { _mm512_storeu_ps(p, v); }
@@ -47,6 +54,12 @@ typedef __m256i SimdMask;
 static inline SimdMask simd_first(int n)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline SimdMask simd_lanes(int lo, int hi)
+{
+    __m256i j = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), j),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), j));
 }
 static inline SimdF simd_load(const float *p) { return _mm256_loadu_ps(p); }
 static inline SimdF simd_loadm(SimdMask m, const float *p) { return _mm256_maskload_ps(p, m); }
