@@ -154,6 +154,28 @@ static void dense_forward_block(const DenseState *st, const LayerPost *post, flo
 }
 #endif
 
+/* Units per block of bias_grad's sums (doubles on the stack). */
+#define DENSE_DB_BLOCK 64
+
+/* db (OU) += column sums of dy (N, OC) from its first unit, each in double, row after row. A block of units' sums
+ * is advanced a row at a time, which vectorises across the units; a unit's sum at a time over the rows was one
+ * chain of dependent additions (4 cycles each): 19 us of mlp_sigmoid_bn's 234 us step, 28 of LeNet-BN's. Each sum
+ * gets the same additions in the same order either way. */
+static void bias_grad(float *db, const float *dy, int N, int OU, int OC)
+{
+    for (int o0 = 0; o0 < OU; o0 += DENSE_DB_BLOCK) {
+        int ob = OU - o0 < DENSE_DB_BLOCK ? OU - o0 : DENSE_DB_BLOCK;
+        double sum[DENSE_DB_BLOCK] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *r = dy + (size_t)n * OC + o0;
+            for (int j = 0; j < ob; j++)
+                sum[j] += r[j];
+        }
+        for (int j = 0; j < ob; j++)
+            db[o0 + j] += (float)sum[j];
+    }
+}
+
 /* OU output units of a layer with OC: dy is (N, OC) from its first unit, x is (N, C):
  * dw (OU, C) += dy^T x; db (OU) += column sums of dy (when not NULL). */
 static void dense_weight_grad(float *dw, float *db, const float *dy, const float *x, int N, int C, int OU, int OC)
@@ -164,12 +186,7 @@ static void dense_weight_grad(float *dw, float *db, const float *dy, const float
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OU, C, N, 1.0f, dy, OC, x, C, 1.0f, dw, C);
 #endif
     if (db)
-        for (int o = 0; o < OU; o++) {
-            double sum = 0.0;
-            for (int n = 0; n < N; n++)
-                sum += dy[(size_t)n * OC + o];
-            db[o] += (float)sum;
-        }
+        bias_grad(db, dy, N, OU, OC);
 }
 
 /* rows of the input gradient: dx (rows, C) = dy (rows, OC) w (OC, C). */
