@@ -1,8 +1,8 @@
 /* Per-layer micro-benchmark of the runtime: LeNet-BN (the reference workload) built by hand at batch 128 on a
  * 1x28x28 input (--batch for another size), timed layer by layer for a training step (forward + backward) and for an evaluation forward,
  * at each thread count asked for. Prints the median milliseconds per batch of every layer and images/s; with --team,
- * only what a task and a barrier of the runtime's team cost (models.sh reports it per model), and a write to lines
- * another core holds. */
+ * only what a task and a barrier of the runtime's team cost (models.sh reports it per model), a write to lines
+ * another core holds, and whether the threads' CPUs are cores of their own or share one. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,8 +158,9 @@ static int usage(void)
                     "  --reps N         timed steps per thread count, median reported (default 200, max 1000)\n"
                     "  --batch N        images per batch (default 128, the reference workload's)\n"
                     "  --threads A,B    thread counts to time (default 1,2)\n"
-                    "  --team           only the cost of a team task and of a barrier at every usable core, and of\n"
-                    "                   rewriting 100 KB another core has just read\n");
+                    "  --team           only the cost of a team task and of a barrier at every usable core, of\n"
+                    "                   rewriting 100 KB another core has just read, and how much of a core's\n"
+                    "                   arithmetic each thread gets when all run at once\n");
     return 2;
 }
 
@@ -225,6 +226,63 @@ static double handoff_us(Handoff *h, int T, int shared, int reps)
     return m;
 }
 
+/* What a second core adds to the first's arithmetic. The host may give this VM's two CPUs two physical cores, or
+ * the two hyperthreads of one, which then share its multiply and add units: each thread of the team runs the same
+ * chains of vector multiply-adds, alone (thread 0) and then all at once, and the ratio is the team's rate over T
+ * times the lone thread's: about 1 on separate cores, near 0.55 on one core's hyperthreads (measured on this VM in
+ * both placements), where no compute-bound step can scale. */
+#define CRUNCH_ITERS 200000
+typedef float Crunch __attribute__((vector_size(64)));
+typedef struct CrunchCall {
+    double *seconds; /* [T]: each thread's time in the last task */
+    int all;         /* every thread computes (else thread 0 alone) */
+} CrunchCall;
+
+static volatile float crunch_sink;
+
+static void crunch_task(void *ctx, int t, int T)
+{
+    CrunchCall *c = ctx;
+    Crunch a[8], m, k;
+    (void)T;
+    if (!c->all && t > 0)
+        return;
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 16; j++)
+            a[i][j] = (float)(i + j);
+    for (int j = 0; j < 16; j++)
+        m[j] = 0.999999f, k[j] = 1e-7f;
+    double t0 = now();
+    for (int r = 0; r < CRUNCH_ITERS; r++)
+        for (int i = 0; i < 8; i++)
+            a[i] = a[i] * m + k; /* eight independent chains: the units' throughput, not one chain's latency */
+    c->seconds[t] = now() - t0;
+    float s = 0.0f;
+    for (int i = 0; i < 8; i++)
+        s += a[i][t % 16];
+    crunch_sink = s;
+}
+
+/* The median over `reps` of (T threads' work / the slowest one's time) / (T x one thread's work / its time). */
+static double compute_ratio(int T, int reps)
+{
+    double *sec = calloc((size_t)T, sizeof *sec), *v = malloc((size_t)reps * sizeof *v), m = -1.0;
+    CrunchCall c = {sec, 0};
+    if (sec && v) {
+        for (int r = 0; r < reps; r++) {
+            double alone, slowest = 0.0;
+            c.all = 0, rt_run(T, crunch_task, &c), alone = sec[0];
+            c.all = 1, rt_run(T, crunch_task, &c);
+            for (int t = 0; t < T; t++)
+                slowest = sec[t] > slowest ? sec[t] : slowest;
+            v[r] = slowest > 0.0 ? alone / slowest : 0.0;
+        }
+        m = median(v, reps);
+    }
+    free(sec), free(v);
+    return m;
+}
+
 static int team_probe(void)
 {
     enum { BLOCKS = 7, TASKS = 20000, BARRIERS = 100, HANDOFFS = 501 };
@@ -250,6 +308,8 @@ static int team_probe(void)
         printf("team_write_shared_%dkb_us %.2f\n", HANDOFF_KB, handoff_us(&h, T, 1, HANDOFFS));
         free(h.buf);
     }
+    if (T >= 2)
+        printf("team_compute_ratio %.2f\n", compute_ratio(T, 9));
     return 0;
 }
 

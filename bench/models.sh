@@ -83,12 +83,15 @@ bnni_run() { # name model data threads tag epochs rep: one run; prints train img
 # The 1- and 2-thread runs of a model take turns (1t, 2t, 1t, ...), each pair after a probe of what a sync between
 # the cores costs: the host moves this VM's CPUs within minutes, and a ratio of two figures taken minutes apart
 # would compare two machines. Sets V[name,b1|b2,train|rss|eval] (medians), V[name,team] and V[name,handoff] (the
-# probes' medians: a task of the team, and rewriting 100 KB the other core has just read).
+# probes' medians: a task of the team, rewriting 100 KB the other core has just read, and V[name,cores]: how much of
+# a lone thread's arithmetic each thread gets when both run, about 1 on two cores, near 0.55 on one core's two
+# hyperthreads).
 bnni_pairs() { # name model data epochs
-    local name=$1 r tr1=() rs1=() ev1=() tr2=() rs2=() ev2=() tc=() tw=() a b c
+    local name=$1 r tr1=() rs1=() ev1=() tr2=() rs2=() ev2=() tc=() tw=() cr=() a b c
     for r in $(seq "$REPS"); do
         if [ -x "$LAYER_BENCH" ] && "$LAYER_BENCH" --team >"$OUT/${name}_team_$r.out" 2>&1; then
             tc+=("$(val team_task_us "$OUT/${name}_team_$r.out")") tw+=("$(val team_write_shared_100kb_us "$OUT/${name}_team_$r.out")")
+            cr+=("$(val team_compute_ratio "$OUT/${name}_team_$r.out")")
         fi
         read -r a b c < <(bnni_run "$name" "$2" "$3" 1 1t "$4" "$r")
         tr1+=("$a") rs1+=("$b") ev1+=("$c")
@@ -97,7 +100,7 @@ bnni_pairs() { # name model data epochs
     done
     V[$name,b1,train]=$(median "${tr1[@]}") V[$name,b1,rss]=$(median "${rs1[@]}") V[$name,b1,eval]=$(median "${ev1[@]}")
     V[$name,b2,train]=$(median "${tr2[@]}") V[$name,b2,rss]=$(median "${rs2[@]}") V[$name,b2,eval]=$(median "${ev2[@]}")
-    V[$name,team]=$(median "${tc[@]}") V[$name,handoff]=$(median "${tw[@]}")
+    V[$name,team]=$(median "${tc[@]}") V[$name,handoff]=$(median "${tw[@]}") V[$name,cores]=$(median "${cr[@]}")
 }
 
 torch_runs() { # name model data ckpt threads images
@@ -166,13 +169,13 @@ row() {
     V[$n,share]=$(calc '100 * $1 / $2' "${V[$n,b2,train]:--}" "$roof")
     V[$n,scale]=$(calc '$1 / $2' "${V[$n,b2,train]:--}" "${V[$n,b1,train]:--}")
     V[$n,ebnni]=$(max2 "${V[$n,b1,eval]:--}" "${V[$n,b2,eval]:--}")
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$(fmt '%.1f' "${V[$n,mflop]:--}")" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$(fmt '%.1f' "${V[$n,mflop]:--}")" \
         "$(fmt '%.0f' "$tb")" "$(fmt '%.0f' "${V[$n,b1,train]:--}")" "$(fmt '%.0f' "${V[$n,b2,train]:--}")" \
         "$(fmt '%.2fx' "$(calc '$1 / $2' "${V[$n,b2,train]:--}" "$tb")")" "$(fmt '%.1f%%' "${V[$n,share]}")" \
         "$(fmt '%.2f' "${V[$n,scale]}")" "$(fmt '%.0f' "$eb")" "$(fmt '%.0f' "${V[$n,ebnni]}")" \
         "$(fmt '%.2fx' "$(calc '$1 / $2' "${V[$n,ebnni]}" "$eb")")" "$(fmt '%.0f' "${V[$n,b2,rss]:--}")" \
         "$(fmt '%.2f' "$(calc '$1 / $2' "${V[$n,busyd,train]:--}" "${V[$n,busy1,train]:--}")")" \
-        "$(fmt '%.2f' "${V[$n,team]:--}")" "$(fmt '%.1f' "${V[$n,handoff]:--}")"
+        "$(fmt '%.2f' "${V[$n,team]:--}")" "$(fmt '%.1f' "${V[$n,handoff]:--}")" "$(fmt '%.2f' "${V[$n,cores]:--}")"
 }
 {
     echo "sgemm: $(fmt '%.1f' "$GFLOPS_1T") GFLOP/s on 1 thread; roofline: 2 x that = $(fmt '%.1f' "$roof_gflops") GFLOP/s." \
@@ -181,10 +184,13 @@ row() {
         "us: a task of the runtime's team on every core, no work (\`layer_bench --team\`), the median of the probes" \
         "before each pair of runs: the cost of a sync between the cores, which the host's placement of this VM's" \
         "CPUs moved from 0.2 to 1 us within minutes. shared write us: the same probes' time for one thread to" \
-        "rewrite 100 KB the other has just read (1 us for lines no other core holds)."
+        "rewrite 100 KB the other has just read (1 us for lines no other core holds). 2-core compute: each thread's" \
+        "rate of vector multiply-adds with both running, over one thread's alone: about 1 when the host gives the" \
+        "two CPUs a core each, near 0.55 when they are the two hyperthreads of one core, where no compute-bound" \
+        "step can scale."
     echo
-    echo "| model | train MFLOP/img | PyTorch best train img/s | bnni 1t | bnni 2t | bnni 2t / PyTorch | roofline share (2t) | scaling 2t/1t | PyTorch best eval img/s | bnni eval img/s | eval / PyTorch | peak RSS MB (2t) | busy: default / 1t | team task us | shared write us |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| model | train MFLOP/img | PyTorch best train img/s | bnni 1t | bnni 2t | bnni 2t / PyTorch | roofline share (2t) | scaling 2t/1t | PyTorch best eval img/s | bnni eval img/s | eval / PyTorch | peak RSS MB (2t) | busy: default / 1t | team task us | shared write us | 2-core compute |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for n in "${names[@]}"; do row "$n"; done
 } >"$OUT/table.md"
 cat "$OUT/table.md"

@@ -137,9 +137,18 @@ bnni_ok=1 bnni_why=
 if [ ! -x "$BNNI" ]; then
     bnni_ok=0 bnni_why="$BNNI is not built (make bench builds it)"
 fi
+# Where the host has this VM's CPUs now (`layer_bench --team`): the cost of a sync and of taking back 100 KB the other
+# core read, and each thread's share of a core's arithmetic with both running (near 0.55: one core's hyperthreads).
+host_line() {
+    local f=$OUT/host_$1.out
+    "$BUILD/layer_bench" --team >"$f" 2>&1 || return
+    say "host before the ${1} runs: team task $(val team_task_us "$f") us, shared write $(val team_write_shared_100kb_us "$f") us, 2-core compute $(val team_compute_ratio "$f")"
+}
+
 declare -A SAME
 for t in 1 2; do
     [ "$bnni_ok" = 1 ] || break
+    host_line "${t}t"
     tr=() ev=() rs=()
     for r in $(seq "$REPS"); do
         b=$OUT/bnni_${t}t_$r
