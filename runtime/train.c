@@ -585,7 +585,7 @@ static int train_step(Run *r, int epoch, char *err, size_t errlen)
      * step's traffic before the next fill, which took LeNet-BN as long as with no prefetch at all (73 us). */
     int next = ts->norder - ts->position - n < ts->batch ? ts->norder - ts->position - n : ts->batch;
     t = lap_start(r);
-    dataset_prefetch(&r->data.train, r->data.train_rows, ts->order, ts->position + n, next);
+    dataset_prefetch(&r->data.train, r->data.train_rows, ts->order, ts->position + n, next, step_copies(r));
     lap(r, PROF_DATA, &t);
     return update(r, epoch, (double)loss * n, correct, n, err, errlen);
 }

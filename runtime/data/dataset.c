@@ -407,17 +407,35 @@ int dataset_fill(const Dataset *d, const int *rows, const int *order, int start,
     return 0;
 }
 
-void dataset_prefetch(const Dataset *d, const int *rows, const int *order, int start, int n)
+typedef struct PrefetchCall {
+    const Source *s;
+    int n, whole; /* whole: every thread reads every item (copies) */
+} PrefetchCall;
+
+/* Thread t asks for the items it will convert (convert_batch): all of them, or its share. */
+static void prefetch_task(void *ctx, int t, int T)
+{
+    const PrefetchCall *c = ctx;
+    const Dataset *d = c->s->d;
+    size_t bytes = dataset_item_size(d) * (d->dtype == DT_U8 ? 1 : sizeof(float));
+    int lo = 0, hi = c->n;
+    if (!c->whole)
+        rt_split(c->n, t, T, &lo, &hi);
+    for (int b = lo; b < hi; b++) {
+        const char *p = slot_values(c->s, b);
+        for (size_t k = 0; k < bytes; k += 64)
+            __builtin_prefetch(p + k, 0, 2); /* into L2 and L3, where this thread's conversion reads them */
+    }
+}
+
+void dataset_prefetch(const Dataset *d, const int *rows, const int *order, int start, int n, int ncopies)
 {
     if (d->stream)
         return;
     Source s = {d, order, rows, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
-    size_t bytes = dataset_item_size(d) * (d->dtype == DT_U8 ? 1 : sizeof(float));
-    for (int b = 0; b < n; b++) {
-        const char *p = slot_values(&s, b);
-        for (size_t k = 0; k < bytes; k += 64)
-            __builtin_prefetch(p + k, 0, 2); /* into L2 and L3: the next step's threads read them from there */
-    }
+    PrefetchCall c = {&s, n, ncopies > 1};
+    rt_run(ncopies > 1 ? ncopies : (size_t)n * dataset_item_size(d) >= RT_MIN_PARALLEL ? rt_threads() : 1,
+           prefetch_task, &c);
 }
 
 void dataset_batch(const Dataset *d, const int *order, int start, int n, const Normalizer *nz, Tensor *x,
