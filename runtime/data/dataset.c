@@ -430,7 +430,7 @@ static void prefetch_task(void *ctx, int t, int T)
 
 void dataset_prefetch(const Dataset *d, const int *rows, const int *order, int start, int n, int ncopies)
 {
-    if (d->stream)
+    if (d->stream || n <= 0) /* the epoch's last batch: no team to wake */
         return;
     Source s = {d, order, rows, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
     PrefetchCall c = {&s, n, ncopies > 1};
