@@ -295,6 +295,12 @@ typedef struct Source {
     int staged;
 } Source;
 
+/* The in-memory items of d from position `start` of order (rows as dataset_fill takes them). */
+static Source source_of(const Dataset *d, const int *rows, const int *order, int start)
+{
+    return (Source){d, order, rows, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
+}
+
 static int slot_item(const Source *s, int b)
 {
     int p = s->order ? s->order[s->start + b] : s->start + b;
@@ -356,6 +362,15 @@ static void copies_task(void *ctx, int t, int T)
     }
 }
 
+/* The threads that convert a batch of n items of d, and so prefetch it (dataset_prefetch): with ncopies > 1 copies,
+ * one per copy; else the runtime's from RT_MIN_PARALLEL values on, one below. */
+static int fill_team(const Dataset *d, int n, int ncopies)
+{
+    if (ncopies > 1)
+        return ncopies;
+    return (size_t)n * dataset_item_size(d) >= RT_MIN_PARALLEL ? rt_threads() : 1;
+}
+
 /* Split by images across the runtime's threads as the first layer splits them (threads.h), so that each thread
  * converts the images it will read first, or with copies, each its own copy whole; every image is converted
  * alone, so the result is the same for any thread count. */
@@ -363,11 +378,12 @@ static void convert_batch(const Source *s, int n, const Normalizer *nz, const Au
                           float *const *copies, int ncopies, int *labels)
 {
     ConvertCall c = {s, nz, aug, x, labels, copies, ncopies};
+    int T = fill_team(s->d, n, copies ? ncopies : 0);
     x->n = n;
     if (ncopies > 1 && copies)
-        rt_run(ncopies, copies_task, &c);
+        rt_run(T, copies_task, &c);
     else
-        rt_for(n, (size_t)n * dataset_item_size(s->d) >= RT_MIN_PARALLEL ? rt_threads() : 1, convert_range, &c);
+        rt_for(n, T, convert_range, &c);
 }
 
 /* Reads the batch's items from d's stream into a staging buffer (caller frees). NULL with err on failure. */
@@ -395,7 +411,7 @@ int dataset_fill(const Dataset *d, const int *rows, const int *order, int start,
                  const Augment *aug, Tensor *x, float *const *copies, int ncopies, int *labels, char *err,
                  size_t errlen)
 {
-    Source s = {d, order, rows, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
+    Source s = source_of(d, rows, order, start);
     void *staged = NULL;
     if (d->stream) {
         if (!(staged = stage(&s, n, err, errlen)))
@@ -412,7 +428,7 @@ typedef struct PrefetchCall {
     int n, whole; /* whole: every thread reads every item (copies) */
 } PrefetchCall;
 
-/* Thread t asks for the items it will convert (convert_batch): all of them, or its share. */
+/* Thread t of fill_team's asks for the items it will convert (convert_batch): all of them, or its share. */
 static void prefetch_task(void *ctx, int t, int T)
 {
     const PrefetchCall *c = ctx;
@@ -432,15 +448,14 @@ void dataset_prefetch(const Dataset *d, const int *rows, const int *order, int s
 {
     if (d->stream || n <= 0) /* the epoch's last batch: no team to wake */
         return;
-    Source s = {d, order, rows, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
+    Source s = source_of(d, rows, order, start);
     PrefetchCall c = {&s, n, ncopies > 1};
-    rt_run(ncopies > 1 ? ncopies : (size_t)n * dataset_item_size(d) >= RT_MIN_PARALLEL ? rt_threads() : 1,
-           prefetch_task, &c);
+    rt_run(fill_team(d, n, ncopies), prefetch_task, &c);
 }
 
 void dataset_batch(const Dataset *d, const int *order, int start, int n, const Normalizer *nz, Tensor *x,
                    int *labels)
 {
-    Source s = {d, order, NULL, start, d->dtype == DT_U8 ? (const void *)d->pixels : (const void *)d->values, 0};
+    Source s = source_of(d, NULL, order, start);
     convert_batch(&s, n, nz, NULL, x, NULL, 0, labels);
 }
