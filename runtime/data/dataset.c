@@ -66,6 +66,9 @@ static void hist_stats(const unsigned long long *hist, double *mean, double *std
     *std = n ? sqrt(ss / n) : 0.0;
 }
 
+/* Bytes of one item's stored values: a byte each (DT_U8) or a float each. */
+static size_t item_bytes(const Dataset *d) { return dataset_item_size(d) * (d->dtype == DT_U8 ? 1 : sizeof(float)); }
+
 /* Channels with their own statistics for items of shape s: C of an image, every feature of a vector. */
 static int stat_channels(Shape s) { return s.rank == 3 ? s.c : s.c * s.h * s.w; }
 
@@ -84,7 +87,7 @@ static const void *stats_items(const Dataset *d, const int *rows, int i0, int n,
     if (d->stream)
         return stream_read(d->stream, ids, n, buf, err, errlen) < 0 ? NULL : buf;
     for (int k = 0; k < n; k++) {
-        size_t bytes = size * (d->dtype == DT_U8 ? 1 : sizeof(float));
+        size_t bytes = item_bytes(d);
         const char *src = d->dtype == DT_U8 ? (const char *)(d->pixels + (size_t)ids[k] * size)
                                             : (const char *)(d->values + (size_t)ids[k] * size);
         memcpy((char *)buf + k * bytes, src, bytes);
@@ -97,7 +100,7 @@ static int stats_pass(const Dataset *d, const int *rows, int n, int pass, int nc
                       double *acc, const double *mean, char *err, size_t errlen)
 {
     size_t size = dataset_item_size(d), plane = size / (size_t)nch;
-    size_t bytes = size * (d->dtype == DT_U8 ? 1 : sizeof(float));
+    size_t bytes = item_bytes(d);
     void *buf = malloc(bytes * STATS_CHUNK);
     if (!buf)
         return snprintf(err, errlen, "out of memory for the normalisation statistics"), -1;
@@ -318,7 +321,7 @@ static const void *slot_values(const Source *s, int b)
 static void convert_slots(const Source *s, int lo, int hi, const Normalizer *nz, const Augment *aug, Tensor *x,
                           int *labels)
 {
-    size_t size = dataset_item_size(s->d), bytes = size * (s->d->dtype == DT_U8 ? 1 : sizeof(float));
+    size_t size = dataset_item_size(s->d), bytes = item_bytes(s->d);
     for (int b = lo; b < hi; b++) {
         if (b + BATCH_PREFETCH < hi) {
             const char *next = slot_values(s, b + BATCH_PREFETCH);
@@ -389,7 +392,7 @@ static void convert_batch(const Source *s, int n, const Normalizer *nz, const Au
 /* Reads the batch's items from d's stream into a staging buffer (caller frees). NULL with err on failure. */
 static void *stage(const Source *s, int n, char *err, size_t errlen)
 {
-    size_t bytes = dataset_item_size(s->d) * (s->d->dtype == DT_U8 ? 1 : sizeof(float));
+    size_t bytes = item_bytes(s->d);
     int *ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
     void *buf = malloc(bytes * (size_t)(n > 0 ? n : 1));
     int ok = ids && buf;
@@ -433,7 +436,7 @@ static void prefetch_task(void *ctx, int t, int T)
 {
     const PrefetchCall *c = ctx;
     const Dataset *d = c->s->d;
-    size_t bytes = dataset_item_size(d) * (d->dtype == DT_U8 ? 1 : sizeof(float));
+    size_t bytes = item_bytes(d);
     int lo = 0, hi = c->n;
     if (!c->whole)
         rt_split(c->n, t, T, &lo, &hi);
