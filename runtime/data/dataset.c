@@ -381,9 +381,9 @@ static void convert_batch(const Source *s, int n, const Normalizer *nz, const Au
                           float *const *copies, int ncopies, int *labels)
 {
     ConvertCall c = {s, nz, aug, x, labels, copies, ncopies};
-    int T = fill_team(s->d, n, copies ? ncopies : 0);
+    int nc = copies ? ncopies : 0, T = fill_team(s->d, n, nc);
     x->n = n;
-    if (ncopies > 1 && copies)
+    if (nc > 1)
         rt_run(T, copies_task, &c);
     else
         rt_for(n, T, convert_range, &c);
